@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Makes sure a Docker engine that can run kind nodes is up.
+#
+# - Installs Debian's docker.io (and jq) when dockerd is missing.
+# - Leaves a running engine alone when it already runs privileged containers.
+# - On a host whose capability bounding set lacks CAP_SYS_RESOURCE, registers the
+#   runc wrapper (hack/kit/runc-drop-sys-resource) as the default runtime.
+# - Starts dockerd when none is running and waits until it answers.
+# Never restarts a dockerd it did not start.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+log() { printf '[docker-engine] %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+wrapper_dst=/usr/local/libexec/flux-fleet/runc-drop-sys-resource
+daemon_json=/etc/docker/daemon.json
+dockerd_log=${FLEET_DOCKERD_LOG:-/var/log/flux-fleet-dockerd.log}
+
+need_cap_workaround() {
+  # CAP_SYS_RESOURCE is bit 24 of the bounding set.
+  local bnd
+  bnd=$(awk '/^CapBnd:/ {print $2}' /proc/self/status)
+  (((0x$bnd >> 24) & 1)) && return 1 || return 0
+}
+
+engine_answers() { docker info >/dev/null 2>&1; }
+
+if ! command -v dockerd >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || die "dockerd or jq missing and not root: install docker.io and jq"
+  log "installing docker.io and jq from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed"
+  apt-get install -y -qq docker.io jq >/dev/null || die "apt-get install docker.io jq failed"
+fi
+
+if engine_answers; then
+  if need_cap_workaround && ! docker info --format '{{json .Runtimes}}' | grep -q runc-drop-sys-resource; then
+    die "a Docker engine is running that this host cannot use for kind (no CAP_SYS_RESOURCE): it was not started by this kit, so it is left alone. Stop it and re-run, or register hack/kit/runc-drop-sys-resource as its default runtime."
+  fi
+  log "engine already running: left alone"
+  exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "no Docker engine answers and not root: start dockerd yourself"
+mkdir -p /lib/modules # kind mounts it read-only into every node
+
+if need_cap_workaround; then
+  log "host lacks CAP_SYS_RESOURCE: installing the runc wrapper as default runtime"
+  install -D -m 0755 "$here/runc-drop-sys-resource" "$wrapper_dst"
+  mkdir -p "$(dirname "$daemon_json")"
+  current='{}'
+  [ -s "$daemon_json" ] && current=$(cat "$daemon_json")
+  jq --arg path "$wrapper_dst" \
+    '.runtimes["runc-drop-sys-resource"] = {path: $path} | .["default-runtime"] = "runc-drop-sys-resource"' \
+    <<<"$current" >"$daemon_json.tmp"
+  mv "$daemon_json.tmp" "$daemon_json"
+fi
+
+log "starting dockerd (log: $dockerd_log)"
+# A stale pid file from a dockerd ended with the previous session blocks a new start.
+if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+  rm -f /var/run/docker.pid
+fi
+for stale in /var/run/docker/containerd/containerd.pid; do
+  if [ -f "$stale" ] && ! kill -0 "$(cat "$stale")" 2>/dev/null; then rm -f "$stale"; fi
+done
+setsid dockerd >>"$dockerd_log" 2>&1 </dev/null &
+for _ in $(seq 1 60); do
+  engine_answers && { log "dockerd up"; exit 0; }
+  sleep 1
+done
+tail -20 "$dockerd_log" >&2 || true
+die "dockerd did not answer within 60s (log: $dockerd_log)"
