@@ -1,0 +1,234 @@
+// Package validate is the offline tier of the fleet checks: without Docker or
+// network it builds every clusters/<env> directory the way kustomize-controller
+// would, follows the Flux Kustomizations it finds, decodes every Flux object
+// strictly into its typed API, and checks the graph between them (sources,
+// dependencies, namespaces, patch targets). A fleet that passes here can still
+// fail on a cluster (images, charts, readiness), but not for a reason that a
+// text editor could have shown.
+package validate
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ObjectRef names a Kubernetes object inside one environment.
+type ObjectRef struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// String renders the reference like flux tree does: Kind/namespace/name, or
+// Kind/name for cluster-scoped objects.
+func (r ObjectRef) String() string {
+	if r.Namespace == "" {
+		return r.Kind + "/" + r.Name
+	}
+	return r.Kind + "/" + r.Namespace + "/" + r.Name
+}
+
+func (r ObjectRef) less(o ObjectRef) bool {
+	if r.Kind != o.Kind {
+		return r.Kind < o.Kind
+	}
+	if r.Namespace != o.Namespace {
+		return r.Namespace < o.Namespace
+	}
+	return r.Name < o.Name
+}
+
+// Finding is one problem found in the fleet.
+type Finding struct {
+	// Env is the clusters/<env> directory name the problem shows in.
+	Env string
+	// File is the file responsible, relative to the fleet directory (slash separated).
+	File string
+	// Object is the object at fault; zero when the problem is not tied to one.
+	Object ObjectRef
+	// Reason says what is wrong, in words a fleet author can act on.
+	Reason string
+}
+
+func (f Finding) String() string {
+	var b strings.Builder
+	b.WriteString(f.Env)
+	b.WriteString(": ")
+	if f.File != "" {
+		b.WriteString(f.File)
+		b.WriteString(": ")
+	}
+	if f.Object.Kind != "" {
+		b.WriteString(f.Object.String())
+		b.WriteString(": ")
+	}
+	b.WriteString(f.Reason)
+	return b.String()
+}
+
+// Object is one object the fleet applies to an environment.
+type Object struct {
+	Ref        ObjectRef
+	APIVersion string
+	// File the object comes from, relative to the fleet directory.
+	File string
+	// Owner is the Flux Kustomization that applies the object; zero for the
+	// implicit bootstrap objects.
+	Owner ObjectRef
+	// Implicit marks the objects the bootstrap (or the harness) creates:
+	// the flux-system Namespace, GitRepository and root Kustomization.
+	Implicit bool
+	// External marks a Flux Kustomization whose source is not this repository,
+	// so it could not be built offline.
+	External bool
+	// Typed is the strictly decoded Flux API object, nil for other kinds.
+	Typed any
+	// Raw is the object as built (after post-build substitution).
+	Raw map[string]any
+}
+
+// Env is one clusters/<env> directory, built.
+type Env struct {
+	Name string
+	// Dir is the cluster directory relative to the fleet directory.
+	Dir string
+	// Objects in the order they were found: root first, then each
+	// Kustomization's build output in kustomize's order.
+	Objects []*Object
+
+	index    map[ObjectRef]*Object
+	children map[ObjectRef][]ObjectRef
+}
+
+// Object returns the object with that reference, or nil.
+func (e *Env) Object(ref ObjectRef) *Object { return e.index[ref] }
+
+// Fleet is a loaded fleet: every environment built, with the problems found
+// while building (bad YAML, bad paths, unknown fields...).
+type Fleet struct {
+	// Dir is the fleet directory as given.
+	Dir  string
+	Envs []*Env
+	// Findings made while loading; Validate adds the graph checks.
+	Findings []Finding
+}
+
+// Result is the outcome of Validate.
+type Result struct {
+	*Fleet
+	// Findings of loading and of the graph checks, sorted.
+	Findings []Finding
+	Duration time.Duration
+}
+
+// OK reports whether the fleet has no findings.
+func (r *Result) OK() bool { return len(r.Findings) == 0 }
+
+// ObjectCount is the number of objects across all environments, implicit
+// bootstrap objects excluded.
+func (r *Result) ObjectCount() int {
+	n := 0
+	for _, e := range r.Envs {
+		for _, o := range e.Objects {
+			if !o.Implicit {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Env returns the named environment, or nil.
+func (f *Fleet) Env(name string) *Env {
+	for _, e := range f.Envs {
+		if e.Name == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// Load builds every environment under fleetDir/clusters.
+func Load(ctx context.Context, fleetDir string) (*Fleet, error) {
+	abs, err := filepath.Abs(fleetDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving fleet directory %s: %w", fleetDir, err)
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
+		return nil, fmt.Errorf("resolving fleet directory %s: %w", fleetDir, err)
+	}
+	entries, err := os.ReadDir(filepath.Join(abs, "clusters"))
+	if err != nil {
+		return nil, fmt.Errorf("listing environments of fleet %s: %w", fleetDir, err)
+	}
+	fleet := &Fleet{Dir: fleetDir}
+	for _, entry := range entries {
+		if !entry.IsDir() {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("loading fleet %s: %w", fleetDir, err)
+		}
+		b := &builder{root: abs, env: &Env{
+			Name:     entry.Name(),
+			Dir:      "clusters/" + entry.Name(),
+			index:    map[ObjectRef]*Object{},
+			children: map[ObjectRef][]ObjectRef{},
+		}}
+		if err := b.buildEnv(ctx); err != nil {
+			return nil, fmt.Errorf("building environment %s: %w", entry.Name(), err)
+		}
+		fleet.Envs = append(fleet.Envs, b.env)
+		fleet.Findings = append(fleet.Findings, b.findings...)
+	}
+	if len(fleet.Envs) == 0 {
+		return nil, fmt.Errorf("fleet %s has no environment directory under clusters/", fleetDir)
+	}
+	return fleet, nil
+}
+
+// Validate loads the fleet and checks the graph of every environment.
+// An error means the fleet could not be examined at all; problems in the
+// fleet are Findings.
+func Validate(ctx context.Context, fleetDir string) (*Result, error) {
+	start := time.Now()
+	fleet, err := Load(ctx, fleetDir)
+	if err != nil {
+		return nil, err
+	}
+	findings := append([]Finding(nil), fleet.Findings...)
+	for _, env := range fleet.Envs {
+		findings = append(findings, checkEnv(env)...)
+	}
+	return &Result{Fleet: fleet, Findings: sortFindings(findings), Duration: time.Since(start)}, nil
+}
+
+func sortFindings(fs []Finding) []Finding {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.Env != b.Env {
+			return a.Env < b.Env
+		}
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Object != b.Object {
+			return a.Object.less(b.Object)
+		}
+		return a.Reason < b.Reason
+	})
+	// The same problem can be reached twice (e.g. a file built by two paths).
+	out := fs[:0]
+	for i, f := range fs {
+		if i > 0 && f == fs[i-1] {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
