@@ -33,6 +33,13 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v jq >/dev/null 2>&1; then
   apt-get install -y -qq docker.io jq >/dev/null || die "apt-get install docker.io jq failed"
 fi
 
+# The wrapper is exec'd per container operation, so refreshing our own copy is
+# safe even while an engine that uses it runs.
+if [ -f "$wrapper_dst" ] && ! cmp -s "$here/runc-drop-sys-resource" "$wrapper_dst"; then
+  log "updating the runc wrapper"
+  install -m 0755 "$here/runc-drop-sys-resource" "$wrapper_dst"
+fi
+
 if engine_answers; then
   if need_cap_workaround && ! docker info --format '{{json .Runtimes}}' | grep -q runc-drop-sys-resource; then
     die "a Docker engine is running that this host cannot use for kind (no CAP_SYS_RESOURCE): it was not started by this kit, so it is left alone. Stop it and re-run, or register hack/kit/runc-drop-sys-resource as its default runtime."
