@@ -1,0 +1,300 @@
+package diagnose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+)
+
+// CollectArtifacts writes everything needed to debug env's cluster under
+// dir/<env>: flux/<kind>/<ns>_<name>.yaml (with status), events.yaml,
+// controllers/<deployment>.log (flux-system), pods/<ns>_<pod>_<container>.log
+// for failing pods, workloads.yaml and secrets.txt (names only). Every part is
+// attempted; failures are joined into the returned error.
+func CollectArtifacts(ctx context.Context, env string, cfg *rest.Config, dir string) error {
+	c, err := newClients(cfg)
+	if err != nil {
+		return fmt.Errorf("collecting artifacts of %s: %w", env, err)
+	}
+	return c.collect(ctx, env, filepath.Join(dir, env))
+}
+
+func (c *clients) collect(ctx context.Context, env, root string) error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(c.collectFlux(ctx, root))
+	add(c.collectEvents(ctx, root))
+	add(c.collectControllerLogs(ctx, root))
+	add(c.collectPodLogs(ctx, root))
+	add(c.collectWorkloads(ctx, root))
+	add(c.collectSecretNames(ctx, root))
+	if len(errs) > 0 {
+		return fmt.Errorf("collecting artifacts of %s: %w", env, errors.Join(errs...))
+	}
+	return nil
+}
+
+func writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating directory for %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func writeYAML(path string, v any) error {
+	data, err := yaml.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	return writeFile(path, data)
+}
+
+func (c *clients) collectFlux(ctx context.Context, root string) error {
+	objs, errs := c.listFlux(ctx)
+	for _, u := range objs {
+		u = u.DeepCopy()
+		u.SetManagedFields(nil)
+		name := u.GetName()
+		if ns := u.GetNamespace(); ns != "" {
+			name = ns + "_" + name
+		}
+		path := filepath.Join(root, "flux", strings.ToLower(u.GetKind()), name+".yaml")
+		if err := writeYAML(path, u.Object); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *clients) collectEvents(ctx context.Context, root string) error {
+	list, err := c.kube.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing events: %w", err)
+	}
+	sort.SliceStable(list.Items, func(i, j int) bool { return eventTime(&list.Items[i]).Before(eventTime(&list.Items[j])) })
+	for i := range list.Items {
+		list.Items[i].ManagedFields = nil
+	}
+	list.APIVersion, list.Kind = "v1", "EventList"
+	return writeYAML(filepath.Join(root, "events.yaml"), list)
+}
+
+// collectControllerLogs saves the logs of every Deployment in flux-system
+// (all containers of each of its pods).
+func (c *clients) collectControllerLogs(ctx context.Context, root string) error {
+	deps, err := c.kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing flux-system deployments: %w", err)
+	}
+	var errs []error
+	for _, d := range deps.Items {
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("selector of deployment %s: %w", d.Name, err))
+			continue
+		}
+		pods, err := c.kube.CoreV1().Pods("flux-system").List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing pods of deployment %s: %w", d.Name, err))
+			continue
+		}
+		var b strings.Builder
+		for _, p := range pods.Items {
+			for _, ctr := range p.Spec.Containers {
+				fmt.Fprintf(&b, "==> pod %s container %s <==\n", p.Name, ctr.Name)
+				logs, err := c.podLogs(ctx, p.Namespace, p.Name, ctr.Name, false, 0)
+				if err != nil {
+					errs = append(errs, err)
+					fmt.Fprintf(&b, "(%v)\n", err)
+					continue
+				}
+				b.WriteString(logs)
+			}
+		}
+		if len(pods.Items) == 0 {
+			b.WriteString("(no pods)\n")
+		}
+		if err := writeFile(filepath.Join(root, "controllers", d.Name+".log"), []byte(b.String())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *clients) collectPodLogs(ctx context.Context, root string) error {
+	pods, err := c.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing pods: %w", err)
+	}
+	var errs []error
+	for _, tp := range failingPods(pods.Items) {
+		for _, t := range tp.Troubles {
+			if t.Container == "" {
+				continue
+			}
+			var b strings.Builder
+			fmt.Fprintf(&b, "# pod %s/%s container %s image %s: %s %s\n", tp.Pod.Namespace, tp.Pod.Name, t.Container, t.Image, t.State, t.Message)
+			if t.Previous {
+				b.WriteString("==> previous instance <==\n")
+				if logs, err := c.podLogs(ctx, tp.Pod.Namespace, tp.Pod.Name, t.Container, true, 0); err == nil {
+					b.WriteString(logs)
+				} else {
+					fmt.Fprintf(&b, "(%v)\n", err)
+				}
+				b.WriteString("==> current instance <==\n")
+			}
+			if t.HasLogs {
+				if logs, err := c.podLogs(ctx, tp.Pod.Namespace, tp.Pod.Name, t.Container, false, 0); err == nil {
+					b.WriteString(logs)
+				} else {
+					fmt.Fprintf(&b, "(%v)\n", err)
+				}
+			} else {
+				b.WriteString("(container never started: no logs)\n")
+			}
+			path := filepath.Join(root, "pods", tp.Pod.Namespace+"_"+tp.Pod.Name+"_"+t.Container+".log")
+			if err := writeFile(path, []byte(b.String())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// workloadSummary is one line of workloads.yaml.
+type workloadSummary struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Ready     string `json:"ready"`
+	Status    string `json:"status"`
+	Message   string `json:"message,omitempty"`
+	Images    string `json:"images,omitempty"`
+}
+
+func summarizeWorkload(obj runtime.Object, kind, ns, name, ready string, podSpec *corev1.PodSpec) workloadSummary {
+	ws := workloadSummary{Kind: kind, Namespace: ns, Name: name, Ready: ready}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err == nil {
+		u := &unstructured.Unstructured{Object: m}
+		u.SetGroupVersionKind(kindGVK[kind])
+		if res, err := status.Compute(u); err == nil {
+			ws.Status, ws.Message = string(res.Status), res.Message
+		}
+	}
+	if podSpec != nil {
+		var imgs []string
+		for _, c := range podSpec.Containers {
+			imgs = append(imgs, c.Image)
+		}
+		ws.Images = strings.Join(imgs, ",")
+	}
+	return ws
+}
+
+var kindGVK = map[string]schema.GroupVersionKind{
+	"Deployment":  appsv1.SchemeGroupVersion.WithKind("Deployment"),
+	"StatefulSet": appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
+	"DaemonSet":   appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
+	"Pod":         corev1.SchemeGroupVersion.WithKind("Pod"),
+}
+
+func (c *clients) collectWorkloads(ctx context.Context, root string) error {
+	var out []workloadSummary
+	var errs []error
+	if l, err := c.kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{}); err != nil {
+		errs = append(errs, fmt.Errorf("listing deployments: %w", err))
+	} else {
+		for i := range l.Items {
+			d := &l.Items[i]
+			out = append(out, summarizeWorkload(d, "Deployment", d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, d.Status.Replicas), &d.Spec.Template.Spec))
+		}
+	}
+	if l, err := c.kube.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{}); err != nil {
+		errs = append(errs, fmt.Errorf("listing statefulsets: %w", err))
+	} else {
+		for i := range l.Items {
+			s := &l.Items[i]
+			out = append(out, summarizeWorkload(s, "StatefulSet", s.Namespace, s.Name, fmt.Sprintf("%d/%d", s.Status.ReadyReplicas, s.Status.Replicas), &s.Spec.Template.Spec))
+		}
+	}
+	if l, err := c.kube.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{}); err != nil {
+		errs = append(errs, fmt.Errorf("listing daemonsets: %w", err))
+	} else {
+		for i := range l.Items {
+			d := &l.Items[i]
+			out = append(out, summarizeWorkload(d, "DaemonSet", d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Status.NumberReady, d.Status.DesiredNumberScheduled), &d.Spec.Template.Spec))
+		}
+	}
+	if l, err := c.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err != nil {
+		errs = append(errs, fmt.Errorf("listing pods: %w", err))
+	} else {
+		for i := range l.Items {
+			p := &l.Items[i]
+			ready := 0
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.Ready {
+					ready++
+				}
+			}
+			ws := summarizeWorkload(p, "Pod", p.Namespace, p.Name, fmt.Sprintf("%d/%d", ready, len(p.Spec.Containers)), &p.Spec)
+			var states []string
+			for _, t := range troublesOf(p) {
+				states = append(states, strings.TrimSpace(t.Container+" "+t.State))
+			}
+			if len(states) > 0 {
+				ws.Message = strings.Join(states, "; ")
+			}
+			out = append(out, ws)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	errs = append(errs, writeYAML(filepath.Join(root, "workloads.yaml"), out))
+	return errors.Join(errs...)
+}
+
+// collectSecretNames lists Secrets through the metadata API, so Secret data
+// never even reaches this process.
+func (c *clients) collectSecretNames(ctx context.Context, root string) error {
+	gvr := corev1.SchemeGroupVersion.WithResource("secrets")
+	list, err := c.meta.Resource(gvr).Namespace("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing secret names: %w", err)
+	}
+	var names []string
+	for _, s := range list.Items {
+		names = append(names, s.Namespace+"/"+s.Name)
+	}
+	sort.Strings(names)
+	return writeFile(filepath.Join(root, "secrets.txt"), []byte(strings.Join(names, "\n")+"\n"))
+}

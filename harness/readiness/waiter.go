@@ -1,0 +1,503 @@
+package readiness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
+)
+
+// workloadResources are the inventory kinds whose kstatus is waited on.
+// Services and Ingresses are left out on purpose: in kind a LoadBalancer
+// never gets an address, so kstatus would never call them Current.
+var workloadResources = map[schema.GroupKind]schema.GroupVersionResource{
+	{Group: "apps", Kind: "Deployment"}:  {Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "apps", Kind: "StatefulSet"}: {Group: "apps", Version: "v1", Resource: "statefulsets"},
+	{Group: "apps", Kind: "DaemonSet"}:   {Group: "apps", Version: "v1", Resource: "daemonsets"},
+	{Group: "batch", Kind: "Job"}:        {Group: "batch", Version: "v1", Resource: "jobs"},
+	{Group: "", Kind: "Pod"}:             {Version: "v1", Resource: "pods"},
+}
+
+var podGK = schema.GroupKind{Kind: "Pod"}
+
+// Waiter waits for one cluster's Flux objects and workloads.
+type Waiter struct {
+	opts   Options
+	dyn    dynamic.Interface
+	mapper apimeta.RESTMapper
+}
+
+// NewWaiter prepares a wait on the cluster behind cfg.
+func NewWaiter(cfg *rest.Config, opts Options) (*Waiter, error) {
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating dynamic client: %w", err)
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating discovery client: %w", err)
+	}
+	return &Waiter{
+		opts:   opts.withDefaults(),
+		dyn:    dyn,
+		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
+	}, nil
+}
+
+// WaitForFlux watches every Flux object, the workloads listed in
+// Kustomization inventories and all pods until everything is Ready, a failure
+// is certain (*FailureError) or ctx ends (*NotReadyError).
+func WaitForFlux(ctx context.Context, cfg *rest.Config, opts Options) (*Report, error) {
+	w, err := NewWaiter(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return w.Wait(ctx)
+}
+
+// readySeen is when the event handler first saw an object Ready.
+type readySeen struct {
+	seen       time.Time
+	transition time.Time
+}
+
+// run is the state of one Wait call.
+type run struct {
+	opts  Options
+	start time.Time
+
+	mu   sync.Mutex
+	seen map[string]readySeen // key: "Kind ns/name"
+
+	fluxStores map[string]cache.Store // by kind
+	workStores map[schema.GroupKind]cache.Store
+
+	printed     map[string]string // last progress line text per object, for dedupe
+	readyAt     map[string]ObjectTiming
+	failingFrom map[string]time.Time // key: object + reason
+	pods        *podTracker
+	firstEval   bool
+}
+
+// Wait runs the wait; see WaitForFlux.
+func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
+	r := &run{
+		opts:        w.opts,
+		start:       time.Now(),
+		seen:        map[string]readySeen{},
+		fluxStores:  map[string]cache.Store{},
+		workStores:  map[schema.GroupKind]cache.Store{},
+		printed:     map[string]string{},
+		readyAt:     map[string]ObjectTiming{},
+		failingFrom: map[string]time.Time{},
+		pods:        newPodTracker(w.opts.PodFailureGrace),
+		firstEval:   true,
+	}
+
+	informerCtx, stop := context.WithCancel(ctx)
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(w.dyn, 0)
+	defer func() {
+		// Shutdown waits for the informers, which stop only once their
+		// context is cancelled.
+		stop()
+		factory.Shutdown()
+	}()
+
+	wake := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+
+	for _, kind := range w.opts.Kinds {
+		group, ok := fluxGroups[kind]
+		if !ok {
+			return nil, fmt.Errorf("unknown Flux kind %q", kind)
+		}
+		mapping, err := w.mapper.RESTMapping(schema.GroupKind{Group: group, Kind: kind})
+		if apimeta.IsNoMatchError(err) {
+			continue // CRD not installed: nothing of that kind can exist
+		}
+		if err != nil {
+			return nil, fmt.Errorf("resolving API version of %s: %w", kind, err)
+		}
+		inf := factory.ForResource(mapping.Resource).Informer()
+		if _, err := inf.AddEventHandler(r.fluxHandler(signal)); err != nil {
+			return nil, fmt.Errorf("watching %s: %w", kind, err)
+		}
+		r.fluxStores[kind] = inf.GetStore()
+	}
+	for gk, gvr := range workloadResources {
+		inf := factory.ForResource(gvr).Informer()
+		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { signal() },
+			UpdateFunc: func(any, any) { signal() },
+			DeleteFunc: func(any) { signal() },
+		}); err != nil {
+			return nil, fmt.Errorf("watching %s: %w", gk.Kind, err)
+		}
+		r.workStores[gk] = inf.GetStore()
+	}
+	factory.Start(informerCtx.Done())
+	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return nil, r.notReady(fmt.Errorf("listing %s: %w", gvr.Resource, ctx.Err()))
+		}
+	}
+
+	// The timer only serves grace deadlines; every state change arrives
+	// through the watches.
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		done, next, err := r.evaluate(time.Now())
+		if err != nil {
+			return r.report(), err
+		}
+		if done {
+			return r.report(), nil
+		}
+		timer.Stop()
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), 10*time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return r.report(), r.notReady(ctx.Err())
+		case <-wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// fluxHandler records the moment each Flux object is first seen Ready, in
+// the watch goroutine, so the measured latency excludes evaluation time.
+func (r *run) fluxHandler(signal func()) cache.ResourceEventHandler {
+	observe := func(obj any) {
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			now := time.Now()
+			ready := findCondition(conditionsOf(u), "Ready")
+			obs, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+			key := refOf(u).String()
+			r.mu.Lock()
+			if ready != nil && ready.Status == "True" && obs == u.GetGeneration() {
+				if _, ok := r.seen[key]; !ok {
+					r.seen[key] = readySeen{seen: now, transition: ready.LastTransitionTime.Time}
+				}
+			} else {
+				delete(r.seen, key)
+			}
+			r.mu.Unlock()
+		}
+		signal()
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    observe,
+		UpdateFunc: func(_, obj any) { observe(obj) },
+		DeleteFunc: func(any) { signal() },
+	}
+}
+
+func (r *run) inScope(ns string) bool {
+	return len(r.opts.Namespaces) == 0 || ns == "" || slices.Contains(r.opts.Namespaces, ns)
+}
+
+func sortedObjects(s cache.Store) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, o := range s.List() {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			out = append(out, u)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].GetNamespace() != out[j].GetNamespace() {
+			return out[i].GetNamespace() < out[j].GetNamespace()
+		}
+		return out[i].GetName() < out[j].GetName()
+	})
+	return out
+}
+
+func getObject(s cache.Store, ns, name string) *unstructured.Unstructured {
+	key := name
+	if ns != "" {
+		key = ns + "/" + name
+	}
+	o, ok, _ := s.GetByKey(key)
+	if !ok {
+		return nil
+	}
+	u, _ := o.(*unstructured.Unstructured)
+	return u
+}
+
+// evaluate judges the whole cluster from the informer caches. It returns
+// done when nothing is pending, or the earliest grace deadline to re-check.
+func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
+	first := r.firstEval
+	r.firstEval = false
+	pending := 0
+	soonest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	var inventory []ObjectRef
+
+	kinds := make([]string, 0, len(r.fluxStores))
+	for k := range r.fluxStores {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool { return kindOrder(kinds[i]) < kindOrder(kinds[j]) })
+	for _, kind := range kinds {
+		for _, u := range sortedObjects(r.fluxStores[kind]) {
+			if !r.inScope(u.GetNamespace()) {
+				continue
+			}
+			key := refOf(u).String()
+			v := classifyFlux(u, r.sourceRevision(u))
+			if kind == "Kustomization" {
+				inventory = append(inventory, inventoryOf(u)...)
+			}
+			switch v.Phase {
+			case phaseFailed:
+				return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: v.Terminal})
+			case phaseReady:
+				r.markReady(now, key, first, true)
+				continue
+			}
+			pending++
+			if v.Graced {
+				fk := key + "\x00" + v.Reason
+				since, ok := r.failingFrom[fk]
+				if !ok {
+					since = now
+					// A failure that began before the wait counts from its start.
+					if c := findCondition(conditionsOf(u), "Ready"); c != nil && !c.LastTransitionTime.IsZero() && c.LastTransitionTime.Time.Before(now) {
+						since = c.LastTransitionTime.Time
+					}
+					r.failingFrom[fk] = since
+				}
+				if now.Sub(since) >= r.opts.SourceFailureGrace {
+					return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: fmt.Sprintf("%s (failing for %s)", v.Message, now.Sub(since).Round(time.Second))})
+				}
+				soonest(since.Add(r.opts.SourceFailureGrace))
+			} else {
+				r.clearFailing(key)
+			}
+			r.progress(now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
+		}
+	}
+
+	for _, req := range r.opts.Require {
+		kind := req.Kind
+		s, ok := r.fluxStores[kind]
+		if !ok {
+			if _, flux := fluxGroups[kind]; flux {
+				pending++
+				r.progress(now, req.String(), "NotReady  NotFound: CRD for "+kind+" is not installed")
+			}
+			continue
+		}
+		if getObject(s, req.Namespace, req.Name) == nil {
+			pending++
+			r.progress(now, req.String(), "NotReady  NotFound: waiting for it to be created")
+		}
+	}
+
+	for _, ref := range inventory {
+		s, ok := r.workStores[schema.GroupKind{Group: ref.Group, Kind: ref.Kind}]
+		if !ok || !r.inScope(ref.Namespace) {
+			continue
+		}
+		key := ref.String()
+		u := getObject(s, ref.Namespace, ref.Name)
+		if u == nil {
+			pending++
+			r.progress(now, key, "NotReady  NotFound: in a Kustomization inventory but not in the cluster")
+			continue
+		}
+		v := classifyWorkload(u)
+		switch v.Phase {
+		case phaseReady:
+			r.markReady(now, key, first, false)
+		case phaseFailed:
+			return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: true})
+		default:
+			pending++
+			r.progress(now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
+		}
+	}
+
+	alive := map[string]bool{}
+	for _, u := range sortedObjects(r.workStores[podGK]) {
+		if !r.inScope(u.GetNamespace()) || slices.Contains(r.opts.IgnorePodNamespaces, u.GetNamespace()) {
+			continue
+		}
+		var pod corev1.Pod
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &pod); err != nil {
+			continue
+		}
+		alive[string(pod.UID)] = true
+		if pod.DeletionTimestamp != nil {
+			continue
+		}
+		fe, at := r.pods.observe(&pod, now)
+		if fe != nil {
+			return false, next, r.fail(now, fe)
+		}
+		soonest(at)
+	}
+	r.pods.forget(alive)
+
+	if pending == 0 {
+		fmt.Fprintf(r.opts.Out, "%s %s  all Flux objects and workloads Ready  %s\n", now.Format("15:04:05"), r.opts.Env, now.Sub(r.start).Round(100*time.Millisecond))
+	}
+	return pending == 0, next, nil
+}
+
+// kindOrder evaluates sources before their consumers so progress lines read
+// in dependency order.
+func kindOrder(kind string) int {
+	switch {
+	case sourceKinds[kind]:
+		return 0
+	case kind == "Kustomization":
+		return 1
+	default:
+		return 2
+	}
+}
+
+func (r *run) sourceRevision(u *unstructured.Unstructured) string {
+	if u.GetKind() != "Kustomization" {
+		return ""
+	}
+	ref, ok := sourceRefOf(u)
+	if !ok {
+		return ""
+	}
+	s, ok := r.fluxStores[ref.Kind]
+	if !ok {
+		return ""
+	}
+	src := getObject(s, ref.Namespace, ref.Name)
+	if src == nil {
+		return ""
+	}
+	return artifactRevision(src)
+}
+
+func (r *run) clearFailing(key string) {
+	for k := range r.failingFrom {
+		if strings.HasPrefix(k, key+"\x00") {
+			delete(r.failingFrom, k)
+		}
+	}
+}
+
+func (r *run) markReady(now time.Time, key string, first, flux bool) {
+	if _, ok := r.readyAt[key]; ok {
+		// Only a regression followed by a recovery is worth a line.
+		if !strings.HasPrefix(r.printed[key], "Ready") {
+			r.progress(now, key, "Ready  (again)")
+		}
+		return
+	}
+	t := ObjectTiming{Object: key, Seen: now, AlreadyReady: first}
+	if flux {
+		r.mu.Lock()
+		if s, ok := r.seen[key]; ok {
+			t.Seen, t.Transition = s.seen, s.transition
+		}
+		r.mu.Unlock()
+		if !t.Transition.IsZero() {
+			t.Latency = t.Seen.Sub(t.Transition)
+		}
+	}
+	if !first {
+		t.TimeToReady = t.Seen.Sub(r.start)
+	}
+	r.readyAt[key] = t
+	line := "Ready  " + t.TimeToReady.Round(100*time.Millisecond).String()
+	if first {
+		line = "Ready  (already)"
+	}
+	r.progress(t.Seen, key, line)
+}
+
+func (r *run) progress(at time.Time, key, text string) {
+	if r.printed[key] == text {
+		return
+	}
+	r.printed[key] = text
+	fmt.Fprintf(r.opts.Out, "%s %s  %s  %s\n", at.Format("15:04:05"), r.opts.Env, key, text)
+}
+
+func (r *run) fail(now time.Time, fe *FailureError) error {
+	fe.Env = r.opts.Env
+	r.progress(now, fe.Object, "Failed  "+fe.Reason+": "+oneLine(fe.Message, 200))
+	return fe
+}
+
+func (r *run) report() *Report {
+	rep := &Report{Env: r.opts.Env, Start: r.start, Total: time.Since(r.start)}
+	for _, t := range r.readyAt {
+		rep.Objects = append(rep.Objects, t)
+	}
+	sort.Slice(rep.Objects, func(i, j int) bool { return rep.Objects[i].Object < rep.Objects[j].Object })
+	return rep
+}
+
+// notReady lists every object not Ready at the end of the wait, from the
+// last judgement of each.
+func (r *run) notReady(cause error) error {
+	if cause == nil {
+		cause = errors.New("wait ended")
+	}
+	e := &NotReadyError{Env: r.opts.Env, Elapsed: time.Since(r.start), Err: cause}
+	keys := make([]string, 0, len(r.printed))
+	for k := range r.printed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		text, ok := strings.CutPrefix(r.printed[k], "NotReady  ")
+		if !ok {
+			if text, ok = strings.CutPrefix(r.printed[k], "Failed  "); !ok {
+				continue
+			}
+		}
+		reason, msg, _ := strings.Cut(text, ": ")
+		e.Pending = append(e.Pending, Pending{Object: k, Reason: reason, Message: msg})
+	}
+	return e
+}
+
+// oneLine flattens and shortens a controller message for a progress line.
+func oneLine(s string, limit int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > limit {
+		s = s[:limit-3] + "..."
+	}
+	return s
+}
