@@ -1,0 +1,237 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// KeepPolicy says when clusters created by a run survive its end.
+type KeepPolicy int
+
+const (
+	KeepNever     KeepPolicy = iota // always delete
+	KeepOnFailure                   // keep for debugging when the run failed or was interrupted
+	KeepAlways                      // never delete
+)
+
+// ParseKeepPolicy accepts "never", "on-failure" and "always" (case
+// insensitive; "" means never), the values of E2E_KEEP.
+func ParseKeepPolicy(s string) (KeepPolicy, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "never", "false", "no":
+		return KeepNever, nil
+	case "on-failure", "onfailure", "failure":
+		return KeepOnFailure, nil
+	case "always", "true", "yes":
+		return KeepAlways, nil
+	}
+	return KeepNever, fmt.Errorf("unknown keep policy %q: want never, on-failure or always", s)
+}
+
+func (k KeepPolicy) String() string {
+	switch k {
+	case KeepNever:
+		return "never"
+	case KeepOnFailure:
+		return "on-failure"
+	case KeepAlways:
+		return "always"
+	}
+	return fmt.Sprintf("KeepPolicy(%d)", int(k))
+}
+
+// Keep reports whether clusters survive a run that failed or not.
+func (k KeepPolicy) Keep(failed bool) bool {
+	return k == KeepAlways || (k == KeepOnFailure && failed)
+}
+
+// Guard remembers the clusters a run created so that they are deleted at
+// the end, on failure or on SIGINT/SIGTERM, as the keep policy says.
+// Reused clusters are never deleted by a Guard: they belong to an earlier run.
+type Guard struct {
+	Keep KeepPolicy
+	Log  io.Writer // nil = os.Stderr
+	// Exit ends the process after the cleanup WatchSignals does on a
+	// signal; nil = os.Exit. Tests set it to observe the cleanup instead.
+	Exit func(code int)
+
+	mu       sync.Mutex
+	clusters []*Cluster
+	inflight sync.WaitGroup
+}
+
+// NewGuard returns a Guard with the given policy, logging to log.
+func NewGuard(keep KeepPolicy, log io.Writer) *Guard {
+	return &Guard{Keep: keep, Log: log}
+}
+
+func (g *Guard) log() *lineWriter {
+	if g.Log == nil {
+		return newLineWriter(os.Stderr)
+	}
+	return newLineWriter(g.Log)
+}
+
+// Track adds a cluster for Cleanup; reused clusters are recorded but left
+// alone. Tracking a name again replaces the entry, except that a cluster
+// this run created stays this run's when it is later reused.
+func (g *Guard) Track(c *Cluster) {
+	if c == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, old := range g.clusters {
+		if old.Name == c.Name {
+			if !c.Reused || old.Reused || old.isDeleted() {
+				g.clusters[i] = c
+			}
+			return
+		}
+	}
+	g.clusters = append(g.clusters, c)
+}
+
+// Create is Create plus Track. While it runs, a signal handled by
+// WatchSignals waits for it to abort and delete its partial cluster.
+func (g *Guard) Create(ctx context.Context, spec Spec) (*Cluster, error) {
+	g.inflight.Add(1)
+	defer g.inflight.Done()
+	c, err := Create(ctx, spec)
+	if err == nil {
+		g.Track(c)
+	}
+	return c, err
+}
+
+// CreateAll is CreateAll plus Track.
+func (g *Guard) CreateAll(ctx context.Context, specs []Spec) ([]*Cluster, error) {
+	g.inflight.Add(1)
+	defer g.inflight.Done()
+	clusters, err := createAll(ctx, specs, Create, deleteCluster)
+	for _, c := range clusters {
+		g.Track(c)
+	}
+	return clusters, err
+}
+
+// Cleanup deletes the tracked clusters this run created, unless the keep
+// policy keeps them for a run that failed (or not). Kept clusters are
+// listed with their kubeconfig and stay tracked; deleted ones are forgotten,
+// so calling Cleanup twice is harmless.
+func (g *Guard) Cleanup(ctx context.Context, failed bool) error {
+	g.mu.Lock()
+	clusters := g.clusters
+	g.clusters = nil
+	g.mu.Unlock()
+
+	log := g.log()
+	var errs []error
+	var remaining []*Cluster
+	for _, c := range clusters {
+		switch {
+		case c.isDeleted():
+		case c.Reused:
+			log.printf("cluster %s was reused: left running", c.Name)
+		case g.Keep.Keep(failed):
+			log.printf("keeping cluster %s (keep=%s): KUBECONFIG=%s", c.Name, g.Keep, c.KubeconfigPath)
+			remaining = append(remaining, c)
+		default:
+			if err := c.Delete(ctx); err != nil {
+				errs = append(errs, err)
+				remaining = append(remaining, c)
+			}
+		}
+	}
+	g.mu.Lock()
+	g.clusters = append(remaining, g.clusters...)
+	g.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// WatchSignals returns a context that is cancelled on SIGINT or SIGTERM.
+// On such a signal it also waits (bounded) for Creates in flight through
+// this Guard to delete their partial clusters, runs Cleanup as for a failed
+// run, and exits with 128+signal like a process killed by it would. A
+// second signal exits at once. Call stop to stop watching.
+func (g *Guard) WatchSignals(parent context.Context) (ctx context.Context, stop context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			signal.Stop(sigs)
+			close(done)
+			cancel(context.Canceled)
+		})
+	}
+	go func() {
+		var sig os.Signal
+		select {
+		case sig = <-sigs:
+		case <-done:
+			return
+		}
+		code := exitCode(sig)
+		go func() {
+			select {
+			case <-sigs:
+				g.exit(code)
+			case <-done:
+			}
+		}()
+		log := g.log()
+		log.printf("received %s: cleaning up kind clusters (keep=%s)", sig, g.Keep)
+		cancel(fmt.Errorf("received signal %s", sig))
+		g.waitInflight(45 * time.Second)
+		if err := g.Cleanup(context.Background(), true); err != nil {
+			log.printf("cleanup after %s: %v", sig, err)
+		}
+		g.exit(code)
+	}()
+	return ctx, stop
+}
+
+func (g *Guard) waitInflight(limit time.Duration) {
+	finished := make(chan struct{})
+	go func() {
+		g.inflight.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(limit):
+		g.log().printf("cluster creation still running after %s: cleaning up anyway", limit)
+	}
+}
+
+func (g *Guard) exit(code int) {
+	if g.Exit != nil {
+		g.Exit(code)
+		return
+	}
+	os.Exit(code)
+}
+
+func exitCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
+}
+
+func (c *Cluster) isDeleted() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deleted
+}

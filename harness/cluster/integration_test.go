@@ -1,0 +1,409 @@
+package cluster
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+)
+
+// Real-kind tests use the offline kit profile (FLEET_NODE_IMAGE,
+// FLEET_KIND_CONFIG, FLEET_PRELOAD_IMAGES): this machine has no registry.
+
+const interruptChildEnv = "HX_CLUSTER_INTERRUPT_CHILD"
+
+type kindEnv struct {
+	nodeImage  string
+	kindConfig []byte
+	preload    []string
+}
+
+func requireKind(t *testing.T) kindEnv {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("creates real kind clusters; skipped with -short")
+	}
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		t.Skipf("docker info failed (%v): no Docker engine for kind: %s", err, firstLine(string(out)))
+	}
+	env := kindEnv{nodeImage: os.Getenv("FLEET_NODE_IMAGE")}
+	if env.nodeImage == "" {
+		t.Skip("FLEET_NODE_IMAGE is unset: source the offline kit profile (make offline-images) to run real-kind tests")
+	}
+	if path := os.Getenv("FLEET_KIND_CONFIG"); path != "" {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("reading FLEET_KIND_CONFIG: %v", err)
+		}
+		env.kindConfig = raw
+	}
+	for _, img := range strings.Split(os.Getenv("FLEET_PRELOAD_IMAGES"), ",") {
+		if img = strings.TrimSpace(img); img != "" {
+			env.preload = append(env.preload, img)
+		}
+	}
+	return env
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+func (e kindEnv) spec(t *testing.T, name, workDir string) Spec {
+	return Spec{
+		Name:       name,
+		NodeImage:  e.nodeImage,
+		KindConfig: e.kindConfig,
+		WorkDir:    workDir,
+		Log:        LogfWriter(t.Logf),
+	}
+}
+
+// nodeContainers lists the docker containers kind made for a cluster.
+func nodeContainers(t *testing.T, name string) []string {
+	t.Helper()
+	out, err := exec.Command("docker", "ps", "-a", "-q", "--filter", "label=io.x-k8s.kind.cluster="+name).Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	return strings.Fields(string(out))
+}
+
+// assertGone checks that nothing of the cluster is left: containers,
+// kubeconfig file, kind's cluster list.
+func assertGone(t *testing.T, name, kubeconfig string) {
+	t.Helper()
+	if ids := nodeContainers(t, name); len(ids) > 0 {
+		t.Errorf("cluster %s: containers left behind: %v", name, ids)
+	}
+	if kubeconfig != "" {
+		if _, err := os.Stat(kubeconfig); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cluster %s: kubeconfig %s still exists (stat error %v)", name, kubeconfig, err)
+		}
+	}
+	if found, err := Exists(context.Background(), name); err != nil || found {
+		t.Errorf("cluster %s: kind still lists it (found=%v, err=%v)", name, found, err)
+	}
+}
+
+func waitNodesReady(t *testing.T, kubeconfig string, timeout time.Duration) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatalf("loading %s: %v", kubeconfig, err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		list, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		ready := err == nil && len(list.Items) > 0
+		if err == nil {
+			for _, n := range list.Items {
+				if !nodeReady(n) {
+					ready = false
+				}
+			}
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes of %s not Ready after %s (last error %v)", kubeconfig, timeout, err)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+func nodeReady(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
+	env := requireKind(t)
+	// kind falls back to $KUBECONFIG when given no explicit path: point it
+	// at a file that must never appear.
+	sentinel := filepath.Join(t.TempDir(), "must-not-be-written")
+	t.Setenv("KUBECONFIG", sentinel)
+
+	workDir := t.TempDir()
+	guard := NewGuard(KeepNever, LogfWriter(t.Logf))
+	t.Cleanup(func() {
+		if err := guard.Cleanup(context.Background(), t.Failed()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	ctx := t.Context()
+	specs := []Spec{env.spec(t, "hx-cluster-a", workDir), env.spec(t, "hx-cluster-b", workDir)}
+
+	start := time.Now()
+	clusters, err := guard.CreateAll(ctx, specs)
+	if err != nil {
+		t.Fatalf("CreateAll: %v", err)
+	}
+	t.Logf("CreateAll of 2 clusters in parallel: %.1fs", time.Since(start).Seconds())
+
+	for _, c := range clusters {
+		if c.Reused {
+			t.Errorf("%s: Reused = true for a new cluster", c.Name)
+		}
+		fi, err := os.Stat(c.KubeconfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: kubeconfig mode %v, want 0600", c.Name, fi.Mode().Perm())
+		}
+		if c.KubeconfigPath != filepath.Join(workDir, c.Name+".kubeconfig") {
+			t.Errorf("%s: kubeconfig at %s", c.Name, c.KubeconfigPath)
+		}
+		if c.RESTConfig == nil {
+			t.Errorf("%s: no RESTConfig", c.Name)
+		}
+		start := time.Now()
+		waitNodesReady(t, c.KubeconfigPath, 2*time.Minute)
+		t.Logf("%s: nodes Ready via client-go after %.1fs more", c.Name, time.Since(start).Seconds())
+	}
+	if _, err := os.Stat(sentinel); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("kind wrote to $KUBECONFIG (%v)", err)
+	}
+
+	if addr, err := HostAddress(ctx); err != nil {
+		t.Errorf("HostAddress: %v", err)
+	} else {
+		t.Logf("kind network gateway: %s", addr)
+	}
+
+	t.Run("LoadImages", func(t *testing.T) {
+		image := loadableImage(env.preload)
+		if image == "" {
+			t.Skipf("no fleet-kit/* image of FLEET_PRELOAD_IMAGES (%v) is a local docker image", env.preload)
+		}
+		c := clusters[0]
+		start := time.Now()
+		if err := c.LoadImages(ctx, image); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("LoadImages(%s) into %s: %.1fs", image, c.Name, time.Since(start).Seconds())
+		nodeList, err := c.provider.ListInternalNodes(c.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodeList {
+			lines, err := kindexec.OutputLines(n.Command("ctr", "--namespace=k8s.io", "images", "ls", "-q"))
+			if err != nil {
+				t.Fatalf("listing images on %s: %v", n, err)
+			}
+			// containerd lists the fully qualified name, docker the short one.
+			if !slices.ContainsFunc(lines, func(ref string) bool { return ref == image || strings.HasSuffix(ref, "/"+image) }) {
+				t.Errorf("node %s lacks %s; has %v", n, image, lines)
+			}
+			if id, err := nodeutils.ImageID(n, image); err == nil {
+				t.Logf("node %s: %s is %s", n, image, id)
+			}
+		}
+		start = time.Now()
+		if err := c.LoadImages(ctx, image); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("second LoadImages(%s) (skips images already present when crictl can tell): %.1fs", image, time.Since(start).Seconds())
+	})
+
+	t.Run("Reuse", func(t *testing.T) {
+		spec := specs[0]
+		spec.Reuse = true
+		if err := os.Remove(spec.KubeconfigPath()); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		c, err := guard.Create(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("reuse of %s: %.1fs", c.Name, time.Since(start).Seconds())
+		if !c.Reused {
+			t.Error("Reused = false for an existing cluster")
+		}
+		waitNodesReady(t, c.KubeconfigPath, 30*time.Second)
+	})
+
+	t.Run("RecreateStale", func(t *testing.T) {
+		before := nodeContainers(t, "hx-cluster-b")
+		start := time.Now()
+		c, err := guard.Create(ctx, specs[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("delete + recreate of stale %s: %.1fs", c.Name, time.Since(start).Seconds())
+		after := nodeContainers(t, "hx-cluster-b")
+		if c.Reused || len(after) == 0 || slices.Equal(before, after) {
+			t.Errorf("stale cluster not recreated: Reused=%v containers before %v after %v", c.Reused, before, after)
+		}
+		waitNodesReady(t, c.KubeconfigPath, 2*time.Minute)
+	})
+
+	t.Run("ExportLogs", func(t *testing.T) {
+		dir := t.TempDir()
+		start := time.Now()
+		if err := clusters[0].ExportLogs(ctx, dir); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("ExportLogs: %.1fs", time.Since(start).Seconds())
+		if _, err := os.Stat(filepath.Join(dir, "hx-cluster-a-control-plane", "kubelet.log")); err != nil {
+			t.Errorf("no kubelet log exported: %v", err)
+		}
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		for _, c := range clusters {
+			start := time.Now()
+			if err := c.Delete(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("Delete %s: %.1fs", c.Name, time.Since(start).Seconds())
+			assertGone(t, c.Name, c.KubeconfigPath)
+		}
+	})
+}
+
+// TestIntegrationInterrupt runs a child process that creates a cluster
+// under Guard.WatchSignals and signals it; afterwards nothing may be left.
+func TestIntegrationInterrupt(t *testing.T) {
+	if os.Getenv(interruptChildEnv) != "" {
+		interruptChild(t)
+		return
+	}
+	requireKind(t)
+	tests := []struct {
+		name   string
+		sig    syscall.Signal
+		signal string // line in the child's output after which to signal
+		delay  time.Duration
+	}{
+		// kind is still starting the node: the partial cluster must go.
+		{name: "during-create", sig: syscall.SIGINT, signal: `Creating cluster "hx-cluster-c"`, delay: 4 * time.Second},
+		// the cluster is up and tracked by the guard.
+		{name: "after-create", sig: syscall.SIGTERM, signal: "CHILD-READY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const name = "hx-cluster-c"
+			workDir := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestIntegrationInterrupt$", "-test.v")
+			cmd.Env = append(os.Environ(), interruptChildEnv+"="+workDir)
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Stderr = cmd.Stdout
+			start := time.Now()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				_ = (&Cluster{Name: name, KubeconfigPath: filepath.Join(workDir, name+".kubeconfig")}).Delete(context.Background())
+			})
+			marker := make(chan struct{})
+			outputDone := make(chan struct{})
+			go func() {
+				defer close(outputDone)
+				sc := bufio.NewScanner(stdout)
+				seen := false
+				for sc.Scan() {
+					t.Logf("child: %s", sc.Text())
+					if !seen && strings.Contains(sc.Text(), tt.signal) {
+						seen = true
+						close(marker)
+					}
+				}
+			}()
+			select {
+			case <-marker:
+			case <-time.After(3 * time.Minute):
+				t.Fatalf("child never printed %q", tt.signal)
+			}
+			time.Sleep(tt.delay)
+			t.Logf("sending %s after %.1fs; containers now: %v", tt.sig, time.Since(start).Seconds(), nodeContainers(t, name))
+			sigAt := time.Now()
+			if err := cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			waitErr := make(chan error, 1)
+			go func() { <-outputDone; waitErr <- cmd.Wait() }()
+			select {
+			case err = <-waitErr:
+			case <-time.After(2 * time.Minute):
+				t.Fatal("child did not exit within 2m of the signal")
+			}
+			t.Logf("child exited %.1fs after the signal: %v", time.Since(sigAt).Seconds(), err)
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitCode() != 128+int(tt.sig) {
+				t.Errorf("child exit = %v, want code %d", err, 128+int(tt.sig))
+			}
+			assertGone(t, name, filepath.Join(workDir, name+".kubeconfig"))
+		})
+	}
+}
+
+func interruptChild(t *testing.T) {
+	env := requireKind(t)
+	guard := NewGuard(KeepNever, os.Stdout)
+	ctx, stop := guard.WatchSignals(context.Background())
+	defer stop()
+	spec := env.spec(t, "hx-cluster-c", os.Getenv(interruptChildEnv))
+	spec.Log = os.Stdout
+	if _, err := guard.Create(ctx, spec); err != nil {
+		fmt.Println("child: create returned:", err)
+	} else {
+		fmt.Println("CHILD-READY")
+	}
+	// The guard's signal handler exits the process; wait for it.
+	select {
+	case <-time.After(3 * time.Minute):
+		t.Fatal("no signal arrived")
+	case <-ctx.Done():
+		time.Sleep(2 * time.Minute)
+		t.Fatal("guard did not exit the process after the signal")
+	}
+}
+
+// loadableImage picks a workload image to load: fleet-kit/redis:bookworm
+// when the kit has it, else any other local fleet-kit image it lists.
+func loadableImage(preload []string) string {
+	candidates := []string{"fleet-kit/redis:bookworm"}
+	for _, img := range preload {
+		if strings.HasPrefix(img, "fleet-kit/") {
+			candidates = append(candidates, img)
+		}
+	}
+	for _, img := range candidates {
+		if slices.Contains(preload, img) && exec.Command("docker", "image", "inspect", img).Run() == nil {
+			return img
+		}
+	}
+	return ""
+}

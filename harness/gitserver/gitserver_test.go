@@ -1,0 +1,366 @@
+package gitserver
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gogit "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+)
+
+func requireGit(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git binary not found: the snapshot and gitkit both run it")
+	}
+}
+
+// run runs git with a clean GIT_* environment and fails the test on error.
+func run(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(cleanEnv(), "GIT_TERMINAL_PROMPT=0")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid",
+		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid",
+		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
+	)
+}
+
+func write(t *testing.T, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fixtureRepo builds a checkout with every kind of file state a snapshot
+// must handle.
+func fixtureRepo(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	run(t, dir, "init", "--quiet", "--initial-branch=main")
+	write(t, dir, ".gitignore", "ignored.txt\n*.log\nbuild/\n")
+	write(t, dir, "tracked.txt", "tracked\n")
+	write(t, dir, "modified.txt", "old\n")
+	write(t, dir, "deleted.txt", "soon gone\n")
+	write(t, dir, "clusters/staging/kustomization.yaml", "resources: []\n")
+	write(t, dir, "forced.log", "tracked although ignored\n")
+	run(t, dir, "add", ".gitignore", "tracked.txt", "modified.txt", "deleted.txt", "clusters")
+	run(t, dir, "add", "--force", "forced.log")
+	run(t, dir, "commit", "--quiet", "-m", "initial")
+
+	write(t, dir, "modified.txt", "new\n")
+	if err := os.Remove(filepath.Join(dir, "deleted.txt")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "untracked.txt", "untracked\n")
+	write(t, dir, "clusters/staging/new.yaml", "kind: ConfigMap\n")
+	write(t, dir, "staged.txt", "staged\n")
+	run(t, dir, "add", "staged.txt")
+	write(t, dir, "ignored.txt", "secret\n")
+	write(t, dir, "debug.log", "noise\n")
+	write(t, dir, "build/out.bin", "binary\n")
+	return dir
+}
+
+func treeFiles(t *testing.T, bare, rev string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	for _, name := range strings.Split(run(t, "", "--git-dir="+bare, "ls-tree", "-r", "--name-only", rev), "\n") {
+		if name != "" {
+			files[name] = run(t, "", "--git-dir="+bare, "show", rev+":"+name)
+		}
+	}
+	return files
+}
+
+func objectFiles(t *testing.T, gitDir string) []string {
+	t.Helper()
+	var names []string
+	err := filepath.WalkDir(filepath.Join(gitDir, "objects"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			names = append(names, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestSnapshotContents(t *testing.T) {
+	requireGit(t)
+	repo := fixtureRepo(t)
+	plain := t.TempDir()
+	write(t, plain, "a.txt", "a\n")
+	write(t, plain, "dir/b.yaml", "b: 1\n")
+	write(t, plain, ".gitignore", "a.txt\n")
+
+	tests := []struct {
+		name    string
+		src     string
+		want    map[string]string // path → content
+		missing []string
+	}{
+		{
+			name: "checkout root",
+			src:  repo,
+			want: map[string]string{
+				"tracked.txt": "tracked", "modified.txt": "new", "untracked.txt": "untracked",
+				"staged.txt": "staged", "forced.log": "tracked although ignored",
+				"clusters/staging/kustomization.yaml": "resources: []", "clusters/staging/new.yaml": "kind: ConfigMap",
+				".gitignore": "ignored.txt\n*.log\nbuild/",
+			},
+			missing: []string{"deleted.txt", "ignored.txt", "debug.log", "build/out.bin"},
+		},
+		{
+			name: "subdirectory of a checkout",
+			src:  filepath.Join(repo, "clusters"),
+			want: map[string]string{
+				"staging/kustomization.yaml": "resources: []", "staging/new.yaml": "kind: ConfigMap",
+			},
+			missing: []string{"tracked.txt", "clusters/staging/new.yaml"},
+		},
+		{
+			name: "plain directory: every file",
+			src:  plain,
+			want: map[string]string{"a.txt": "a", "dir/b.yaml": "b: 1", ".gitignore": "a.txt"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			statusBefore := run(t, repo, "status", "--porcelain")
+			objectsBefore := objectFiles(t, filepath.Join(repo, ".git"))
+
+			bare := filepath.Join(t.TempDir(), "r.git")
+			snap, err := newSnapshotter(t.Context(), tt.src, bare, "main", filepath.Join(t.TempDir(), "index"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rev, err := snap.commit(t.Context(), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := treeFiles(t, bare, rev)
+			for name, content := range tt.want {
+				if got[name] != content {
+					t.Errorf("%s = %q, want %q", name, got[name], content)
+				}
+			}
+			for _, name := range tt.missing {
+				if _, ok := got[name]; ok {
+					t.Errorf("%s must not be in the snapshot", name)
+				}
+			}
+			if len(got) != len(tt.want) {
+				t.Errorf("snapshot has %d files, want %d: %v", len(got), len(tt.want), got)
+			}
+			if head := run(t, "", "--git-dir="+bare, "rev-parse", "refs/heads/main"); head != rev {
+				t.Errorf("main = %s, want %s", head, rev)
+			}
+
+			// The checkout must be left exactly as it was.
+			if after := run(t, repo, "status", "--porcelain"); after != statusBefore {
+				t.Errorf("git status changed:\nbefore:\n%s\nafter:\n%s", statusBefore, after)
+			}
+			if after := objectFiles(t, filepath.Join(repo, ".git")); !slices.Equal(after, objectsBefore) {
+				t.Errorf("snapshot wrote into the checkout's object store")
+			}
+		})
+	}
+}
+
+func TestStartRefusesWildcardAddress(t *testing.T) {
+	for _, addr := range []string{"", "0.0.0.0", "::", "localhost"} {
+		if s, err := Start(t.Context(), Options{Addr: addr, SourceDir: t.TempDir()}); err == nil {
+			_ = s.Close()
+			t.Errorf("Start(Addr %q) succeeded, want error", addr)
+		}
+	}
+}
+
+func cloneURL(t *testing.T, raw, user, pass string) string {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.UserPassword(user, pass)
+	return u.String()
+}
+
+func TestServeCloneFetch(t *testing.T) {
+	requireGit(t)
+	repo := fixtureRepo(t)
+	ctx := t.Context()
+	start := time.Now()
+	s, err := Start(ctx, Options{Addr: "127.0.0.1", SourceDir: repo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Start: %.0fms, serving %s", float64(time.Since(start).Microseconds())/1000, s.URL())
+	defer func() {
+		tmp := s.tmpDir
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+			t.Errorf("Close left %s behind", tmp)
+		}
+	}()
+	if !strings.HasPrefix(s.URL(), "http://127.0.0.1:") || !strings.HasSuffix(s.URL(), "/fleet.git") {
+		t.Errorf("URL() = %s", s.URL())
+	}
+	user, pass := s.Credentials()
+	if user == "" || len(pass) < 16 {
+		t.Errorf("Credentials() = %q, %q: want random non-empty ones", user, pass)
+	}
+	first := s.Revision()
+
+	t.Run("wrong password rejected", func(t *testing.T) {
+		cmd := exec.Command("git", "clone", "--quiet", cloneURL(t, s.URL(), user, "wrong"), filepath.Join(t.TempDir(), "c"))
+		cmd.Env = append(cleanEnv(), "GIT_TERMINAL_PROMPT=0")
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			t.Fatal("clone with a wrong password succeeded")
+		}
+		if !strings.Contains(string(out), "Authentication failed") && !strings.Contains(string(out), "401") {
+			t.Errorf("unexpected clone error: %s", out)
+		}
+	})
+
+	clone := filepath.Join(t.TempDir(), "clone")
+	run(t, "", "clone", "--quiet", "--branch", "main", cloneURL(t, s.URL(), user, pass), clone)
+	if got := run(t, clone, "rev-parse", "HEAD"); got != first {
+		t.Errorf("cloned HEAD %s, want %s", got, first)
+	}
+	if b, err := os.ReadFile(filepath.Join(clone, "modified.txt")); err != nil || string(b) != "new\n" {
+		t.Errorf("clone has modified.txt = %q, %v", b, err)
+	}
+
+	write(t, repo, "clusters/production/kustomization.yaml", "resources: []\n")
+	start = time.Now()
+	second, err := s.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Publish: %.0fms", float64(time.Since(start).Microseconds())/1000)
+	run(t, clone, "fetch", "--quiet", "origin")
+	if got := run(t, clone, "rev-parse", "origin/main"); got != second {
+		t.Errorf("fetched origin/main %s, want %s", got, second)
+	}
+	if parent := run(t, clone, "rev-parse", "origin/main^"); parent != first {
+		t.Errorf("parent of the new snapshot %s, want the previous one %s", parent, first)
+	}
+	if !strings.Contains(run(t, clone, "ls-tree", "-r", "--name-only", "origin/main"), "clusters/production/kustomization.yaml") {
+		t.Error("new file missing from the published snapshot")
+	}
+
+	// Nothing changed: still a new revision, for clusters kept from before.
+	third, err := s.Publish(ctx)
+	if err != nil || third == second {
+		t.Errorf("Publish without changes = %s, %v; want a new commit", third, err)
+	}
+	if got, want := s.FluxRevision(third), "main@sha1:"+third; got != want {
+		t.Errorf("FluxRevision = %s, want %s", got, want)
+	}
+
+	if err := exec.Command("git", "-C", clone, "push", "--quiet", "origin", "HEAD:refs/heads/other").Run(); err == nil {
+		t.Error("push to the snapshot server succeeded, want it refused")
+	}
+}
+
+// TestPublishThisRepository times a snapshot of the project's own checkout.
+func TestPublishThisRepository(t *testing.T) {
+	requireGit(t)
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Skip("not running inside a git checkout")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	s, err := Start(ctx, Options{Addr: "127.0.0.1", SourceDir: strings.TrimSpace(string(top))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t.Logf("Start (first snapshot) of this repository: %.0fms", float64(time.Since(start).Microseconds())/1000)
+	start = time.Now()
+	rev, err := s.Publish(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Publish of this repository: %.0fms (%s)", float64(time.Since(start).Microseconds())/1000, rev)
+}
+
+// TestGoGitClone clones with go-git, the client source-controller uses.
+func TestGoGitClone(t *testing.T) {
+	requireGit(t)
+	repo := fixtureRepo(t)
+	s, err := Start(t.Context(), Options{Addr: "127.0.0.1", SourceDir: repo, RepoName: "fleet-e2e", Branch: "trunk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	user, pass := s.Credentials()
+	for _, tt := range []struct {
+		name    string
+		pass    string
+		wantErr bool
+	}{
+		{"right password", pass, false},
+		{"wrong password", pass + "x", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := gogit.PlainCloneContext(t.Context(), t.TempDir(), false, &gogit.CloneOptions{
+				URL:           s.URL(),
+				Auth:          &githttp.BasicAuth{Username: user, Password: tt.pass},
+				ReferenceName: plumbing.NewBranchReferenceName("trunk"),
+				SingleBranch:  true,
+			})
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("clone succeeded")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			head, err := r.Head()
+			if err != nil || head.Hash().String() != s.Revision() {
+				t.Errorf("HEAD = %v, %v; want %s", head, err, s.Revision())
+			}
+		})
+	}
+}
