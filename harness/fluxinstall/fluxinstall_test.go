@@ -1,0 +1,320 @@
+package fluxinstall
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+func TestVersionFromGoMod(t *testing.T) {
+	tests := []struct {
+		name, gomod, want string
+		wantErr           bool
+	}{
+		{
+			name: "require block",
+			gomod: `module x
+
+go 1.26.0
+
+require (
+	github.com/fluxcd/cli-utils v1.3.0 // indirect
+	github.com/fluxcd/flux2/v2 v2.9.5 // indirect
+)
+`,
+			want: "v2.9.5",
+		},
+		{
+			name:  "single require line",
+			gomod: "module x\nrequire github.com/fluxcd/flux2/v2 v2.8.0\n",
+			want:  "v2.8.0",
+		},
+		{
+			name: "replace with version wins",
+			gomod: `module x
+require github.com/fluxcd/flux2/v2 v2.9.5
+replace github.com/fluxcd/flux2/v2 => github.com/fork/flux2/v2 v2.9.6
+`,
+			want: "v2.9.6",
+		},
+		{
+			name: "replace in a block with an old version",
+			gomod: `module x
+require github.com/fluxcd/flux2/v2 v2.9.5
+replace (
+	github.com/fluxcd/flux2/v2 v2.9.5 => github.com/fork/flux2/v2 v2.9.7
+)
+`,
+			want: "v2.9.7",
+		},
+		{
+			name:  "local directory replace keeps the required version",
+			gomod: "module x\nrequire github.com/fluxcd/flux2/v2 v2.9.5\nreplace github.com/fluxcd/flux2/v2 => ../flux2\n",
+			want:  "v2.9.5",
+		},
+		{
+			name:    "similar module path is not a match",
+			gomod:   "module x\nrequire github.com/fluxcd/flux2/v2/extra v9.9.9\n",
+			wantErr: true,
+		},
+		{
+			name:    "not required",
+			gomod:   "module x\n\ngo 1.26.0\n",
+			wantErr: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := versionFromGoMod([]byte(tt.gomod))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVersionFromBuildInfo(t *testing.T) {
+	tests := []struct {
+		name string
+		deps []*debug.Module
+		want string
+	}{
+		{"absent", []*debug.Module{{Path: "k8s.io/api", Version: "v0.37.0"}}, ""},
+		{"plain", []*debug.Module{{Path: fluxModule, Version: "v2.9.5"}}, "v2.9.5"},
+		{"replaced", []*debug.Module{{Path: fluxModule, Version: "v2.9.5", Replace: &debug.Module{Path: "fork", Version: "v2.9.6"}}}, "v2.9.6"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := versionFromBuildInfo(&debug.BuildInfo{Deps: tt.deps}); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestFluxVersionMatchesGoMod checks that the build info of the test binary
+// and the repository's go.mod agree: go.mod is the one source of truth.
+func TestFluxVersionMatchesGoMod(t *testing.T) {
+	got, err := FluxVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	gomod, err := findGoMod(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(gomod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := versionFromGoMod(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("FluxVersion() = %q, go.mod requires %q", got, want)
+	}
+	t.Logf("Flux version %s", got)
+}
+
+func TestGenerateOffline(t *testing.T) {
+	version, err := FluxVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both bases ship controllers tagged like the ones flux2 v2.9.5 bundles.
+	controllerTag := "v1.9.5"
+	tests := []struct {
+		name       string
+		dir        string
+		components []string
+		crds       []string
+	}{
+		{
+			name:       "testdata base",
+			dir:        "testdata/base",
+			components: []string{"source-controller"},
+			crds:       []string{"gitrepositories.source.toolkit.fluxcd.io"},
+		},
+		{
+			name:       "offline kit (FLEET_FLUX_MANIFESTS)",
+			dir:        os.Getenv("FLEET_FLUX_MANIFESTS"),
+			components: []string{"source-controller", "kustomize-controller"},
+			crds: []string{
+				"gitrepositories.source.toolkit.fluxcd.io",
+				"ocirepositories.source.toolkit.fluxcd.io",
+				"kustomizations.kustomize.toolkit.fluxcd.io",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.dir == "" {
+				t.Skip("FLEET_FLUX_MANIFESTS is not set: source the offline kit profile (make offline-images) to test the real manifests")
+			}
+			before := treeDigest(t, tt.dir)
+			start := time.Now()
+			objs, err := Generate(context.Background(), Options{Components: tt.components, ManifestsDir: tt.dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("generated %d objects in %s", len(objs), time.Since(start).Round(time.Millisecond))
+			if after := treeDigest(t, tt.dir); after != before {
+				t.Errorf("Generate modified ManifestsDir %s", tt.dir)
+			}
+
+			byKind := map[string][]*unstructured.Unstructured{}
+			for _, o := range objs {
+				byKind[o.GetKind()] = append(byKind[o.GetKind()], o)
+			}
+			if ns := names(byKind["Namespace"]); !slices.Equal(ns, []string{"flux-system"}) {
+				t.Errorf("namespaces = %v, want [flux-system]", ns)
+			}
+			if len(byKind["NetworkPolicy"]) == 0 {
+				t.Error("no NetworkPolicy generated although NetworkPolicy is on")
+			}
+			crds := names(byKind["CustomResourceDefinition"])
+			for _, crd := range tt.crds {
+				if !slices.Contains(crds, crd) {
+					t.Errorf("CRD %s missing; have %v", crd, crds)
+				}
+			}
+			deps := byKind["Deployment"]
+			if got := names(deps); !slices.Equal(got, sorted(tt.components)) {
+				t.Errorf("Deployments = %v, want %v", got, sorted(tt.components))
+			}
+			for _, d := range deps {
+				if d.GetNamespace() != "flux-system" {
+					t.Errorf("Deployment %s in namespace %q", d.GetName(), d.GetNamespace())
+				}
+				if v := d.GetLabels()["app.kubernetes.io/version"]; v != version {
+					t.Errorf("Deployment %s version label %q, want %q", d.GetName(), v, version)
+				}
+				containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+				if len(containers) == 0 {
+					t.Fatalf("Deployment %s has no containers", d.GetName())
+				}
+				image, _, _ := unstructured.NestedString(containers[0].(map[string]any), "image")
+				if want := fmt.Sprintf("ghcr.io/fluxcd/%s:%s", d.GetName(), controllerTag); image != want {
+					t.Errorf("Deployment %s image %q, want %q", d.GetName(), image, want)
+				}
+			}
+		})
+	}
+}
+
+func TestGenerateOfflineMissingComponent(t *testing.T) {
+	_, err := Generate(context.Background(), Options{
+		Components:   []string{"source-controller", "helm-controller"},
+		ManifestsDir: "testdata/base",
+	})
+	if err == nil || !strings.Contains(err.Error(), "helm-controller.yaml") {
+		t.Fatalf("want an error naming helm-controller.yaml, got %v", err)
+	}
+}
+
+func TestGenerateHonoursCancelledContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Generate(ctx, Options{ManifestsDir: "testdata/base", Components: []string{"source-controller"}}); err == nil {
+		t.Fatal("Generate with a cancelled context succeeded")
+	}
+}
+
+func TestResultString(t *testing.T) {
+	r := &Result{
+		Version: "v2.9.5", Cluster: "staging",
+		Generate: 200 * time.Millisecond, Apply: 1100 * time.Millisecond,
+		Ready: 11500 * time.Millisecond, Total: 12800 * time.Millisecond,
+	}
+	want := "flux v2.9.5 installed on staging in 12.8s (generate 0.2s, apply 1.1s, controllers ready 11.5s)"
+	if got := r.String(); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+func names(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.GetName())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+// treeDigest hashes the names, modes and contents of every file under dir.
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s %v\n", p, info.Mode())
+		if d.Type().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			h.Write(data)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func TestOptionsDefaults(t *testing.T) {
+	fluxVersion, err := FluxVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name           string
+		in             Options
+		wantVersion    string
+		wantComponents []string
+		wantNamespace  string
+	}{
+		{"empty", Options{}, fluxVersion, defaultComponents, "flux-system"},
+		{"version without v", Options{Version: "2.8.1"}, "v2.8.1", defaultComponents, "flux-system"},
+		{"explicit", Options{Version: "v2.9.0", Components: []string{"source-controller"}, Namespace: "flux"}, "v2.9.0", []string{"source-controller"}, "flux"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.in.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Version != tt.wantVersion || !slices.Equal(got.Components, tt.wantComponents) || got.Namespace != tt.wantNamespace {
+				t.Errorf("got %s %v %s, want %s %v %s", got.Version, got.Components, got.Namespace, tt.wantVersion, tt.wantComponents, tt.wantNamespace)
+			}
+		})
+	}
+}

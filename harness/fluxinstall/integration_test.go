@@ -1,0 +1,207 @@
+package fluxinstall
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// offlineKit returns the offline kit profile, skipping the test when a real
+// kind cluster with Flux cannot be had here.
+func offlineKit(t *testing.T) (nodeImage string, kindConfig []byte, manifests string, images []string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping the kind cluster test")
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skipf("docker info failed (%v): no Docker engine for kind", err)
+	}
+	for _, k := range []string{"FLEET_NODE_IMAGE", "FLEET_KIND_CONFIG", "FLEET_FLUX_MANIFESTS", "FLEET_PRELOAD_IMAGES"} {
+		if os.Getenv(k) == "" {
+			t.Skipf("%s is not set: source the offline kit profile (make offline-images); this machine cannot pull images", k)
+		}
+	}
+	cfg, err := os.ReadFile(os.Getenv("FLEET_KIND_CONFIG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the controller images are needed here; workload images would only
+	// slow the load down.
+	for _, img := range strings.Split(os.Getenv("FLEET_PRELOAD_IMAGES"), ",") {
+		if strings.HasPrefix(img, "ghcr.io/fluxcd/") {
+			images = append(images, img)
+		}
+	}
+	return os.Getenv("FLEET_NODE_IMAGE"), cfg, os.Getenv("FLEET_FLUX_MANIFESTS"), images
+}
+
+func TestInstallKind(t *testing.T) {
+	nodeImage, kindConfig, manifests, images := offlineKit(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	start := time.Now()
+	c, err := cluster.Create(ctx, cluster.Spec{
+		Name:          "hx-flux",
+		NodeImage:     nodeImage,
+		KindConfig:    kindConfig,
+		WorkDir:       t.TempDir(),
+		PreloadImages: images,
+		Log:           cluster.LogfWriter(t.Logf),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Delete(context.Background()); err != nil {
+			t.Errorf("deleting cluster: %v", err)
+		}
+	})
+	t.Logf("cluster hx-flux ready with images in %s", time.Since(start).Round(100*time.Millisecond))
+
+	opts := Options{
+		Components:   []string{"source-controller", "kustomize-controller"},
+		ManifestsDir: manifests,
+		ExtraCRDsDir: filepath.Join(manifests, "extra-crds"),
+		ClusterName:  c.Name,
+		Out:          cluster.LogfWriter(t.Logf),
+	}
+	installCtx, cancelInstall := context.WithTimeout(ctx, 3*time.Minute)
+	first, err := Install(installCtx, c.RESTConfig, opts)
+	cancelInstall()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := FluxVersion(); first.Version != want {
+		t.Errorf("installed version %q, want %q", first.Version, want)
+	}
+	if first.Changed != first.Objects {
+		t.Errorf("first install changed %d of %d objects", first.Changed, first.Objects)
+	}
+
+	kc, err := client.New(c.RESTConfig, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range opts.Components {
+		var d appsv1.Deployment
+		if err := kc.Get(ctx, client.ObjectKey{Namespace: "flux-system", Name: name}, &d); err != nil {
+			t.Fatal(err)
+		}
+		if !deploymentAvailable(&d) {
+			t.Errorf("Deployment %s not Available: %+v", name, d.Status.Conditions)
+		}
+	}
+	for _, crd := range []string{
+		"kustomizations.kustomize.toolkit.fluxcd.io",
+		"gitrepositories.source.toolkit.fluxcd.io",
+		"helmreleases.helm.toolkit.fluxcd.io", // from the extra CRDs
+	} {
+		if !crdEstablished(ctx, t, kc, crd) {
+			t.Errorf("CRD %s is not Established", crd)
+		}
+	}
+
+	// A second install changes nothing and only re-checks readiness.
+	second, err := Install(ctx, c.RESTConfig, opts)
+	if err != nil {
+		t.Fatalf("second install: %v", err)
+	}
+	if second.Objects != first.Objects || second.Changed != 0 {
+		t.Errorf("second install: %d objects, %d changed; want %d objects, 0 changed", second.Objects, second.Changed, first.Objects)
+	}
+	t.Logf("idempotent re-install in %s", second.Total.Round(100*time.Millisecond))
+
+	t.Run("missing image fails fast with the pull reason", func(t *testing.T) {
+		testMissingImage(ctx, t, c.RESTConfig)
+	})
+}
+
+// testMissingImage installs a controller whose image is not on the node, in
+// its own namespace, and expects the error to name the Deployment and the
+// image pull failure well before the context ends.
+func testMissingImage(ctx context.Context, t *testing.T, cfg *rest.Config) {
+	base := t.TempDir()
+	if err := copyDir("testdata/base", base); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(base, "source-controller.yaml")
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep only the ServiceAccount and Deployment: re-applying the stand-in
+	// CRD would overwrite the real one.
+	docs := strings.Split(string(data), "\n---\n")
+	kept := strings.Join(docs[1:], "\n---\n")
+	kept = strings.ReplaceAll(kept, "fluxcd/source-controller:v1.9.5", "fluxcd/source-controller:v0.0.0-not-loaded")
+	if err := os.WriteFile(p, []byte(kept), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, err = Install(ctx, cfg, Options{
+		Components:   []string{"source-controller"},
+		ManifestsDir: base,
+		Namespace:    "hx-broken",
+		ClusterName:  "hx-flux",
+	})
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("install with a missing image succeeded")
+	}
+	t.Logf("failed after %s: %v", took.Round(100*time.Millisecond), err)
+	msg := err.Error()
+	for _, want := range []string{"hx-broken/source-controller", "v0.0.0-not-loaded"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q", want)
+		}
+	}
+	if !strings.Contains(msg, "ErrImagePull") && !strings.Contains(msg, "ImagePullBackOff") {
+		t.Error("error lacks the image pull reason")
+	}
+	if ctx.Err() != nil {
+		t.Error("did not fail before the context ended")
+	}
+}
+
+func deploymentAvailable(d *appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func crdEstablished(ctx context.Context, t *testing.T, kc client.Client, name string) bool {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("apiextensions.k8s.io/v1")
+	u.SetKind("CustomResourceDefinition")
+	if err := kc.Get(ctx, client.ObjectKey{Name: name}, u); err != nil {
+		t.Errorf("getting CRD %s: %v", name, err)
+		return false
+	}
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,213 @@
+package fluxsync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/fluxinstall"
+	"github.com/fluxcd/gitkit"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// TestSyncKind installs Flux on a kind cluster, serves a small repository
+// over HTTP with basic auth on the kind network gateway, applies the sync
+// and checks that a ConfigMap from the repository appears, that
+// <path>/flux-system/ is ignored, and that a new commit lands quickly after
+// RequestReconcile.
+func TestSyncKind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skipping the kind cluster test")
+	}
+	if err := exec.Command("docker", "info").Run(); err != nil {
+		t.Skipf("docker info failed (%v): no Docker engine for kind", err)
+	}
+	for _, k := range []string{"FLEET_NODE_IMAGE", "FLEET_KIND_CONFIG", "FLEET_FLUX_MANIFESTS", "FLEET_PRELOAD_IMAGES"} {
+		if os.Getenv(k) == "" {
+			t.Skipf("%s is not set: source the offline kit profile (make offline-images); this machine cannot pull images", k)
+		}
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skipf("no git binary for the test git server: %v", err)
+	}
+	kindConfig, err := os.ReadFile(os.Getenv("FLEET_KIND_CONFIG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var images []string
+	for _, img := range strings.Split(os.Getenv("FLEET_PRELOAD_IMAGES"), ",") {
+		if strings.HasPrefix(img, "ghcr.io/fluxcd/") {
+			images = append(images, img)
+		}
+	}
+	manifests := os.Getenv("FLEET_FLUX_MANIFESTS")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := cluster.Create(ctx, cluster.Spec{
+		Name:          "hx-fluxsync",
+		NodeImage:     os.Getenv("FLEET_NODE_IMAGE"),
+		KindConfig:    kindConfig,
+		WorkDir:       t.TempDir(),
+		PreloadImages: images,
+		Log:           cluster.LogfWriter(t.Logf),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.Delete(context.Background()); err != nil {
+			t.Errorf("deleting cluster: %v", err)
+		}
+	})
+	if _, err := fluxinstall.Install(ctx, c.RESTConfig, fluxinstall.Options{
+		Components:   []string{"source-controller", "kustomize-controller"},
+		ManifestsDir: manifests,
+		ExtraCRDsDir: filepath.Join(manifests, "extra-crds"),
+		ClusterName:  c.Name,
+		Out:          cluster.LogfWriter(t.Logf),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	host, err := cluster.HostAddress(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := newTestRepo(t)
+	repo.commit(t, map[string]string{
+		"clusters/hx/hello.yaml":                   configMap("hello", "1"),
+		"clusters/hx/flux-system/not-applied.yaml": configMap("not-applied", "x"),
+	})
+	url, user, pass := serveRepo(t, host, repo.bare)
+
+	start := time.Now()
+	err = Apply(ctx, c.RESTConfig, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := client.New(c.RESTConfig, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitConfigMap(ctx, t, kc, "hello", "1")
+	t.Logf("ConfigMap from the repository applied %s after the sync", time.Since(start).Round(100*time.Millisecond))
+	var cm corev1.ConfigMap
+	err = kc.Get(ctx, client.ObjectKey{Namespace: "default", Name: "not-applied"}, &cm)
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap from clusters/hx/flux-system/ was applied (err %v): the ignore rule does not work", err)
+	}
+
+	// Applying again is harmless.
+	if err := Apply(ctx, c.RESTConfig, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass}); err != nil {
+		t.Fatalf("second apply: %v", err)
+	}
+
+	repo.commit(t, map[string]string{"clusters/hx/hello.yaml": configMap("hello", "2")})
+	start = time.Now()
+	if err := RequestReconcile(ctx, c.RESTConfig, "flux-system", "flux-system"); err != nil {
+		t.Fatal(err)
+	}
+	waitConfigMap(ctx, t, kc, "hello", "2")
+	took := time.Since(start)
+	t.Logf("new commit applied %s after RequestReconcile", took.Round(100*time.Millisecond))
+	if took > 30*time.Second {
+		t.Errorf("new commit took %s: RequestReconcile did not trigger a fetch", took)
+	}
+}
+
+func configMap(name, v string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\n  namespace: default\ndata:\n  v: %q\n", name, v)
+}
+
+func waitConfigMap(ctx context.Context, t *testing.T, kc client.Client, name, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var last string
+	for {
+		var cm corev1.ConfigMap
+		err := kc.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, &cm)
+		if err == nil && cm.Data["v"] == want {
+			return
+		}
+		last = fmt.Sprintf("v=%q err=%v", cm.Data["v"], err)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("ConfigMap default/%s never got v=%q (last: %s)", name, want, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+type testRepo struct{ work, bare string }
+
+// newTestRepo makes a bare repository (what the server serves) and a work
+// tree that pushes to it.
+func newTestRepo(t *testing.T) *testRepo {
+	t.Helper()
+	root := t.TempDir()
+	r := &testRepo{work: filepath.Join(root, "work"), bare: filepath.Join(root, "repos", "fleet.git")}
+	git(t, root, "init", "--bare", "-b", "main", r.bare)
+	git(t, root, "init", "-b", "main", r.work)
+	return r
+}
+
+func (r *testRepo) commit(t *testing.T, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(r.work, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, r.work, "add", "-A")
+	git(t, r.work, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "update")
+	git(t, r.work, "push", "-q", r.bare, "HEAD:main")
+}
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// serveRepo serves the bare repository over smart HTTP with basic auth on
+// host (the kind network gateway, reachable from pods) and returns its URL.
+func serveRepo(t *testing.T, host, bare string) (url, user, pass string) {
+	t.Helper()
+	user, pass = "fleet", fmt.Sprintf("pw-%d", time.Now().UnixNano())
+	srv := gitkit.New(gitkit.Config{Dir: filepath.Dir(bare), Auth: true})
+	srv.AuthFunc = func(cred gitkit.Credential, _ *gitkit.Request) (bool, error) {
+		return cred.Username == user && cred.Password == pass, nil
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("git server: %v", err)
+		}
+	}()
+	t.Cleanup(func() { hs.Close() })
+	return fmt.Sprintf("http://%s/%s", ln.Addr(), filepath.Base(bare)), user, pass
+}
