@@ -218,3 +218,43 @@ func TestIgnoreRulesMatch(t *testing.T) {
 		})
 	}
 }
+
+func TestDependsOnAndReady(t *testing.T) {
+	k := func(ns, name string, generation, observed int64, ready string, deps ...map[string]any) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{Object: map[string]any{
+			"metadata": map[string]any{"namespace": ns, "name": name, "generation": generation},
+			"spec":     map[string]any{},
+			"status": map[string]any{
+				"observedGeneration": observed,
+				"conditions":         []any{map[string]any{"type": "Ready", "status": ready}},
+			},
+		}}
+		var list []any
+		for _, d := range deps {
+			list = append(list, d)
+		}
+		if len(list) > 0 {
+			u.Object["spec"].(map[string]any)["dependsOn"] = list
+		}
+		return u
+	}
+	apps := k("flux-system", "apps", 1, 1, "False", map[string]any{"name": "infrastructure"})
+	tests := []struct {
+		name string
+		got  bool
+		want bool
+	}{
+		{"same-namespace dependency", dependsOn(apps, "flux-system", "infrastructure"), true},
+		{"other name", dependsOn(apps, "flux-system", "apps"), false},
+		{"other namespace", dependsOn(apps, "default", "infrastructure"), false},
+		{"explicit namespace", dependsOn(k("a", "x", 1, 1, "False", map[string]any{"name": "y", "namespace": "b"}), "b", "y"), true},
+		{"ready", kustomizationReady(k("n", "r", 2, 2, "True")), true},
+		{"ready for an older generation", kustomizationReady(k("n", "r", 3, 2, "True")), false},
+		{"not ready", kustomizationReady(apps), false},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, tt.got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,347 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	. "github.com/onsi/gomega"
+	"github.com/redis/go-redis/v9"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/flux-fleet/flux-fleet/harness/envfuncs"
+	"github.com/flux-fleet/flux-fleet/harness/probe"
+	"github.com/flux-fleet/flux-fleet/harness/readiness"
+)
+
+var (
+	kustomizationGVR = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
+	helmReleaseGVR   = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
+)
+
+// clients bundles the API clients one environment's checks need.
+type clients struct {
+	kube    kubernetes.Interface
+	dynamic dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+}
+
+func clientsFor(t *testing.T, e *envfuncs.Environment) clients {
+	t.Helper()
+	kube, err := kubernetes.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatalf("%s: kubernetes client: %v", e.Name, err)
+	}
+	dyn, err := dynamic.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatalf("%s: dynamic client: %v", e.Name, err)
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(e.Config)
+	if err != nil {
+		t.Fatalf("%s: discovery client: %v", e.Name, err)
+	}
+	return clients{kube: kube, dynamic: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))}
+}
+
+// context for every failure message: the outcome of the environment's wait.
+func waitOutcome(e *envfuncs.Environment) string {
+	if e.Ready == nil {
+		return ""
+	}
+	return fmt.Sprintf("\nthe environment's readiness wait failed: %v\n(diagnostics are printed in the setup log; artifacts and kubeconfig paths at their end)", e.Ready)
+}
+
+func assertControllersAvailable(ctx context.Context, t *testing.T, e *envfuncs.Environment) {
+	g := NewWithT(t)
+	c := clientsFor(t, e)
+	deploys, err := c.kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
+	g.Expect(err).NotTo(HaveOccurred(), "listing Deployments in flux-system")
+	want := run.Options().FluxComponents
+	if len(want) == 0 {
+		want = []string{"source-controller", "kustomize-controller", "helm-controller", "notification-controller"}
+	}
+	var names []string
+	for _, d := range deploys.Items {
+		names = append(names, d.Name)
+		g.Expect(deploymentAvailable(&d)).To(BeTrue(), "%s: Deployment flux-system/%s is not available: %s", e.Name, d.Name, deploymentConditions(&d))
+	}
+	for _, c := range want {
+		g.Expect(names).To(ContainElement(c), "%s: Flux component %s is not installed", e.Name, c)
+	}
+	t.Logf("%s: Flux controllers available: %s", e.Name, strings.Join(names, ", "))
+}
+
+func assertKustomizationReady(ctx context.Context, t *testing.T, e *envfuncs.Environment, name string) {
+	g := NewWithT(t)
+	c := clientsFor(t, e)
+	ks, err := c.dynamic.Resource(kustomizationGVR).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred(), "%s: reading Kustomization flux-system/%s (is it defined in clusters/%s?)%s", e.Name, name, e.Name, waitOutcome(e))
+	g.Expect(ks).To(readiness.BeReady(), "%s%s", e.Name, waitOutcome(e))
+	rev, _, _ := unstructured.NestedString(ks.Object, "status", "lastAppliedRevision")
+	t.Logf("%s: Kustomization flux-system/%s Ready at %s", e.Name, name, rev)
+}
+
+// assertNamespaceReady checks that a namespace the fleet owns holds at least
+// one workload and that every workload and HelmRelease for it is Ready.
+func assertNamespaceReady(ctx context.Context, t *testing.T, e *envfuncs.Environment, ns string) {
+	g := NewWithT(t)
+	c := clientsFor(t, e)
+	_, err := c.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred(), "%s: namespace %s (the fleet's infrastructure/%s) does not exist%s", e.Name, ns, ns, waitOutcome(e))
+
+	releases := helmReleasesFor(ctx, t, c, ns)
+	for _, hr := range releases {
+		g.Expect(hr).To(readiness.BeReady(), "%s%s", e.Name, waitOutcome(e))
+	}
+	workloads := 0
+	for _, gvr := range workloadGVRs {
+		list, err := c.dynamic.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		g.Expect(err).NotTo(HaveOccurred(), "listing %s in %s", gvr.Resource, ns)
+		for i := range list.Items {
+			workloads++
+			assertCurrent(g, e, &list.Items[i])
+		}
+	}
+	g.Expect(workloads).To(BeNumerically(">", 0), "%s: namespace %s has no Deployment, StatefulSet or DaemonSet%s", e.Name, ns, waitOutcome(e))
+	t.Logf("%s: %s Ready: %d workload(s), %d HelmRelease(s)", e.Name, ns, workloads, len(releases))
+}
+
+var workloadGVRs = []schema.GroupVersionResource{
+	{Group: "apps", Version: "v1", Resource: "deployments"},
+	{Group: "apps", Version: "v1", Resource: "statefulsets"},
+	{Group: "apps", Version: "v1", Resource: "daemonsets"},
+}
+
+// helmReleasesFor lists the HelmReleases in ns or installing into ns.
+func helmReleasesFor(ctx context.Context, t *testing.T, c clients, ns string) []*unstructured.Unstructured {
+	list, err := c.dynamic.Resource(helmReleaseGVR).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) || strings.Contains(err.Error(), "could not find the requested resource") {
+			return nil // no HelmRelease CRD: a fleet of plain manifests
+		}
+		t.Fatalf("listing HelmReleases: %v", err)
+	}
+	var out []*unstructured.Unstructured
+	for i := range list.Items {
+		hr := &list.Items[i]
+		target, _, _ := unstructured.NestedString(hr.Object, "spec", "targetNamespace")
+		if hr.GetNamespace() == ns || target == ns {
+			out = append(out, hr)
+		}
+	}
+	return out
+}
+
+func assertCurrent(g Gomega, e *envfuncs.Environment, obj *unstructured.Unstructured) {
+	res, err := status.Compute(obj)
+	g.Expect(err).NotTo(HaveOccurred(), "computing the status of %s %s/%s", obj.GetKind(), obj.GetNamespace(), obj.GetName())
+	g.Expect(res.Status).To(Equal(status.CurrentStatus), "%s: %s %s/%s is %s: %s%s",
+		e.Name, obj.GetKind(), obj.GetNamespace(), obj.GetName(), res.Status, res.Message, waitOutcome(e))
+}
+
+// assertInventoryReady checks every object a Kustomization applied: Flux
+// objects must be Ready, everything else Current.
+func assertInventoryReady(ctx context.Context, t *testing.T, e *envfuncs.Environment, name string) {
+	g := NewWithT(t)
+	c := clientsFor(t, e)
+	ks, err := c.dynamic.Resource(kustomizationGVR).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred(), "%s: reading Kustomization flux-system/%s%s", e.Name, name, waitOutcome(e))
+	entries, _, _ := unstructured.NestedSlice(ks.Object, "status", "inventory", "entries")
+	g.Expect(entries).NotTo(BeEmpty(), "%s: Kustomization flux-system/%s applied nothing%s", e.Name, name, waitOutcome(e))
+	checked := 0
+	for _, entry := range entries {
+		id, _ := entry.(map[string]any)["id"].(string)
+		ref, err := readiness.ParseInventoryID(id)
+		g.Expect(err).NotTo(HaveOccurred())
+		mapping, err := c.mapper.RESTMapping(schema.GroupKind{Group: ref.Group, Kind: ref.Kind})
+		g.Expect(err).NotTo(HaveOccurred(), "%s: mapping %s", e.Name, id)
+		obj, err := c.dynamic.Resource(mapping.Resource).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred(), "%s: reading %s %s/%s", e.Name, ref.Kind, ref.Namespace, ref.Name)
+		if strings.HasSuffix(ref.Group, ".toolkit.fluxcd.io") {
+			g.Expect(obj).To(readiness.BeReady(), "%s%s", e.Name, waitOutcome(e))
+		} else {
+			assertCurrent(g, e, obj)
+		}
+		checked++
+	}
+	t.Logf("%s: %d object(s) of Kustomization %s Ready", e.Name, checked, name)
+}
+
+// appRoute is how a request reaches the app: the ingress controller's
+// Service and the host the app's Ingress claims.
+type appRoute struct {
+	host      string
+	namespace string // of the Ingress, hence of the app
+	forward   *probe.Forward
+}
+
+// openAppRoute finds the app's Ingress host and port-forwards to the nginx
+// ingress controller's Service.
+func openAppRoute(ctx context.Context, t *testing.T, e *envfuncs.Environment) appRoute {
+	t.Helper()
+	g := NewWithT(t)
+	c := clientsFor(t, e)
+	ingresses, err := c.kube.NetworkingV1().Ingresses(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	g.Expect(err).NotTo(HaveOccurred(), "listing Ingresses")
+	var route appRoute
+	for _, ing := range ingresses.Items {
+		for _, rule := range ing.Spec.Rules {
+			if rule.Host != "" && strings.Contains(rule.Host, e.Name) && route.host == "" {
+				route.host, route.namespace = rule.Host, ing.Namespace
+			}
+		}
+	}
+	g.Expect(route.host).NotTo(BeEmpty(), "%s: no Ingress claims a host for this environment (want a host containing %q)%s", e.Name, e.Name, waitOutcome(e))
+
+	svc, err := serviceWithPort(ctx, c, "nginx", 80, 8080)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: finding the nginx ingress Service%s", e.Name, waitOutcome(e))
+	route.forward, err = probe.ToService(ctx, e.Config, svc)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: port-forward to the nginx ingress%s", e.Name, waitOutcome(e))
+	t.Cleanup(route.forward.Close)
+	return route
+}
+
+// serviceWithPort finds a non-headless Service in ns exposing one of ports.
+func serviceWithPort(ctx context.Context, c clients, ns string, ports ...int32) (probe.Target, error) {
+	list, err := c.kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return probe.Target{}, err
+	}
+	for _, want := range ports {
+		for _, s := range list.Items {
+			if s.Spec.ClusterIP == corev1.ClusterIPNone {
+				continue
+			}
+			for _, p := range s.Spec.Ports {
+				if p.Port == want {
+					return probe.Target{Namespace: ns, Service: s.Name, Port: p.Port}, nil
+				}
+			}
+		}
+	}
+	return probe.Target{}, fmt.Errorf("no Service in namespace %s exposes port %v", ns, ports)
+}
+
+func (r appRoute) do(ctx context.Context, method, path string, body io.Reader) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.forward.Addr+path, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Host = r.host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, data, err
+}
+
+func assertTrafficReachesApp(ctx context.Context, t *testing.T, e *envfuncs.Environment) {
+	g := NewWithT(t)
+	route := openAppRoute(ctx, t, e)
+	start := time.Now()
+	code, body, err := route.do(ctx, http.MethodGet, "/", nil)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: GET / with Host %s through %s", e.Name, route.host, route.forward.Pod)
+	g.Expect(code).To(Equal(http.StatusOK), "%s: GET / with Host %s answered %d: %s", e.Name, route.host, code, truncate(body))
+
+	// The app answers with its pod's hostname: proof that the request crossed
+	// the ingress and landed on a pod of the app, not on an nginx default page.
+	var answer struct {
+		Hostname string `json:"hostname"`
+	}
+	g.Expect(json.Unmarshal(body, &answer)).To(Succeed(), "%s: the answer to Host %s is not the app's JSON: %s", e.Name, route.host, truncate(body))
+	pods, err := clientsFor(t, e).kube.CoreV1().Pods(route.namespace).List(ctx, metav1.ListOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	var names []string
+	for _, p := range pods.Items {
+		names = append(names, p.Name)
+	}
+	g.Expect(names).To(ContainElement(answer.Hostname), "%s: answer came from %q, which is not a pod of namespace %s", e.Name, answer.Hostname, route.namespace)
+	t.Logf("%s: GET http://%s/ via nginx (%s) answered by pod %s/%s in %s", e.Name, route.host, route.forward.Pod, route.namespace, answer.Hostname, time.Since(start).Round(time.Millisecond))
+}
+
+func assertAppUsesRedis(ctx context.Context, t *testing.T, e *envfuncs.Environment) {
+	g := NewWithT(t)
+	route := openAppRoute(ctx, t, e)
+	key, value := "e2e-"+e.Name+"-"+randomHex(4), "written-by-e2e-"+randomHex(8)
+
+	code, body, err := route.do(ctx, http.MethodPost, "/cache/"+key, strings.NewReader(value))
+	g.Expect(err).NotTo(HaveOccurred(), "%s: POST /cache/%s", e.Name, key)
+	g.Expect(code).To(BeElementOf(http.StatusOK, http.StatusCreated, http.StatusAccepted, http.StatusNoContent),
+		"%s: POST /cache/%s answered %d: %s", e.Name, key, code, truncate(body))
+	code, body, err = route.do(ctx, http.MethodGet, "/cache/"+key, nil)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: GET /cache/%s", e.Name, key)
+	g.Expect(code).To(Equal(http.StatusOK), "%s: GET /cache/%s answered %d: %s", e.Name, key, code, truncate(body))
+	g.Expect(string(body)).To(Equal(value), "%s: the app returned another value for %s", e.Name, key)
+
+	// Read the key straight from the fleet's redis: the app must use that
+	// redis, not a cache of its own.
+	c := clientsFor(t, e)
+	target, err := serviceWithPort(ctx, c, "redis", 6379)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: finding the redis Service", e.Name)
+	fwd, err := probe.ToService(ctx, e.Config, target)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: port-forward to %s", e.Name, target)
+	defer fwd.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: fwd.Addr, DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second})
+	defer rdb.Close()
+	stored, err := rdb.Get(ctx, key).Result()
+	g.Expect(err).NotTo(HaveOccurred(), "%s: GET %s from %s: the app did not store it in the fleet's redis", e.Name, key, target)
+	g.Expect(stored).To(Equal(value))
+	t.Logf("%s: app at %s wrote %s to redis %s (%s) and read it back", e.Name, route.host, key, target, fwd.Pod)
+}
+
+func deploymentAvailable(d *appsv1.Deployment) bool {
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func deploymentConditions(d *appsv1.Deployment) string {
+	var parts []string
+	for _, c := range d.Status.Conditions {
+		parts = append(parts, fmt.Sprintf("%s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message))
+	}
+	if len(parts) == 0 {
+		return "no conditions yet"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func truncate(b []byte) string {
+	const max = 300
+	s := strings.TrimSpace(string(b))
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

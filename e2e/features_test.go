@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+	"sigs.k8s.io/e2e-framework/pkg/types"
+
+	"github.com/flux-fleet/flux-fleet/harness/envfuncs"
+)
+
+// perEnv builds one feature per environment, named after it, so that
+// -run 'TestX/staging' selects a single environment.
+func perEnv(t *testing.T, build func(b *features.FeatureBuilder, env string) *features.FeatureBuilder) []types.Feature {
+	t.Helper()
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	var fs []types.Feature
+	for _, env := range run.Options().Envs {
+		fs = append(fs, build(features.New(env), env).Feature())
+	}
+	return fs
+}
+
+// environment returns the brought-up environment or stops the test.
+func environment(t *testing.T, name string) *envfuncs.Environment {
+	t.Helper()
+	e := run.Env(name)
+	if e == nil {
+		t.Fatalf("environment %s was not brought up (see the setup log above)", name)
+	}
+	return e
+}
+
+func TestFluxControllers(t *testing.T) {
+	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
+		return b.Assess("every Flux controller Deployment is available", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			assertControllersAvailable(ctx, t, environment(t, env))
+			return ctx
+		})
+	})...)
+}
+
+func TestInfrastructure(t *testing.T) {
+	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
+		return b.
+			Assess("Kustomization infrastructure is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				assertKustomizationReady(ctx, t, environment(t, env), "infrastructure")
+				return ctx
+			}).
+			Assess("nginx is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				assertNamespaceReady(ctx, t, environment(t, env), "nginx")
+				return ctx
+			}).
+			Assess("redis is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				assertNamespaceReady(ctx, t, environment(t, env), "redis")
+				return ctx
+			})
+	})...)
+}
+
+func TestApps(t *testing.T) {
+	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
+		return b.
+			Assess("Kustomization apps is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				assertKustomizationReady(ctx, t, environment(t, env), "apps")
+				return ctx
+			}).
+			Assess("every release and workload of apps is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				assertInventoryReady(ctx, t, environment(t, env), "apps")
+				return ctx
+			})
+	})...)
+}
+
+func TestTraffic(t *testing.T) {
+	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
+		return b.Assess("a request through the nginx ingress with the environment's host reaches the app", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			assertTrafficReachesApp(ctx, t, environment(t, env))
+			return ctx
+		})
+	})...)
+}
+
+func TestAppUsesRedis(t *testing.T) {
+	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
+		return b.Assess("a value written through the app's cache API is read back, and stored in the fleet's redis", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			assertAppUsesRedis(ctx, t, environment(t, env))
+			return ctx
+		})
+	})...)
+}
+
+// TestResync publishes a new revision of the fleet (the edit → re-run loop
+// of a kept cluster) and waits until every environment applied it.
+func TestResync(t *testing.T) {
+	if skipReason != "" {
+		t.Skip(skipReason)
+	}
+	took, err := run.Republish(t.Context())
+	if err != nil {
+		t.Fatalf("re-sync after publishing a new revision: %v", err)
+	}
+	for _, env := range run.Options().Envs {
+		if e := run.Env(env); e.Ready != nil {
+			t.Errorf("%s: not Ready after re-sync: %v", env, e.Ready)
+		}
+	}
+	t.Logf("new revision %s applied and Ready in every environment %s after publishing", run.Git().Revision(), took.Round(100*time.Millisecond))
+}
