@@ -40,20 +40,18 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// options returns the run options for one scenario: the environment from
-// E2E_* and FLEET_* variables, one env (staging) on a cluster of its own.
+// options returns the run options for one scenario: the E2E_* and FLEET_*
+// settings, with the given fleet and one env (staging) on a cluster of its own.
 func options(t *testing.T, fleetDir, clusterPrefix string) envfuncs.Options {
 	t.Helper()
 	if reason := envfuncs.Unavailable(t.Context()); reason != "" {
 		t.Skip(reason)
 	}
-	t.Setenv("E2E_FLEET", fleetDir)
-	t.Setenv("E2E_ENVS", "staging")
 	opts, err := envfuncs.OptionsFromEnv(repoRoot(t))
 	if err != nil {
 		t.Fatalf("options: %v", err)
 	}
-	opts.ClusterPrefix = clusterPrefix
+	opts.FleetDir, opts.Envs, opts.ClusterPrefix = fleetDir, []string{"staging"}, clusterPrefix
 	if os.Getenv("E2E_KEEP") == "" {
 		opts.Keep = cluster.KeepNever
 	}

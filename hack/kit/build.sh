@@ -44,8 +44,18 @@ run_stage() { # name function
 
 go_version=$(go env GOVERSION)
 hash_of() { # stage-function [extra inputs...]
-  { declare -f "$1"; cat "$kit_src/versions.env"; echo "$go_version"; printf '%s\n' "${@:2}"; } |
+  local body
+  body=$(declare -f "$1")
+  # Only the versions this function names: bumping one version rebuilds only
+  # what uses it.
+  { echo "$body"; used_versions "$body ${*:2}"; echo "$go_version"; printf '%s\n' "${@:2}"; } |
     sha256sum | cut -c1-12
+}
+used_versions() { # text -> the versions.env assignments it references
+  local var
+  for var in $(sed -nE 's/^([A-Z_]+)=.*/\1/p' "$kit_src/versions.env"); do
+    case "$1" in *"\$$var"* | *"\${$var"*) echo "$var=${!var}" ;; esac
+  done
 }
 hash_files() { # paths... -> hash of their contents (sorted, names included)
   (cd "$repo" && find "$@" -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
@@ -109,10 +119,9 @@ build_k8s_binaries() {
   for p in kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
     pkgs+=" k8s.io/kubernetes/cmd/$p"
   done
-  mkdir -p "$out.tmp"
+  mkdir -p "$out"
   # shellcheck disable=SC2086
-  (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out.tmp/" $pkgs)
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out/" $pkgs)
 }
 
 build_etcd_binary() {
@@ -129,6 +138,13 @@ build_coredns_binary() {
   (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/coredns" github.com/coredns/coredns)
 }
 
+build_crictl_binary() {
+  local out=$1 src="$KIT_DIR/src/cri-tools"
+  scratch_module "$src" "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION"
+  mkdir -p "$out"
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl)
+}
+
 build_pause_binary() {
   local out=$1
   mkdir -p "$out"
@@ -142,7 +158,13 @@ binaries_dir() {
   out="$KIT_DIR/bin/$name-$h"
   if [ ! -d "$out" ]; then
     log "building $name binaries (cold: minutes)"
-    "$builder" "$out" >&2
+    # Build next to the final path and rename, so an interrupted build is
+    # never mistaken for a finished one.
+    rm -rf "$out.partial"
+    "$builder" "$out.partial" >&2
+    mv "$out.partial" "$out"
+    # Older builds of the same binaries are superseded.
+    find "$KIT_DIR/bin" -maxdepth 1 -name "$name-*" ! -path "$out" -exec rm -rf {} + 2>/dev/null || true
   fi
   echo "$out"
 }
@@ -187,11 +209,13 @@ debian_layer() {
     apt-get clean; rm -rf /var/lib/apt/lists/*
     $script" >"$KIT_DIR/layer-$$.log" 2>&1 || {
     tail -20 "$KIT_DIR/layer-$$.log" >&2
+    log "full log: $KIT_DIR/layer-$$.log"
     docker rm -f "$name" >/dev/null 2>&1
     die "installing '$packages' into $image failed"
   }
   docker commit --change "LABEL $LABEL=$h" "$@" "$name" "$image" >/dev/null
   docker rm -f "$name" >/dev/null
+  rm -f "$KIT_DIR/layer-$$.log"
 }
 
 # ---- stage: control-plane images --------------------------------------------
@@ -235,8 +259,9 @@ NODE_PACKAGES="systemd containerd runc nftables ethtool socat ebtables kmod util
 containernetworking-plugins jq libseccomp2 pigz e2fsprogs bash"
 
 build_node_image() {
-  local h=$1 image=$2 k8s kindfiles dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/work/preload" pid i
+  local h=$1 image=$2 k8s crictl kindfiles dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/work/preload" pid i
   k8s=$(binaries_dir kubernetes build_k8s_binaries)
+  crictl=$(binaries_dir crictl build_crictl_binary)
   kindfiles="$(mod_dir "sigs.k8s.io/kind@$(cd "$repo" && go list -m -f '{{.Version}}' sigs.k8s.io/kind)")/images/base/files"
 
   # 1. Debian userland with what a kind node runs, trimmed the way kind's base image is.
@@ -263,6 +288,7 @@ build_node_image() {
   mkdir -p "$dir/opt/cni" "$dir/etc/kubernetes/manifests" "$dir/etc/cni/net.d"
   rm -rf "$dir/opt/cni/bin" && ln -s /usr/lib/cni "$dir/opt/cni/bin"
   for i in kubeadm kubelet kubectl; do install -m 0755 "$k8s/$i" "$dir/usr/bin/$i"; done
+  install -m 0755 "$crictl/crictl" "$dir/usr/local/bin/crictl"
   echo "$KUBERNETES_VERSION" >"$dir/kind/version"
 
   # containerd: our pause tag, and no oom_score_adj below the parent's (runc lacks
@@ -459,11 +485,14 @@ cp_hash=$(image_hash "$REG/kube-apiserver:$KUBERNETES_VERSION")
 NODE_IMAGE=""
 stage_node() {
   local h
-  h=$(hash_of build_node_image "$cp_hash" "$debian_hash" "$(declare -f debian_layer import_dir)")
+  h=$(hash_of build_node_image "$cp_hash" "$debian_hash" "$(declare -f debian_layer import_dir build_crictl_binary)")
   NODE_IMAGE="fleet-kit/node:$KUBERNETES_VERSION-$h"
   image_fresh "$NODE_IMAGE" "$h" && return 0
   log "building node image $NODE_IMAGE"
   build_node_image "$h" "$NODE_IMAGE"
+  # Node images are large: drop the ones this build supersedes.
+  docker images fleet-kit/node --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$NODE_IMAGE" |
+    xargs -r docker rmi >/dev/null 2>&1 || true
 }
 run_stage node-image stage_node
 
@@ -489,6 +518,7 @@ stage_flux_manifests() {
   FLUX_MANIFESTS="$KIT_DIR/flux-manifests-$h"
   [ -f "$FLUX_MANIFESTS/rbac.yaml" ] && return 0
   build_flux_manifests "$FLUX_MANIFESTS"
+  find "$KIT_DIR" -maxdepth 1 -name 'flux-manifests-*' ! -path "$FLUX_MANIFESTS" -exec rm -rf {} + 2>/dev/null || true
 }
 run_stage flux-manifests stage_flux_manifests
 

@@ -41,6 +41,8 @@ type verdict struct {
 	// for the source grace period (network and credential errors can be
 	// transient while a git server or registry starts).
 	Graced bool
+	// FailingSince is when a graced failure began, when the object says so.
+	FailingSince time.Time
 }
 
 // sourceFailureReasons are source Ready=False reasons that will not heal
@@ -51,6 +53,8 @@ var sourceFailureReasons = map[string]bool{
 	"URLInvalid":                      true,
 	"InvalidURL":                      true,
 	"IndexationFailed":                true,
+	"ReadOperationFailed":             true,
+	"Failed":                          true,
 	"OCIArtifactPullFailed":           true,
 	"OCIArtifactLayerOperationFailed": true,
 	"ChartPullFailed":                 true,
@@ -136,6 +140,23 @@ func classifyFlux(u *unstructured.Unstructured, sourceRev string) verdict {
 	if ready == nil {
 		return verdict{Reason: "Pending", Message: "no Ready condition yet (controller has not reconciled it)"}
 	}
+	// source-controller leaves observedGeneration unset while a fetch keeps
+	// failing and flips Ready between Unknown and False on every retry; its
+	// FetchFailed condition stays True throughout, so it tells a persisting
+	// fetch failure (registry or chart repository unreachable) apart from
+	// progress.
+	if sourceKinds[u.GetKind()] && ready.Status != metav1.ConditionTrue {
+		if ff := findCondition(conds, "FetchFailed"); ff != nil && ff.Status == metav1.ConditionTrue {
+			return verdict{Reason: nonEmpty(ff.Reason, "FetchFailed"), Message: ff.Message, Graced: true, FailingSince: ff.LastTransitionTime.Time}
+		}
+		if ready.Status == metav1.ConditionFalse && sourceFailureReasons[ready.Reason] {
+			return verdict{Reason: ready.Reason, Message: ready.Message, Graced: true}
+		}
+	}
+	// Controllers leave status.observedGeneration behind when a reconcile
+	// fails (kustomize-controller on a missing path, for one), but stamp
+	// the condition itself with the generation it judged.
+	current = current || ready.ObservedGeneration == gen
 	if !current {
 		return verdict{Reason: "Progressing", Message: fmt.Sprintf("observed generation %d, want %d (last Ready=%s %s)", obs, gen, ready.Status, ready.Reason)}
 	}
@@ -155,9 +176,14 @@ func classifyFlux(u *unstructured.Unstructured, sourceRev string) verdict {
 		attempted, _, _ := unstructured.NestedString(u.Object, "status", "lastAttemptedRevision")
 		onCurrent := attempted != "" && (sourceRev == "" || attempted == sourceRev)
 		pathMissing := ready.Reason == "ArtifactFailed" && strings.Contains(ready.Message, "path not found")
-		if onCurrent && (ready.Reason == "BuildFailed" || pathMissing) {
+		switch {
+		case onCurrent && (ready.Reason == "BuildFailed" || pathMissing):
 			v.Phase, v.Terminal = phaseFailed, true
 			v.Message = fmt.Sprintf("%s (revision %s)", ready.Message, attempted)
+		case pathMissing && attempted == "":
+			// A missing path fails before any revision is attempted, so which
+			// revision it refers to is unknown: fatal once it persists.
+			v.Graced = true
 		}
 	case kind == "HelmRelease":
 		if ready.Reason == "RetriesExceeded" || helmRetriesExhausted(u, ready.Reason) {

@@ -17,6 +17,11 @@ func cond(t, status, reason, msg string) map[string]any {
 	return map[string]any{"type": t, "status": status, "reason": reason, "message": msg, "lastTransitionTime": "2026-11-25T22:41:07Z"}
 }
 
+func withGeneration(c map[string]any, gen int64) map[string]any {
+	c["observedGeneration"] = gen
+	return c
+}
+
 func flux(kind, ns, name string, gen, observed int64, status map[string]any, conds ...map[string]any) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": fluxGroups[kind] + "/v1",
@@ -70,6 +75,10 @@ func TestClassifyFlux(t *testing.T) {
 		{"helm install failed, retries left", withSpec(flux("HelmRelease", "apps", "web", 1, 1, map[string]any{"installFailures": int64(1)}, cond("Ready", "False", "InstallFailed", "timed out")), int64(3), "spec", "install", "remediation", "retries"), "", phaseProgressing, "InstallFailed", false, false},
 		{"git auth failure is graced", flux("GitRepository", "flux-system", "flux-system", 1, 1, nil, cond("Ready", "False", "GitOperationFailed", "authentication required")), "", phaseProgressing, "GitOperationFailed", false, true},
 		{"helm index failure is graced", flux("HelmRepository", "flux-system", "bitnami", 1, 1, nil, cond("Ready", "False", "IndexationFailed", "dial tcp: lookup charts.example: no such host")), "", phaseProgressing, "IndexationFailed", false, true},
+		{"oci pull failing while retrying (no observedGeneration, Ready Unknown) is graced", flux("OCIRepository", "flux-system", "nginx-ingress", 1, 0, nil, cond("Ready", "Unknown", "Progressing", "reconciliation in progress"), cond("FetchFailed", "True", "ReadOperationFailed", "failed to pull artifact: dial tcp: lookup ghcr.example: no such host")), "", phaseProgressing, "ReadOperationFailed", false, true},
+		{"helm index fetch failed before first success is graced", flux("HelmRepository", "flux-system", "podinfo", 1, 0, nil, cond("Ready", "False", "Failed", "failed to fetch Helm repository index")), "", phaseProgressing, "Failed", false, true},
+		{"path not found, status.observedGeneration unset but the condition is current", flux("Kustomization", "flux-system", "apps", 1, 0, map[string]any{"lastAttemptedRevision": rev}, withGeneration(cond("Ready", "False", "ArtifactFailed", "kustomization path not found: stat /tmp/x: no such file"), 1)), rev, phaseFailed, "ArtifactFailed", true, false},
+		{"path not found before any attempt is graced", flux("Kustomization", "flux-system", "apps", 1, 0, nil, withGeneration(cond("Ready", "False", "ArtifactFailed", "kustomization path not found: stat /tmp/x: no such file"), 1)), rev, phaseProgressing, "ArtifactFailed", false, true},
 		{"suspended", withSpec(flux("Kustomization", "flux-system", "apps", 1, 1, nil), true, "spec", "suspend"), "", phaseReady, "Suspended", false, false},
 	}
 	for _, tc := range cases {

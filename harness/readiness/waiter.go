@@ -287,13 +287,18 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 			}
 			pending++
 			if v.Graced {
-				fk := key + "\x00" + v.Reason
+				// Keyed by object only: a retrying source alternates reasons.
+				fk := key + "\x00"
 				since, ok := r.failingFrom[fk]
 				if !ok {
 					since = now
 					// A failure that began before the wait counts from its start.
-					if c := findCondition(conditionsOf(u), "Ready"); c != nil && !c.LastTransitionTime.IsZero() && c.LastTransitionTime.Time.Before(now) {
-						since = c.LastTransitionTime.Time
+					began := v.FailingSince
+					if c := findCondition(conditionsOf(u), "Ready"); began.IsZero() && c != nil {
+						began = c.LastTransitionTime.Time
+					}
+					if !began.IsZero() && began.Before(now) {
+						since = began
 					}
 					r.failingFrom[fk] = since
 				}
