@@ -1,132 +1,31 @@
 package diagnose
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 )
 
-// The real-cluster test uses the offline kit profile (FLEET_NODE_IMAGE,
-// FLEET_KIND_CONFIG, FLEET_FLUX_MANIFESTS): this machine has no registry.
-
-func kindCluster(t *testing.T, name string) *rest.Config {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("creates a real kind cluster; skipped with -short")
-	}
-	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		t.Skipf("docker info failed (%v): no Docker engine for kind: %s", err, line)
-	}
-	for _, v := range []string{"FLEET_NODE_IMAGE", "FLEET_KIND_CONFIG", "FLEET_FLUX_MANIFESTS"} {
-		if os.Getenv(v) == "" {
-			t.Skipf("%s is unset: source the offline kit profile (hack/kit/build.sh --print) to run real-kind tests", v)
-		}
-	}
-	raw, err := os.ReadFile(os.Getenv("FLEET_KIND_CONFIG"))
-	if err != nil {
-		t.Fatalf("reading FLEET_KIND_CONFIG: %v", err)
-	}
-	provider := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
-	if names, err := provider.List(); err == nil && slices.Contains(names, name) {
-		_ = provider.Delete(name, "") // left over from an interrupted run
-	}
-	kubeconfig := filepath.Join(t.TempDir(), name+".kubeconfig")
-	if err := provider.Create(name,
-		kindcluster.CreateWithRawConfig(raw),
-		kindcluster.CreateWithNodeImage(os.Getenv("FLEET_NODE_IMAGE")),
-		kindcluster.CreateWithKubeconfigPath(kubeconfig),
-		kindcluster.CreateWithWaitForReady(2*time.Minute),
-	); err != nil {
-		_ = provider.Delete(name, kubeconfig)
-		t.Fatalf("creating kind cluster %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := provider.Delete(name, kubeconfig); err != nil {
-			t.Errorf("deleting kind cluster %s: %v", name, err)
-		}
-	})
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatalf("loading kubeconfig: %v", err)
-	}
-	return cfg
-}
-
-var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
-
-func applyFluxCRDs(t *testing.T, ctx context.Context, dyn dynamic.Interface) {
-	t.Helper()
-	for _, f := range []string{"source-controller.yaml", "kustomize-controller.yaml"} {
-		data, err := os.ReadFile(filepath.Join(os.Getenv("FLEET_FLUX_MANIFESTS"), f))
-		if err != nil {
-			t.Fatalf("reading Flux manifests: %v", err)
-		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			var u unstructured.Unstructured
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				t.Fatalf("decoding %s: %v", f, err)
-			}
-			if u.GetKind() != "CustomResourceDefinition" {
-				continue
-			}
-			if _, err := dyn.Resource(crdGVR).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
-				t.Fatalf("creating CRD %s: %v", u.GetName(), err)
-			}
-			name := u.GetName()
-			if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-				got, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
-				if err != nil {
-					return false, nil
-				}
-				ready, _ := readyOfType(got, "Established")
-				return ready, nil
-			}); err != nil {
-				t.Fatalf("CRD %s not established: %v", name, err)
-			}
-		}
-	}
-}
-
-func readyOfType(u *unstructured.Unstructured, t string) (bool, string) {
-	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == t {
-			return m["status"] == "True", m["reason"].(string)
-		}
-	}
-	return false, ""
-}
+// The real-cluster test runs on a kind cluster from the offline kit profile
+// (see harness/internal/kindtest): this machine has no registry.
 
 func TestIntegrationSummarizeAndCollect(t *testing.T) {
-	cfg := kindCluster(t, "hx-diag")
+	kit := kindtest.Require(t, kindtest.FluxManifestsVar)
+	cfg := kit.Cluster(t, "hx-diag").RESTConfig
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	dyn, err := dynamic.NewForConfig(cfg)
@@ -137,7 +36,7 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyFluxCRDs(t, ctx, dyn)
+	kit.ApplyFluxCRDs(ctx, t, cfg)
 
 	const ns = "apps"
 	const secretValue = "hx-diag-very-secret-value"

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -154,8 +155,12 @@ func (r *Run) bringUp(ctx context.Context, e *Environment) error {
 		Components:   r.opts.FluxComponents,
 		ManifestsDir: r.opts.FluxManifestsDir,
 		ExtraCRDsDir: extraCRDs(r.opts.FluxManifestsDir),
-		ClusterName:  e.Cluster.Name,
-		Out:          r.out,
+		// A fix published while a Kustomization waits on unhealthy workloads
+		// must not queue behind that wait's timeout (minutes): the reproduce,
+		// fix, re-run loop depends on it.
+		ControllerArgs: kustomizeControllerArgs(r.opts.FluxComponents),
+		ClusterName:    e.Cluster.Name,
+		Out:            r.out,
 	})
 	if err != nil {
 		return fmt.Errorf("%s: installing Flux: %w", e.Name, err)
@@ -299,6 +304,13 @@ func (r *Run) Finish(ctx context.Context, _ *envconf.Config) (context.Context, e
 		}
 	}
 	return ctx, errors.Join(errs...)
+}
+
+func kustomizeControllerArgs(components []string) map[string][]string {
+	if len(components) > 0 && !slices.Contains(components, "kustomize-controller") {
+		return nil
+	}
+	return map[string][]string{"kustomize-controller": {"--feature-gates=CancelHealthCheckOnNewRevision=true"}}
 }
 
 func extraCRDs(manifestsDir string) string {

@@ -41,6 +41,9 @@ type Options struct {
 	// ExtraCRDsDir holds *.yaml applied after Flux (CRDs of controllers that
 	// are not installed, so that manifests using their kinds still apply).
 	ExtraCRDsDir string
+	// ControllerArgs are extra container arguments per controller Deployment,
+	// e.g. {"kustomize-controller": {"--feature-gates=CancelHealthCheckOnNewRevision=true"}}.
+	ControllerArgs map[string][]string
 	// Namespace is where Flux runs; "" means flux-system.
 	Namespace string
 	// ClusterName names the cluster in messages; "" uses the API server host.
@@ -134,7 +137,45 @@ func generate(ctx context.Context, opts Options) ([]*unstructured.Unstructured, 
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("generating Flux %s manifests: no objects", opts.Version)
 	}
+	if err := addControllerArgs(objs, opts.ControllerArgs); err != nil {
+		return nil, fmt.Errorf("generating Flux %s manifests: %w", opts.Version, err)
+	}
 	return objs, nil
+}
+
+// addControllerArgs appends extra arguments to the first container of each
+// named controller Deployment.
+func addControllerArgs(objs []*unstructured.Unstructured, extra map[string][]string) error {
+	for name, args := range extra {
+		found := false
+		for _, o := range objs {
+			if o.GetKind() != "Deployment" || o.GetName() != name {
+				continue
+			}
+			found = true
+			containers, _, err := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			if err != nil || len(containers) == 0 {
+				return fmt.Errorf("Deployment %s has no containers", name)
+			}
+			c := containers[0].(map[string]any)
+			current, _, _ := unstructured.NestedStringSlice(c, "args")
+			for _, a := range args {
+				if !slices.Contains(current, a) {
+					current = append(current, a)
+				}
+			}
+			if err := unstructured.SetNestedStringSlice(c, current, "args"); err != nil {
+				return err
+			}
+			if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+				return err
+			}
+		}
+		if !found {
+			return fmt.Errorf("extra arguments for %s: no such controller among the generated components", name)
+		}
+	}
+	return nil
 }
 
 // checkManifestsDir fails early with the list of what the offline directory

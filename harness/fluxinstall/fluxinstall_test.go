@@ -318,3 +318,46 @@ func TestOptionsDefaults(t *testing.T) {
 		})
 	}
 }
+
+func TestAddControllerArgs(t *testing.T) {
+	deployment := func(name string, args ...any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"kind":     "Deployment",
+			"metadata": map[string]any{"name": name},
+			"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+				"containers": []any{map[string]any{"name": "manager", "args": args}},
+			}}},
+		}}
+	}
+	gate := "--feature-gates=CancelHealthCheckOnNewRevision=true"
+	tests := []struct {
+		name    string
+		extra   map[string][]string
+		want    []string
+		wantErr string
+	}{
+		{"appended", map[string][]string{"kustomize-controller": {gate}}, []string{"--log-level=info", gate}, ""},
+		{"not duplicated", map[string][]string{"kustomize-controller": {"--log-level=info"}}, []string{"--log-level=info"}, ""},
+		{"unknown controller", map[string][]string{"helm-controller": {gate}}, nil, "no such controller"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := []*unstructured.Unstructured{deployment("kustomize-controller", "--log-level=info"), deployment("source-controller")}
+			err := addControllerArgs(objs, tt.extra)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			containers, _, _ := unstructured.NestedSlice(objs[0].Object, "spec", "template", "spec", "containers")
+			got, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("args = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -3,13 +3,13 @@ package fluxinstall
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,58 +17,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// offlineKit returns the offline kit profile, skipping the test when a real
-// kind cluster with Flux cannot be had here.
-func offlineKit(t *testing.T) (nodeImage string, kindConfig []byte, manifests string, images []string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping the kind cluster test")
-	}
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		t.Skipf("docker info failed (%v): no Docker engine for kind", err)
-	}
-	for _, k := range []string{"FLEET_NODE_IMAGE", "FLEET_KIND_CONFIG", "FLEET_FLUX_MANIFESTS", "FLEET_PRELOAD_IMAGES"} {
-		if os.Getenv(k) == "" {
-			t.Skipf("%s is not set: source the offline kit profile (make offline-images); this machine cannot pull images", k)
-		}
-	}
-	cfg, err := os.ReadFile(os.Getenv("FLEET_KIND_CONFIG"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Only the controller images are needed here; workload images would only
-	// slow the load down.
-	for _, img := range strings.Split(os.Getenv("FLEET_PRELOAD_IMAGES"), ",") {
-		if strings.HasPrefix(img, "ghcr.io/fluxcd/") {
-			images = append(images, img)
-		}
-	}
-	return os.Getenv("FLEET_NODE_IMAGE"), cfg, os.Getenv("FLEET_FLUX_MANIFESTS"), images
-}
-
 func TestInstallKind(t *testing.T) {
-	nodeImage, kindConfig, manifests, images := offlineKit(t)
+	kit := kindtest.Require(t, kindtest.FluxManifestsVar, kindtest.PreloadImagesVar)
+	c := kit.Cluster(t, "hx-flux", kit.FluxImages()...)
+	manifests := kit.FluxManifests
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-
-	start := time.Now()
-	c, err := cluster.Create(ctx, cluster.Spec{
-		Name:          "hx-flux",
-		NodeImage:     nodeImage,
-		KindConfig:    kindConfig,
-		WorkDir:       t.TempDir(),
-		PreloadImages: images,
-		Log:           cluster.LogfWriter(t.Logf),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Delete(context.Background()); err != nil {
-			t.Errorf("deleting cluster: %v", err)
-		}
-	})
-	t.Logf("cluster hx-flux ready with images in %s", time.Since(start).Round(100*time.Millisecond))
 
 	opts := Options{
 		Components:   []string{"source-controller", "kustomize-controller"},

@@ -1,16 +1,9 @@
 package fluxinstall
 
 import (
-	"os"
 	"testing"
 
-	"github.com/go-logr/logr"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 )
 
-func TestMain(m *testing.M) {
-	// controller-runtime's client complains on stderr, with a stack trace,
-	// when no logger is set; the tests have nothing to say through it.
-	ctrllog.SetLogger(logr.Discard())
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { kindtest.Main(m) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/fluxinstall"
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	"github.com/fluxcd/gitkit"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,50 +28,15 @@ import (
 // <path>/flux-system/ is ignored, and that a new commit lands quickly after
 // RequestReconcile.
 func TestSyncKind(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping the kind cluster test")
-	}
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		t.Skipf("docker info failed (%v): no Docker engine for kind", err)
-	}
-	for _, k := range []string{"FLEET_NODE_IMAGE", "FLEET_KIND_CONFIG", "FLEET_FLUX_MANIFESTS", "FLEET_PRELOAD_IMAGES"} {
-		if os.Getenv(k) == "" {
-			t.Skipf("%s is not set: source the offline kit profile (make offline-images); this machine cannot pull images", k)
-		}
-	}
+	kit := kindtest.Require(t, kindtest.FluxManifestsVar, kindtest.PreloadImagesVar)
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skipf("no git binary for the test git server: %v", err)
 	}
-	kindConfig, err := os.ReadFile(os.Getenv("FLEET_KIND_CONFIG"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var images []string
-	for _, img := range strings.Split(os.Getenv("FLEET_PRELOAD_IMAGES"), ",") {
-		if strings.HasPrefix(img, "ghcr.io/fluxcd/") {
-			images = append(images, img)
-		}
-	}
-	manifests := os.Getenv("FLEET_FLUX_MANIFESTS")
+	manifests := kit.FluxManifests
+	c := kit.Cluster(t, "hx-fluxsync", kit.FluxImages()...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := cluster.Create(ctx, cluster.Spec{
-		Name:          "hx-fluxsync",
-		NodeImage:     os.Getenv("FLEET_NODE_IMAGE"),
-		KindConfig:    kindConfig,
-		WorkDir:       t.TempDir(),
-		PreloadImages: images,
-		Log:           cluster.LogfWriter(t.Logf),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := c.Delete(context.Background()); err != nil {
-			t.Errorf("deleting cluster: %v", err)
-		}
-	})
 	if _, err := fluxinstall.Install(ctx, c.RESTConfig, fluxinstall.Options{
 		Components:   []string{"source-controller", "kustomize-controller"},
 		ManifestsDir: manifests,

@@ -4,130 +4,32 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 )
 
-// Real-apiserver tests use the offline kit profile (FLEET_NODE_IMAGE,
-// FLEET_KIND_CONFIG, FLEET_FLUX_MANIFESTS): this machine has no registry.
+// Real-apiserver tests run on a kind cluster from the offline kit profile
+// (see harness/internal/kindtest): this machine has no registry.
 // No Flux controller runs: the tests write Flux status themselves to drive
 // every transition the waiter must see.
 
 var (
 	gitGVR  = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
 	ksGVR   = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
-	crdGVR  = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	nsGVR   = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
 	depGVR  = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
 	testRev = "main@sha1:0123456789abcdef0123456789abcdef01234567"
 )
-
-func kindCluster(t *testing.T, name string) *rest.Config {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("creates a real kind cluster; skipped with -short")
-	}
-	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		t.Skipf("docker info failed (%v): no Docker engine for kind: %s", err, line)
-	}
-	for _, v := range []string{"FLEET_NODE_IMAGE", "FLEET_KIND_CONFIG", "FLEET_FLUX_MANIFESTS"} {
-		if os.Getenv(v) == "" {
-			t.Skipf("%s is unset: source the offline kit profile (hack/kit/build.sh --print) to run real-kind tests", v)
-		}
-	}
-	raw, err := os.ReadFile(os.Getenv("FLEET_KIND_CONFIG"))
-	if err != nil {
-		t.Fatalf("reading FLEET_KIND_CONFIG: %v", err)
-	}
-	provider := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
-	if names, err := provider.List(); err == nil && slices.Contains(names, name) {
-		_ = provider.Delete(name, "") // left over from an interrupted run
-	}
-	kubeconfig := filepath.Join(t.TempDir(), name+".kubeconfig")
-	start := time.Now()
-	if err := provider.Create(name,
-		kindcluster.CreateWithRawConfig(raw),
-		kindcluster.CreateWithNodeImage(os.Getenv("FLEET_NODE_IMAGE")),
-		kindcluster.CreateWithKubeconfigPath(kubeconfig),
-		kindcluster.CreateWithWaitForReady(2*time.Minute),
-	); err != nil {
-		_ = provider.Delete(name, kubeconfig)
-		t.Fatalf("creating kind cluster %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if err := provider.Delete(name, kubeconfig); err != nil {
-			t.Errorf("deleting kind cluster %s: %v", name, err)
-		}
-	})
-	t.Logf("kind cluster %s ready in %s", name, time.Since(start).Round(time.Second))
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		t.Fatalf("loading kubeconfig: %v", err)
-	}
-	return cfg
-}
-
-// applyFluxCRDs creates the CustomResourceDefinitions found in the offline
-// Flux manifests and waits until they are established.
-func applyFluxCRDs(t *testing.T, ctx context.Context, dyn dynamic.Interface) {
-	t.Helper()
-	dir := os.Getenv("FLEET_FLUX_MANIFESTS")
-	var names []string
-	for _, f := range []string{"source-controller.yaml", "kustomize-controller.yaml"} {
-		data, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatalf("reading Flux manifests: %v", err)
-		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			var u unstructured.Unstructured
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				t.Fatalf("decoding %s: %v", f, err)
-			}
-			if u.GetKind() != "CustomResourceDefinition" {
-				continue
-			}
-			if _, err := dyn.Resource(crdGVR).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
-				t.Fatalf("creating CRD %s: %v", u.GetName(), err)
-			}
-			names = append(names, u.GetName())
-		}
-	}
-	for _, n := range names {
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			u, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			return findCondition(conditionsOf(u), "Established") != nil && findCondition(conditionsOf(u), "Established").Status == "True", nil
-		})
-		if err != nil {
-			t.Fatalf("CRD %s not established: %v", n, err)
-		}
-	}
-}
 
 func createNamespace(t *testing.T, ctx context.Context, dyn dynamic.Interface, name string) {
 	t.Helper()
@@ -224,14 +126,15 @@ func startWait(ctx context.Context, cfg *rest.Config, opts Options) <-chan waitR
 }
 
 func TestIntegrationWaitForFlux(t *testing.T) {
-	cfg := kindCluster(t, "hx-ready")
+	kit := kindtest.Require(t, kindtest.FluxManifestsVar)
+	cfg := kit.Cluster(t, "hx-ready").RESTConfig
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyFluxCRDs(t, ctx, dyn)
+	kit.ApplyFluxCRDs(ctx, t, cfg)
 
 	opts := func(t *testing.T, ns string) Options {
 		return Options{Env: "hx", Out: &syncWriter{t: t}, Namespaces: []string{ns}, Kinds: []string{"GitRepository", "Kustomization"},
@@ -252,10 +155,14 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 			t.Fatalf("wait returned before Ready flipped: %v", r.err)
 		default:
 		}
-		flip := setStatus(t, ctx, dyn, ksGVR, ns, "root", map[string]any{
+		// The condition's time is stamped before setStatus reads the object:
+		// measure from that stamp so the GET's round trip stays inside the bound.
+		stamped := time.Now()
+		_ = setStatus(t, ctx, dyn, ksGVR, ns, "root", map[string]any{
 			"lastAppliedRevision": testRev, "lastAttemptedRevision": testRev,
-			"conditions": []any{condMap("Ready", "True", "ReconciliationSucceeded", "Applied revision: "+testRev, time.Now())},
+			"conditions": []any{condMap("Ready", "True", "ReconciliationSucceeded", "Applied revision: "+testRev, stamped)},
 		})
+		flip := stamped
 		r := <-res
 		if r.err != nil {
 			t.Fatalf("WaitForFlux: %v", r.err)

@@ -1,0 +1,192 @@
+// Package kindtest gives the harness's own integration tests real kind
+// clusters built from the offline kit profile (the FLEET_* environment
+// variables written by the kit build), through harness/cluster. It decides
+// when such a test must be skipped, creates and deletes its cluster, and
+// installs the Flux CRDs for tests that drive Flux objects without running
+// the controllers.
+package kindtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// The offline kit profile variables.
+const (
+	NodeImageVar     = "FLEET_NODE_IMAGE"
+	KindConfigVar    = "FLEET_KIND_CONFIG"
+	FluxManifestsVar = "FLEET_FLUX_MANIFESTS"
+	PreloadImagesVar = "FLEET_PRELOAD_IMAGES"
+)
+
+// createTimeout bounds cluster creation plus image loading: two cores may be
+// shared with other engineers' clusters.
+const createTimeout = 6 * time.Minute
+
+// Profile is the offline kit profile read from the FLEET_* variables.
+type Profile struct {
+	NodeImage     string
+	KindConfig    []byte // contents of FLEET_KIND_CONFIG
+	FluxManifests string // offline Flux manifests directory
+	PreloadImages []string
+}
+
+// Require skips the test, saying why, when it runs with -short, when there is
+// no Docker engine, or when the profile lacks FLEET_NODE_IMAGE,
+// FLEET_KIND_CONFIG or any of vars: this machine cannot pull images, so kind
+// only works from the kit.
+func Require(t testing.TB, vars ...string) Profile {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("creates a real kind cluster; skipped with -short")
+	}
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		t.Skipf("docker info failed (%v): no Docker engine for kind: %s", err, line)
+	}
+	for _, v := range append([]string{NodeImageVar, KindConfigVar}, vars...) {
+		if os.Getenv(v) == "" {
+			t.Skipf("%s is unset: source the offline kit profile (make offline-images; hack/kit/build.sh --print names it) to run real-kind tests, this machine cannot pull images", v)
+		}
+	}
+	raw, err := os.ReadFile(os.Getenv(KindConfigVar))
+	if err != nil {
+		t.Fatalf("reading %s: %v", KindConfigVar, err)
+	}
+	p := Profile{NodeImage: os.Getenv(NodeImageVar), KindConfig: raw, FluxManifests: os.Getenv(FluxManifestsVar)}
+	for _, img := range strings.Split(os.Getenv(PreloadImagesVar), ",") {
+		if img = strings.TrimSpace(img); img != "" {
+			p.PreloadImages = append(p.PreloadImages, img)
+		}
+	}
+	return p
+}
+
+// FluxImages returns the Flux controller images of the preload list: tests
+// that install Flux need nothing else, and workload images would only slow
+// the load down.
+func (p Profile) FluxImages() []string {
+	var images []string
+	for _, img := range p.PreloadImages {
+		if strings.HasPrefix(img, "ghcr.io/fluxcd/") {
+			images = append(images, img)
+		}
+	}
+	return images
+}
+
+// Cluster creates the kind cluster name from the profile (deleting a leftover
+// of an interrupted run first), loads images into it and deletes it when the
+// test ends.
+func (p Profile) Cluster(t testing.TB, name string, images ...string) *cluster.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), createTimeout)
+	defer cancel()
+	start := time.Now()
+	c, err := cluster.Create(ctx, cluster.Spec{
+		Name:          name,
+		NodeImage:     p.NodeImage,
+		KindConfig:    p.KindConfig,
+		WorkDir:       t.TempDir(),
+		PreloadImages: images,
+		Log:           cluster.LogfWriter(t.Logf),
+	})
+	if err != nil {
+		t.Fatalf("creating kind cluster %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		// t.Context is already cancelled when cleanups run.
+		if err := c.Delete(context.Background()); err != nil {
+			t.Errorf("deleting kind cluster %s: %v", name, err)
+		}
+	})
+	t.Logf("kind cluster %s ready with %d images in %s", name, len(images), time.Since(start).Round(100*time.Millisecond))
+	return c
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// ApplyFluxCRDs creates the source- and kustomize-controller CRDs of the
+// profile's Flux manifests, for tests that write Flux objects and their
+// status themselves, and waits until the CRDs are Established.
+func (p Profile) ApplyFluxCRDs(ctx context.Context, t testing.TB, cfg *rest.Config) {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatalf("making a client for the Flux CRDs: %v", err)
+	}
+	var names []string
+	for _, f := range []string{"source-controller.yaml", "kustomize-controller.yaml"} {
+		data, err := os.ReadFile(filepath.Join(p.FluxManifests, f))
+		if err != nil {
+			t.Fatalf("reading Flux manifests: %v", err)
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			var u unstructured.Unstructured
+			if err := dec.Decode(&u.Object); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				t.Fatalf("decoding %s: %v", f, err)
+			}
+			if u.GetKind() != "CustomResourceDefinition" {
+				continue
+			}
+			if _, err := dyn.Resource(crdGVR).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
+				t.Fatalf("creating CRD %s: %v", u.GetName(), err)
+			}
+			names = append(names, u.GetName())
+		}
+	}
+	for _, n := range names {
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			u, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
+			if err != nil {
+				return false, nil // not visible yet
+			}
+			return established(u), nil
+		})
+		if err != nil {
+			t.Fatalf("CRD %s not established: %v", n, err)
+		}
+	}
+}
+
+func established(crd *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, _ := c.(map[string]any); m["type"] == "Established" {
+			return m["status"] == "True"
+		}
+	}
+	return false
+}
+
+// Main is TestMain for packages whose tests use controller-runtime's client:
+// without a logger, controller-runtime prints a warning with a stack trace
+// to stderr once a test runs past 30s, and the tests have nothing to say
+// through it.
+func Main(m *testing.M) {
+	ctrllog.SetLogger(logr.Discard())
+	os.Exit(m.Run())
+}
