@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	"slices"
 	"sort"
 	"strings"
@@ -196,26 +198,8 @@ func writeCapped(b *strings.Builder, lines []string, limit int) {
 
 // readyOf returns the Ready and Stalled conditions of a Flux object.
 func readyOf(u *unstructured.Unstructured) (ready, stalled *metav1.Condition) {
-	raw, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, r := range raw {
-		m, ok := r.(map[string]any)
-		if !ok {
-			continue
-		}
-		c := &metav1.Condition{}
-		c.Type, _ = m["type"].(string)
-		s, _ := m["status"].(string)
-		c.Status = metav1.ConditionStatus(s)
-		c.Reason, _ = m["reason"].(string)
-		c.Message, _ = m["message"].(string)
-		switch c.Type {
-		case "Ready":
-			ready = c
-		case "Stalled":
-			stalled = c
-		}
-	}
-	return ready, stalled
+	getter := conditions.UnstructuredGetter(u)
+	return conditions.Get(getter, meta.ReadyCondition), conditions.Get(getter, meta.StalledCondition)
 }
 
 func isReady(u *unstructured.Unstructured) bool {

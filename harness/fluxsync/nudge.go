@@ -3,6 +3,7 @@ package fluxsync
 import (
 	"context"
 	"fmt"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	"io"
 	"sync"
 	"time"
@@ -105,15 +106,5 @@ func dependsOn(k *unstructured.Unstructured, namespace, name string) bool {
 // kustomizationReady is Ready=True for the object's current generation.
 func kustomizationReady(k *unstructured.Unstructured) bool {
 	observed, _, _ := unstructured.NestedInt64(k.Object, "status", "observedGeneration")
-	if observed != k.GetGeneration() {
-		return false
-	}
-	conds, _, _ := unstructured.NestedSlice(k.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == "Ready" {
-			return m["status"] == "True"
-		}
-	}
-	return false
+	return observed == k.GetGeneration() && conditions.IsReady(conditions.UnstructuredGetter(k))
 }

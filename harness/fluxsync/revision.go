@@ -3,6 +3,8 @@ package fluxsync
 import (
 	"context"
 	"fmt"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/runtime/conditions"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -61,12 +63,9 @@ func describeSource(obj *unstructured.Unstructured) string {
 		return "it does not exist"
 	}
 	got, _, _ := unstructured.NestedString(obj.Object, "status", "artifact", "revision")
-	conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == "Ready" {
-			return fmt.Sprintf("it has revision %q, Ready=%v %v: %v", got, m["status"], m["reason"], m["message"])
-		}
+	ready := conditions.Get(conditions.UnstructuredGetter(obj), meta.ReadyCondition)
+	if ready == nil {
+		return fmt.Sprintf("it has revision %q and no Ready condition yet", got)
 	}
-	return fmt.Sprintf("it has revision %q and no Ready condition yet", got)
+	return fmt.Sprintf("it has revision %q, Ready=%s %s: %s", got, ready.Status, ready.Reason, ready.Message)
 }

@@ -2,6 +2,7 @@ package readiness
 
 import (
 	"fmt"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	"strings"
 	"time"
 
@@ -9,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 )
 
 type phase int
@@ -66,37 +66,10 @@ var sourceKinds = map[string]bool{
 	"GitRepository": true, "HelmRepository": true, "OCIRepository": true, "HelmChart": true, "Bucket": true,
 }
 
-// conditionsOf reads status.conditions of any object shaped like a Flux object.
-func conditionsOf(u *unstructured.Unstructured) []metav1.Condition {
-	raw, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	out := make([]metav1.Condition, 0, len(raw))
-	for _, r := range raw {
-		m, ok := r.(map[string]any)
-		if !ok {
-			continue
-		}
-		var c metav1.Condition
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &c); err != nil {
-			// A malformed timestamp must not hide the condition's status.
-			c = metav1.Condition{}
-			c.Type, _ = m["type"].(string)
-			s, _ := m["status"].(string)
-			c.Status = metav1.ConditionStatus(s)
-			c.Reason, _ = m["reason"].(string)
-			c.Message, _ = m["message"].(string)
-		}
-		out = append(out, c)
-	}
-	return out
-}
-
-func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == t {
-			return &conds[i]
-		}
-	}
-	return nil
+// condition returns the condition of type t of any object shaped like a
+// Flux object, or nil.
+func condition(u *unstructured.Unstructured, t string) *metav1.Condition {
+	return conditions.Get(conditions.UnstructuredGetter(u), t)
 }
 
 func refOf(u *unstructured.Unstructured) ObjectRef {
@@ -128,15 +101,14 @@ func classifyFlux(u *unstructured.Unstructured, sourceRev string) verdict {
 	if s, _, _ := unstructured.NestedBool(u.Object, "spec", "suspend"); s {
 		return verdict{Phase: phaseReady, Reason: "Suspended", Message: "reconciliation is suspended"}
 	}
-	conds := conditionsOf(u)
 	gen := u.GetGeneration()
 	obs, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
 	current := gen == 0 || obs == gen
 
-	if st := findCondition(conds, "Stalled"); st != nil && st.Status == metav1.ConditionTrue && current {
+	if st := condition(u, "Stalled"); st != nil && st.Status == metav1.ConditionTrue && current {
 		return verdict{Phase: phaseFailed, Terminal: true, Reason: nonEmpty(st.Reason, "Stalled"), Message: st.Message}
 	}
-	ready := findCondition(conds, "Ready")
+	ready := condition(u, "Ready")
 	if ready == nil {
 		return verdict{Reason: "Pending", Message: "no Ready condition yet (controller has not reconciled it)"}
 	}
@@ -146,7 +118,7 @@ func classifyFlux(u *unstructured.Unstructured, sourceRev string) verdict {
 	// fetch failure (registry or chart repository unreachable) apart from
 	// progress.
 	if sourceKinds[u.GetKind()] && ready.Status != metav1.ConditionTrue {
-		if ff := findCondition(conds, "FetchFailed"); ff != nil && ff.Status == metav1.ConditionTrue {
+		if ff := condition(u, "FetchFailed"); ff != nil && ff.Status == metav1.ConditionTrue {
 			return verdict{Reason: nonEmpty(ff.Reason, "FetchFailed"), Message: ff.Message, Graced: true, FailingSince: ff.LastTransitionTime.Time}
 		}
 		if ready.Status == metav1.ConditionFalse && sourceFailureReasons[ready.Reason] {

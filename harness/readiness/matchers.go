@@ -44,7 +44,7 @@ func toUnstructured(actual any) (*unstructured.Unstructured, error) {
 
 // describeCondition renders "Kind ns/name: Ready=False reason: message".
 func describeCondition(u *unstructured.Unstructured, t string) string {
-	c := findCondition(conditionsOf(u), t)
+	c := condition(u, t)
 	if c == nil {
 		return fmt.Sprintf("%s has no %s condition", refOf(u), t)
 	}
@@ -74,7 +74,7 @@ func (m conditionMatcher) judge(actual any) (bool, string, error) {
 		return false, "", err
 	}
 	desc := describeCondition(u, m.condition)
-	c := findCondition(conditionsOf(u), m.condition)
+	c := condition(u, m.condition)
 	if c == nil || c.Status != m.status {
 		return false, desc, nil
 	}

@@ -195,7 +195,7 @@ func (r *run) fluxHandler(signal func()) cache.ResourceEventHandler {
 	observe := func(obj any) {
 		if u, ok := obj.(*unstructured.Unstructured); ok {
 			now := time.Now()
-			ready := findCondition(conditionsOf(u), "Ready")
+			ready := condition(u, "Ready")
 			obs, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
 			key := refOf(u).String()
 			r.mu.Lock()
@@ -294,7 +294,7 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 					since = now
 					// A failure that began before the wait counts from its start.
 					began := v.FailingSince
-					if c := findCondition(conditionsOf(u), "Ready"); began.IsZero() && c != nil {
+					if c := condition(u, "Ready"); began.IsZero() && c != nil {
 						began = c.LastTransitionTime.Time
 					}
 					if !began.IsZero() && began.Before(now) {
