@@ -259,7 +259,7 @@ NODE_PACKAGES="systemd containerd runc nftables ethtool socat ebtables kmod util
 containernetworking-plugins jq libseccomp2 pigz e2fsprogs bash"
 
 build_node_image() {
-  local h=$1 image=$2 k8s crictl kindfiles dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/work/preload" pid i
+  local h=$1 image=$2 k8s crictl kindfiles dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/scratch/preload" pid i
   k8s=$(binaries_dir kubernetes build_k8s_binaries)
   crictl=$(binaries_dir crictl build_crictl_binary)
   kindfiles="$(mod_dir "sigs.k8s.io/kind@$(cd "$repo" && go list -m -f '{{.Version}}' sigs.k8s.io/kind)")/images/base/files"
@@ -354,9 +354,9 @@ TOML
   import_dir "$dir" fleet-kit/node-rootfs:build "$h" \
     --change 'ENV container=docker' --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]'
   rm -rf "$dir"
-  mkdir -p "$KIT_DIR/work/node-build"
-  printf 'FROM fleet-kit/node-rootfs:build\nSTOPSIGNAL SIGRTMIN+3\n' >"$KIT_DIR/work/node-build/Dockerfile"
-  DOCKER_BUILDKIT=0 docker build -q -t "$image" "$KIT_DIR/work/node-build" >/dev/null
+  mkdir -p "$KIT_DIR/scratch/node-build"
+  printf 'FROM fleet-kit/node-rootfs:build\nSTOPSIGNAL SIGRTMIN+3\n' >"$KIT_DIR/scratch/node-build/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$image" "$KIT_DIR/scratch/node-build" >/dev/null
   docker rmi fleet-kit/node-rootfs:build >/dev/null
 }
 
@@ -393,7 +393,7 @@ flux_controller_version() {
 }
 
 build_flux_controller_image() { # controller hash
-  local c=$1 h=$2 v src bin="$KIT_DIR/work/$1-bin" dir="$KIT_DIR/rootfs/$1"
+  local c=$1 h=$2 v src bin="$KIT_DIR/scratch/$1-bin" dir="$KIT_DIR/rootfs/$1"
   v=$(flux_controller_version "$c")
   src="$KIT_DIR/src/$c"
   rm -rf "$src" && cp -r "$(mod_dir "github.com/fluxcd/$c@$v")" "$src" && chmod -R u+w "$src"
@@ -422,13 +422,13 @@ build_flux_manifests() { # out-dir
   local api v
   for api in helm-controller notification-controller; do
     v=$(cd "$repo" && go list -m -f '{{.Version}}' "github.com/fluxcd/$api/api")
-    mkdir -p "$KIT_DIR/work/crd-$api"
+    mkdir -p "$KIT_DIR/scratch/crd-$api"
     (cd "$(mod_dir "github.com/fluxcd/$api/api@$v")" &&
       go run "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" \
-        crd paths=./... output:crd:artifacts:config="$KIT_DIR/work/crd-$api")
+        crd paths=./... output:crd:artifacts:config="$KIT_DIR/scratch/crd-$api")
     mkdir -p "$out.tmp/extra-crds"
-    cat "$KIT_DIR/work/crd-$api"/*.yaml >"$out.tmp/extra-crds/$api.crds.yaml"
-    rm -rf "$KIT_DIR/work/crd-$api"
+    cat "$KIT_DIR/scratch/crd-$api"/*.yaml >"$out.tmp/extra-crds/$api.crds.yaml"
+    rm -rf "$KIT_DIR/scratch/crd-$api"
   done
   rm -rf "$out" && mv "$out.tmp" "$out"
 }

@@ -221,6 +221,8 @@ func (r *Run) wait(ctx context.Context, e *Environment, start time.Time) error {
 		return nil
 	}
 	r.logf("%-11s green in %s", e.Name, since(start))
+	// Per object: time to Ready and how late the harness saw the flip.
+	fmt.Fprint(r.out, report.String())
 	return nil
 }
 
