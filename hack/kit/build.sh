@@ -534,6 +534,9 @@ stage_workloads() {
 }
 run_stage workload-images stage_workloads
 
+# Rebuilt images leave their predecessors untagged: drop those of the kit.
+docker image prune -f --filter "label=$LABEL" >/dev/null 2>&1 || true
+
 current_stage=profile
 write_kind_config "$KIT_DIR/kind-config.yaml" "$NODE_IMAGE"
 preload=$(
