@@ -12,10 +12,12 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -51,9 +53,33 @@ func TestMain(m *testing.M) {
 		os.Exit(m.Run())
 	}
 	run = envfuncs.New(opts, os.Stdout)
-	testenv = env.NewWithConfig(envconf.New())
+	ctx, cancel := contextBeforeTestTimeout()
+	defer cancel()
+	testenv, err = env.NewWithContext(ctx, envconf.New())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(2)
+	}
 	testenv.Setup(run.Setup)
 	testenv.AfterEachTest(run.AfterEachTest)
 	testenv.Finish(run.Finish)
-	os.Exit(testenv.Run(m))
+	code := testenv.Run(m)
+	cancel()
+	os.Exit(code)
+}
+
+// contextBeforeTestTimeout ends shortly before `go test -timeout` would
+// panic the binary, so that waits give up and Finish still deletes the
+// clusters this run created.
+func contextBeforeTestTimeout() (context.Context, context.CancelFunc) {
+	flag.Parse()
+	timeout := time.Duration(0)
+	if f := flag.Lookup("test.timeout"); f != nil {
+		timeout, _ = time.ParseDuration(f.Value.String())
+	}
+	if timeout <= 0 {
+		return context.WithCancel(context.Background())
+	}
+	margin := min(2*time.Minute, timeout/5)
+	return context.WithTimeout(context.Background(), timeout-margin)
 }

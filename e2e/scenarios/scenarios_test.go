@@ -76,7 +76,7 @@ func bringUp(t *testing.T, opts envfuncs.Options) (*envfuncs.Run, *envfuncs.Envi
 	t.Helper()
 	run := envfuncs.New(opts, testWriter{t})
 	start := time.Now()
-	_, err := run.Setup(t.Context(), nil)
+	_, err := run.Setup(contextBeforeTestTimeout(t), nil)
 	took := time.Since(start)
 	t.Cleanup(func() {
 		run.MarkFailed() // every scenario fails on purpose: keep only if E2E_KEEP=always
@@ -162,7 +162,7 @@ func TestFixBrokenRollout(t *testing.T) {
 
 	fixed := fixCrash(t, fleet)
 	t.Logf("fixed %s; publishing", fixed)
-	resync, err := run.Republish(t.Context())
+	resync, err := run.Republish(contextBeforeTestTimeout(t))
 	if err != nil {
 		t.Fatalf("re-sync after the fix: %v", err)
 	}
@@ -196,6 +196,19 @@ func fixCrash(t *testing.T, fleet string) string {
 		t.Fatalf("no APP_CRASH setting found to fix in %s (err %v)", fleet, err)
 	}
 	return changed
+}
+
+// contextBeforeTestTimeout ends shortly before `go test -timeout` would
+// panic the binary, so that waits give up and the cleanup still deletes
+// the scenario's cluster.
+func contextBeforeTestTimeout(t *testing.T) context.Context {
+	deadline, ok := t.Deadline()
+	if !ok {
+		return t.Context()
+	}
+	ctx, cancel := context.WithDeadline(t.Context(), deadline.Add(-time.Minute))
+	t.Cleanup(cancel)
+	return ctx
 }
 
 // testWriter sends the run's progress lines to the test log.
