@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flux-fleet/flux-fleet/harness/readiness"
 )
 
 // FieldManager is the server-side apply field manager of everything the
@@ -220,17 +222,6 @@ func waitDeployments(ctx context.Context, c client.Client, keys []client.ObjectK
 	}
 }
 
-// backOffReasons are container waiting reasons that will not resolve by
-// waiting longer on an offline cluster.
-var backOffReasons = map[string]bool{
-	"ErrImagePull":               true,
-	"ImagePullBackOff":           true,
-	"InvalidImageName":           true,
-	"CrashLoopBackOff":           true,
-	"CreateContainerConfigError": true,
-	"CreateContainerError":       true,
-}
-
 func deploymentState(ctx context.Context, c client.Client, key client.ObjectKey) (ready bool, detail string, stuck bool, err error) {
 	var d appsv1.Deployment
 	if err := c.Get(ctx, key, &d); err != nil {
@@ -299,7 +290,7 @@ func podStates(ctx context.Context, c client.Client, d *appsv1.Deployment) ([]st
 			case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
 				w := cs.State.Waiting
 				out = append(out, fmt.Sprintf("pod %s container %s (%s) waiting: %s: %s", p.Name, cs.Name, cs.Image, w.Reason, w.Message))
-				stuck = stuck || backOffReasons[w.Reason]
+				stuck = stuck || readiness.IsStuckWaitingReason(w.Reason)
 			case cs.State.Terminated != nil:
 				t := cs.State.Terminated
 				out = append(out, fmt.Sprintf("pod %s container %s terminated: %s (exit %d): %s", p.Name, cs.Name, t.Reason, t.ExitCode, t.Message))

@@ -3,11 +3,11 @@ package fluxsync
 import (
 	"context"
 	"fmt"
-	"github.com/fluxcd/pkg/runtime/conditions"
 	"io"
 	"sync"
 	"time"
 
+	"github.com/fluxcd/pkg/runtime/conditions"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"

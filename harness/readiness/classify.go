@@ -2,11 +2,11 @@ package readiness
 
 import (
 	"fmt"
-	"github.com/fluxcd/pkg/runtime/conditions"
 	"strings"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	"github.com/fluxcd/pkg/runtime/conditions"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -256,6 +256,11 @@ var badWaitingReasons = map[string]bool{
 	"CreateContainerError":       true,
 	"InvalidImageName":           true,
 }
+
+// IsStuckWaitingReason reports whether a container waiting reason (such as
+// ImagePullBackOff or CrashLoopBackOff) does not heal by waiting: every
+// wait in the harness gives up on it after its grace period.
+func IsStuckWaitingReason(reason string) bool { return badWaitingReasons[reason] }
 
 type podProblem struct {
 	Container string
