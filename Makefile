@@ -4,31 +4,43 @@ SHELL := /bin/bash
 
 FLEET ?= .
 ENV ?= staging,production
-# The test run syncs the fixture fleet: it needs no chart repository or registry.
-TEST_FLEET ?= fixtures/fleets/basic
+# The test run syncs the fixture fleets: they need no chart repository or
+# registry. helm has the real fleet's shape (HelmReleases from the harness's
+# chart server); basic is the plain-manifest case.
+TEST_FLEET ?= fixtures/fleets/helm
+PLAIN_FLEET ?= fixtures/fleets/basic
 # -p 1: the real-kind packages each create clusters; one package at a time
 # keeps two cores responsive and timings meaningful.
 GO_TEST_FLAGS ?= -count=1 -v -p 1 -timeout 75m
 
-KIT_PROFILE := $(shell bash hack/kit/build.sh --print)
+# Loads the offline kit's profile into a recipe's shell; evaluated when a
+# recipe runs, so reading this Makefile builds nothing.
+LOAD_KIT = set -a; . "$$(bash hack/kit/build.sh --print)"; set +a
 
-.PHONY: all test e2e validate offline-images lint docker-engine
+.PHONY: all test e2e validate preflight offline-images lint docker-engine
 
 all: test
 
 ## test: everything CI runs — offline kit, lint, unit + offline validation, real-kind harness and e2e tests.
 test: offline-images lint
 	@echo "== go test (fleet under e2e: $(TEST_FLEET))"
-	set -a; . "$(KIT_PROFILE)"; set +a; \
-	E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) ./...
+	$(LOAD_KIT); E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) ./...
+	@echo "== go test ./e2e/ (plain-manifest fleet: $(PLAIN_FLEET), staging)"
+	$(LOAD_KIT); E2E_FLEET="$(PLAIN_FLEET)" E2E_ENVS=staging go test $(GO_TEST_FLAGS) ./e2e/
 
 ## e2e: the main job — the real fleet on kind clusters staging and production (needs Docker and internet).
+## A fixture fleet (FLEET=fixtures/...) runs on the offline kit, which is built first.
 e2e: docker-engine
+	if [[ "$(FLEET)" == fixtures/* ]]; then bash hack/kit/build.sh; $(LOAD_KIT); fi; \
 	E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
 
 ## validate: offline checks of a fleet directory (default: this repository).
 validate:
 	go run ./hack/validate -fleet "$(FLEET)"
+
+## preflight: resolve, render and image-check every HelmRelease of a fleet, before any cluster (needs its chart sources).
+preflight:
+	go run ./hack/preflight -fleet "$(FLEET)" -env "$(ENV)"
 
 ## offline-images: build (or reuse, by content hash) every image the kind tests need, without a registry.
 offline-images:

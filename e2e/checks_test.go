@@ -21,60 +21,37 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 
-	"github.com/flux-fleet/flux-fleet/harness/envfuncs"
+	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/probe"
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
 )
 
-var (
-	kustomizationGVR = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
-	helmReleaseGVR   = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
-)
+// clients are one environment's API clients, shared with the harness.
+type clients = *fluxobj.Clients
 
-// clients bundles the API clients one environment's checks need.
-type clients struct {
-	kube    kubernetes.Interface
-	dynamic dynamic.Interface
-	mapper  *restmapper.DeferredDiscoveryRESTMapper
-}
+func clientsFor(_ *testing.T, e *fleetenv.Environment) clients { return e.Clients }
 
-func clientsFor(t *testing.T, e *envfuncs.Environment) clients {
-	t.Helper()
-	kube, err := kubernetes.NewForConfig(e.Config)
-	if err != nil {
-		t.Fatalf("%s: kubernetes client: %v", e.Name, err)
-	}
-	dyn, err := dynamic.NewForConfig(e.Config)
-	if err != nil {
-		t.Fatalf("%s: dynamic client: %v", e.Name, err)
-	}
-	disco, err := discovery.NewDiscoveryClientForConfig(e.Config)
-	if err != nil {
-		t.Fatalf("%s: discovery client: %v", e.Name, err)
-	}
-	return clients{kube: kube, dynamic: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))}
+func gvrOf(kind string) schema.GroupVersionResource {
+	k, _ := fluxobj.KindOf(kind)
+	return k.GVR()
 }
 
 // context for every failure message: the outcome of the environment's wait.
-func waitOutcome(e *envfuncs.Environment) string {
+func waitOutcome(e *fleetenv.Environment) string {
 	if e.Ready == nil {
 		return ""
 	}
 	return fmt.Sprintf("\nthe environment's readiness wait failed: %v\n(diagnostics are printed in the setup log; artifacts and kubeconfig paths at their end)", e.Ready)
 }
 
-func assertControllersAvailable(ctx context.Context, t *testing.T, e *envfuncs.Environment) {
+func assertControllersAvailable(ctx context.Context, t *testing.T, e *fleetenv.Environment) {
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	deploys, err := c.kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
+	deploys, err := c.Kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "listing Deployments in flux-system")
-	want := run.Options().FluxComponents
+	want := fleetenv.From(ctx).Options().FluxComponents
 	if len(want) == 0 {
 		want = []string{"source-controller", "kustomize-controller", "helm-controller", "notification-controller"}
 	}
@@ -89,10 +66,10 @@ func assertControllersAvailable(ctx context.Context, t *testing.T, e *envfuncs.E
 	t.Logf("%s: Flux controllers available: %s", e.Name, strings.Join(names, ", "))
 }
 
-func assertKustomizationReady(ctx context.Context, t *testing.T, e *envfuncs.Environment, name string) {
+func assertKustomizationReady(ctx context.Context, t *testing.T, e *fleetenv.Environment, name string) {
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	ks, err := c.dynamic.Resource(kustomizationGVR).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
+	ks, err := c.Dynamic.Resource(gvrOf("Kustomization")).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "%s: reading Kustomization flux-system/%s (is it defined in clusters/%s?)%s", e.Name, name, e.Name, waitOutcome(e))
 	g.Expect(ks).To(readiness.BeReady(), "%s%s", e.Name, waitOutcome(e))
 	rev, _, _ := unstructured.NestedString(ks.Object, "status", "lastAppliedRevision")
@@ -101,10 +78,10 @@ func assertKustomizationReady(ctx context.Context, t *testing.T, e *envfuncs.Env
 
 // assertNamespaceReady checks that a namespace the fleet owns holds at least
 // one workload and that every workload and HelmRelease for it is Ready.
-func assertNamespaceReady(ctx context.Context, t *testing.T, e *envfuncs.Environment, ns string) {
+func assertNamespaceReady(ctx context.Context, t *testing.T, e *fleetenv.Environment, ns string) {
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	_, err := c.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	_, err := c.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "%s: namespace %s (the fleet's infrastructure/%s) does not exist%s", e.Name, ns, ns, waitOutcome(e))
 
 	releases := helmReleasesFor(ctx, t, c, ns)
@@ -113,7 +90,7 @@ func assertNamespaceReady(ctx context.Context, t *testing.T, e *envfuncs.Environ
 	}
 	workloads := 0
 	for _, gvr := range workloadGVRs {
-		list, err := c.dynamic.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
+		list, err := c.Dynamic.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
 		g.Expect(err).NotTo(HaveOccurred(), "listing %s in %s", gvr.Resource, ns)
 		for i := range list.Items {
 			workloads++
@@ -132,7 +109,7 @@ var workloadGVRs = []schema.GroupVersionResource{
 
 // helmReleasesFor lists the HelmReleases in ns or installing into ns.
 func helmReleasesFor(ctx context.Context, t *testing.T, c clients, ns string) []*unstructured.Unstructured {
-	list, err := c.dynamic.Resource(helmReleaseGVR).List(ctx, metav1.ListOptions{})
+	list, err := c.Dynamic.Resource(gvrOf("HelmRelease")).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		if apierrors.IsNotFound(err) || strings.Contains(err.Error(), "could not find the requested resource") {
 			return nil // no HelmRelease CRD: a fleet of plain manifests
@@ -150,7 +127,7 @@ func helmReleasesFor(ctx context.Context, t *testing.T, c clients, ns string) []
 	return out
 }
 
-func assertCurrent(g Gomega, e *envfuncs.Environment, obj *unstructured.Unstructured) {
+func assertCurrent(g Gomega, e *fleetenv.Environment, obj *unstructured.Unstructured) {
 	res, err := status.Compute(obj)
 	g.Expect(err).NotTo(HaveOccurred(), "computing the status of %s %s/%s", obj.GetKind(), obj.GetNamespace(), obj.GetName())
 	g.Expect(res.Status).To(Equal(status.CurrentStatus), "%s: %s %s/%s is %s: %s%s",
@@ -159,23 +136,23 @@ func assertCurrent(g Gomega, e *envfuncs.Environment, obj *unstructured.Unstruct
 
 // assertInventoryReady checks every object a Kustomization applied: Flux
 // objects must be Ready, everything else Current.
-func assertInventoryReady(ctx context.Context, t *testing.T, e *envfuncs.Environment, name string) {
+func assertInventoryReady(ctx context.Context, t *testing.T, e *fleetenv.Environment, name string) {
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	ks, err := c.dynamic.Resource(kustomizationGVR).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
+	ks, err := c.Dynamic.Resource(gvrOf("Kustomization")).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "%s: reading Kustomization flux-system/%s%s", e.Name, name, waitOutcome(e))
 	entries, _, _ := unstructured.NestedSlice(ks.Object, "status", "inventory", "entries")
 	g.Expect(entries).NotTo(BeEmpty(), "%s: Kustomization flux-system/%s applied nothing%s", e.Name, name, waitOutcome(e))
 	checked := 0
 	for _, entry := range entries {
 		id, _ := entry.(map[string]any)["id"].(string)
-		ref, err := readiness.ParseInventoryID(id)
+		ref, err := fluxobj.ParseInventoryID(id)
 		g.Expect(err).NotTo(HaveOccurred())
-		mapping, err := c.mapper.RESTMapping(schema.GroupKind{Group: ref.Group, Kind: ref.Kind})
+		mapping, err := c.Mapper.RESTMapping(schema.GroupKind{Group: ref.Group, Kind: ref.Kind})
 		g.Expect(err).NotTo(HaveOccurred(), "%s: mapping %s", e.Name, id)
-		obj, err := c.dynamic.Resource(mapping.Resource).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		obj, err := c.Dynamic.Resource(mapping.Resource).Namespace(ref.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		g.Expect(err).NotTo(HaveOccurred(), "%s: reading %s %s/%s", e.Name, ref.Kind, ref.Namespace, ref.Name)
-		if strings.HasSuffix(ref.Group, ".toolkit.fluxcd.io") {
+		if fluxobj.IsFluxGroup(ref.Group) {
 			g.Expect(obj).To(readiness.BeReady(), "%s%s", e.Name, waitOutcome(e))
 		} else {
 			assertCurrent(g, e, obj)
@@ -195,11 +172,11 @@ type appRoute struct {
 
 // openAppRoute finds the app's Ingress host and port-forwards to the nginx
 // ingress controller's Service.
-func openAppRoute(ctx context.Context, t *testing.T, e *envfuncs.Environment) appRoute {
+func openAppRoute(ctx context.Context, t *testing.T, e *fleetenv.Environment) appRoute {
 	t.Helper()
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	ingresses, err := c.kube.NetworkingV1().Ingresses(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	ingresses, err := c.Kube.NetworkingV1().Ingresses(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "listing Ingresses")
 	var route appRoute
 	for _, ing := range ingresses.Items {
@@ -213,7 +190,7 @@ func openAppRoute(ctx context.Context, t *testing.T, e *envfuncs.Environment) ap
 
 	svc, err := serviceWithPort(ctx, c, "nginx", 80, 8080)
 	g.Expect(err).NotTo(HaveOccurred(), "%s: finding the nginx ingress Service%s", e.Name, waitOutcome(e))
-	route.forward, err = probe.ToService(ctx, e.Config, svc)
+	route.forward, err = probe.ToService(ctx, e.Clients, svc)
 	g.Expect(err).NotTo(HaveOccurred(), "%s: port-forward to the nginx ingress%s", e.Name, waitOutcome(e))
 	t.Cleanup(route.forward.Close)
 	return route
@@ -221,7 +198,7 @@ func openAppRoute(ctx context.Context, t *testing.T, e *envfuncs.Environment) ap
 
 // serviceWithPort finds a non-headless Service in ns exposing one of ports.
 func serviceWithPort(ctx context.Context, c clients, ns string, ports ...int32) (probe.Target, error) {
-	list, err := c.kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+	list, err := c.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return probe.Target{}, err
 	}
@@ -257,7 +234,7 @@ func (r appRoute) do(ctx context.Context, method, path string, body io.Reader) (
 	return resp.StatusCode, data, err
 }
 
-func assertTrafficReachesApp(ctx context.Context, t *testing.T, e *envfuncs.Environment) {
+func assertTrafficReachesApp(ctx context.Context, t *testing.T, e *fleetenv.Environment) {
 	g := NewWithT(t)
 	route := openAppRoute(ctx, t, e)
 	start := time.Now()
@@ -271,7 +248,7 @@ func assertTrafficReachesApp(ctx context.Context, t *testing.T, e *envfuncs.Envi
 		Hostname string `json:"hostname"`
 	}
 	g.Expect(json.Unmarshal(body, &answer)).To(Succeed(), "%s: the answer to Host %s is not the app's JSON: %s", e.Name, route.host, truncate(body))
-	pods, err := clientsFor(t, e).kube.CoreV1().Pods(route.namespace).List(ctx, metav1.ListOptions{})
+	pods, err := clientsFor(t, e).Kube.CoreV1().Pods(route.namespace).List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	var names []string
 	for _, p := range pods.Items {
@@ -281,7 +258,7 @@ func assertTrafficReachesApp(ctx context.Context, t *testing.T, e *envfuncs.Envi
 	t.Logf("%s: GET http://%s/ via nginx (%s) answered by pod %s/%s in %s", e.Name, route.host, route.forward.Pod, route.namespace, answer.Hostname, time.Since(start).Round(time.Millisecond))
 }
 
-func assertAppUsesRedis(ctx context.Context, t *testing.T, e *envfuncs.Environment) {
+func assertAppUsesRedis(ctx context.Context, t *testing.T, e *fleetenv.Environment) {
 	g := NewWithT(t)
 	route := openAppRoute(ctx, t, e)
 	key, value := "e2e-"+e.Name+"-"+randomHex(4), "written-by-e2e-"+randomHex(8)
@@ -300,7 +277,7 @@ func assertAppUsesRedis(ctx context.Context, t *testing.T, e *envfuncs.Environme
 	c := clientsFor(t, e)
 	target, err := serviceWithPort(ctx, c, "redis", 6379)
 	g.Expect(err).NotTo(HaveOccurred(), "%s: finding the redis Service", e.Name)
-	fwd, err := probe.ToService(ctx, e.Config, target)
+	fwd, err := probe.ToService(ctx, e.Clients, target)
 	g.Expect(err).NotTo(HaveOccurred(), "%s: port-forward to %s", e.Name, target)
 	defer fwd.Close()
 	rdb := redis.NewClient(&redis.Options{Addr: fwd.Addr, DialTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second})

@@ -9,26 +9,45 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 	"sigs.k8s.io/e2e-framework/pkg/types"
 
-	"github.com/flux-fleet/flux-fleet/harness/envfuncs"
+	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
 )
 
 // perEnv builds one feature per environment, named after it, so that
 // -run 'TestX/staging' selects a single environment.
 func perEnv(t *testing.T, build func(b *features.FeatureBuilder, env string) *features.FeatureBuilder) []types.Feature {
 	t.Helper()
-	if skipReason != "" {
-		t.Skip(skipReason)
+	skipWithoutClusters(t)
+	opts, err := options()
+	if err != nil {
+		t.Fatal(err)
 	}
 	var fs []types.Feature
-	for _, env := range run.Options().Envs {
+	for _, env := range opts.Envs {
 		fs = append(fs, build(features.New(env), env).Feature())
 	}
 	return fs
 }
 
-// environment returns the brought-up environment or stops the test.
-func environment(t *testing.T, name string) *envfuncs.Environment {
+// skipWithoutClusters skips when TestMain brought nothing up: -short, or no
+// Docker engine (and CI is not set).
+func skipWithoutClusters(t *testing.T) {
 	t.Helper()
+	if testenv != nil {
+		return
+	}
+	if testing.Short() {
+		t.Skip("creates kind clusters; skipped with -short")
+	}
+	t.Skip(fleetenv.Available(t.Context()))
+}
+
+// environment returns the brought-up environment or stops the test.
+func environment(ctx context.Context, t *testing.T, name string) *fleetenv.Environment {
+	t.Helper()
+	run := fleetenv.From(ctx)
+	if run == nil {
+		t.Fatalf("no fleet run in the context: setup did not run")
+	}
 	e := run.Env(name)
 	if e == nil {
 		t.Fatalf("environment %s was not brought up (see the setup log above)", name)
@@ -39,7 +58,7 @@ func environment(t *testing.T, name string) *envfuncs.Environment {
 func TestFluxControllers(t *testing.T) {
 	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
 		return b.Assess("every Flux controller Deployment is available", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			assertControllersAvailable(ctx, t, environment(t, env))
+			assertControllersAvailable(ctx, t, environment(ctx, t, env))
 			return ctx
 		})
 	})...)
@@ -49,15 +68,15 @@ func TestInfrastructure(t *testing.T) {
 	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
 		return b.
 			Assess("Kustomization infrastructure is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-				assertKustomizationReady(ctx, t, environment(t, env), "infrastructure")
+				assertKustomizationReady(ctx, t, environment(ctx, t, env), "infrastructure")
 				return ctx
 			}).
 			Assess("nginx is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-				assertNamespaceReady(ctx, t, environment(t, env), "nginx")
+				assertNamespaceReady(ctx, t, environment(ctx, t, env), "nginx")
 				return ctx
 			}).
 			Assess("redis is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-				assertNamespaceReady(ctx, t, environment(t, env), "redis")
+				assertNamespaceReady(ctx, t, environment(ctx, t, env), "redis")
 				return ctx
 			})
 	})...)
@@ -67,11 +86,11 @@ func TestApps(t *testing.T) {
 	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
 		return b.
 			Assess("Kustomization apps is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-				assertKustomizationReady(ctx, t, environment(t, env), "apps")
+				assertKustomizationReady(ctx, t, environment(ctx, t, env), "apps")
 				return ctx
 			}).
 			Assess("every release and workload of apps is Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-				assertInventoryReady(ctx, t, environment(t, env), "apps")
+				assertInventoryReady(ctx, t, environment(ctx, t, env), "apps")
 				return ctx
 			})
 	})...)
@@ -80,7 +99,7 @@ func TestApps(t *testing.T) {
 func TestTraffic(t *testing.T) {
 	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
 		return b.Assess("a request through the nginx ingress with the environment's host reaches the app", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			assertTrafficReachesApp(ctx, t, environment(t, env))
+			assertTrafficReachesApp(ctx, t, environment(ctx, t, env))
 			return ctx
 		})
 	})...)
@@ -89,7 +108,7 @@ func TestTraffic(t *testing.T) {
 func TestAppUsesRedis(t *testing.T) {
 	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
 		return b.Assess("a value written through the app's cache API is read back, and stored in the fleet's redis", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			assertAppUsesRedis(ctx, t, environment(t, env))
+			assertAppUsesRedis(ctx, t, environment(ctx, t, env))
 			return ctx
 		})
 	})...)
@@ -98,17 +117,20 @@ func TestAppUsesRedis(t *testing.T) {
 // TestResync publishes a new revision of the fleet (the edit → re-run loop
 // of a kept cluster) and waits until every environment applied it.
 func TestResync(t *testing.T) {
-	if skipReason != "" {
-		t.Skip(skipReason)
-	}
-	took, err := run.Republish(t.Context())
-	if err != nil {
-		t.Fatalf("re-sync after publishing a new revision: %v", err)
-	}
-	for _, env := range run.Options().Envs {
-		if e := run.Env(env); e.Ready != nil {
-			t.Errorf("%s: not Ready after re-sync: %v", env, e.Ready)
+	skipWithoutClusters(t)
+	f := features.New("every environment").Assess("a new revision is fetched, applied and Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+		run := fleetenv.From(ctx)
+		took, err := run.Republish(ctx)
+		if err != nil {
+			t.Fatalf("re-sync after publishing a new revision: %v", err)
 		}
-	}
-	t.Logf("new revision %s applied and Ready in every environment %s after publishing", run.Git().Revision(), took.Round(100*time.Millisecond))
+		for _, env := range run.Options().Envs {
+			if e := run.Env(env); e.Ready != nil {
+				t.Errorf("%s: not Ready after re-sync: %v", env, e.Ready)
+			}
+		}
+		t.Logf("new revision %s applied and Ready in every environment %s after publishing", run.Git().Revision(), took.Round(100*time.Millisecond))
+		return ctx
+	})
+	testenv.Test(t, f.Feature())
 }

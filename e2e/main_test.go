@@ -24,48 +24,59 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/env"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 
-	"github.com/flux-fleet/flux-fleet/harness/envfuncs"
+	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
 )
 
-var (
-	testenv env.Environment
-	run     *envfuncs.Run
-	// skipReason is set when this machine cannot run the suite at all.
-	skipReason string
-)
+// testenv is e2e-framework's environment; the fleet's Run travels in the
+// context it hands to every feature (fleetenv.From).
+var testenv env.Environment
 
-func TestMain(m *testing.M) {
+func TestMain(m *testing.M) { os.Exit(runMain(m)) }
+
+func runMain(m *testing.M) int {
 	// controller-runtime (used by the ssa applier) warns with a stack trace
 	// when no logger is set; the harness reports through its own lines.
 	ctrllog.SetLogger(logr.Discard())
-	root, err := filepath.Abs("..")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(2)
-	}
-	opts, err := envfuncs.OptionsFromEnv(root)
+	opts, err := options()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: configuration:", err)
-		os.Exit(2)
+		return 2
 	}
-	if reason := envfuncs.Unavailable(context.Background()); reason != "" {
-		skipReason = reason
-		os.Exit(m.Run())
-	}
-	run = envfuncs.New(opts, os.Stdout)
 	ctx, cancel := contextBeforeTestTimeout()
 	defer cancel()
+	ctx, interrupts := fleetenv.WatchInterrupts(ctx)
+	defer interrupts.Stop()
+	if testing.Short() {
+		// Every test skips (see perEnv): -short runs no kind cluster.
+		return m.Run()
+	}
+	if err := fleetenv.Available(ctx); err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, "e2e: CI=true and this machine cannot run kind clusters:", err)
+			return 1
+		}
+		// Every test skips with the reason (see perEnv).
+		return m.Run()
+	}
+	run := fleetenv.New(opts, os.Stdout)
 	testenv, err = env.NewWithContext(ctx, envconf.New())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
-		os.Exit(2)
+		return 2
 	}
-	testenv.Setup(run.Setup)
+	testenv.Setup(run.Setup()...)
 	testenv.AfterEachTest(run.AfterEachTest)
 	testenv.Finish(run.Finish)
-	code := testenv.Run(m)
-	cancel()
-	os.Exit(code)
+	return interrupts.ExitCode(testenv.Run(m))
+}
+
+// options reads the run configuration; the repository root is one level up.
+func options() (fleetenv.Options, error) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return fleetenv.Options{}, err
+	}
+	return fleetenv.OptionsFromEnv(root)
 }
 
 // contextBeforeTestTimeout ends shortly before `go test -timeout` would

@@ -1,7 +1,8 @@
 // Package scenarios runs the harness against fleets that must fail, and the
 // fix-and-re-run loop of a kept cluster: each broken fixture fleet must fail
-// fast with the right reason in the summary, the real fleet must fail fast
-// where no chart repository or registry is reachable, and an edit to a broken
+// fast naming the object and the reason, a fleet the offline tier rejects
+// must fail before any cluster exists, the real fleet must fail fast where
+// no chart repository or registry is reachable, and an edit to a broken
 // fleet must be re-synced to the same cluster in seconds.
 package scenarios
 
@@ -19,15 +20,24 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
-	"github.com/flux-fleet/flux-fleet/harness/envfuncs"
+	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
 )
+
+// interrupted is the process's signal context, set once by TestMain: a
+// SIGINT ends every scenario's waits, and each scenario's cleanup deletes its
+// cluster before the process exits.
+var interrupted context.Context
 
 func TestMain(m *testing.M) {
 	// controller-runtime (used by the ssa applier) warns with a stack trace
 	// when no logger is set; the harness reports through its own lines.
 	ctrllog.SetLogger(logr.Discard())
-	os.Exit(m.Run())
+	ctx, interrupts := fleetenv.WatchInterrupts(context.Background())
+	interrupted = ctx
+	code := m.Run()
+	interrupts.Stop()
+	os.Exit(interrupts.ExitCode(code))
 }
 
 // repoRoot is the repository root, two levels up from this package.
@@ -40,14 +50,25 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
+// requireKind skips (or, under CI=true, fails) where no Docker engine runs.
+func requireKind(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("creates kind clusters; skipped with -short")
+	}
+	if err := fleetenv.Available(t.Context()); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and this machine cannot run kind clusters: %v", err)
+		}
+		t.Skip(err)
+	}
+}
+
 // options returns the run options for one scenario: the E2E_* and FLEET_*
 // settings, with the given fleet and one env (staging) on a cluster of its own.
-func options(t *testing.T, fleetDir, clusterPrefix string) envfuncs.Options {
+func options(t *testing.T, fleetDir, clusterPrefix string) fleetenv.Options {
 	t.Helper()
-	if reason := envfuncs.Unavailable(t.Context()); reason != "" {
-		t.Skip(reason)
-	}
-	opts, err := envfuncs.OptionsFromEnv(repoRoot(t))
+	opts, err := fleetenv.OptionsFromEnv(repoRoot(t))
 	if err != nil {
 		t.Fatalf("options: %v", err)
 	}
@@ -62,28 +83,34 @@ func options(t *testing.T, fleetDir, clusterPrefix string) envfuncs.Options {
 	return opts
 }
 
-// requireKitImages skips tests of fixture fleets where the offline kit's
-// workload images are not loaded.
-func requireKitImages(t *testing.T) {
+// requireKit skips tests of fixture fleets where the offline kit's images are
+// not loaded, or fails under CI=true.
+func requireKit(t *testing.T, opts fleetenv.Options) {
 	t.Helper()
-	if !strings.Contains(os.Getenv("FLEET_PRELOAD_IMAGES"), "fleet-kit/") {
-		t.Skip("fixture fleets run on images the offline kit builds (FLEET_PRELOAD_IMAGES has no fleet-kit/ image): run `make test`, which builds and loads them")
+	requireKind(t)
+	if !strings.Contains(strings.Join(opts.Kit.PreloadImages, ","), "fleet-kit/") {
+		msg := "fixture fleets run on images the offline kit builds (FLEET_PRELOAD_IMAGES has no fleet-kit/ image): run `make test`, which builds and loads them"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 }
 
-// bringUp runs Setup and registers Finish; it returns the staging environment.
-func bringUp(t *testing.T, opts envfuncs.Options) (*envfuncs.Run, *envfuncs.Environment, time.Duration) {
+// bringUp runs every step and registers the teardown; it returns the staging
+// environment and the time from start to the end of the wait.
+func bringUp(t *testing.T, opts fleetenv.Options) (*fleetenv.Run, *fleetenv.Environment, time.Duration) {
 	t.Helper()
-	run := envfuncs.New(opts, testWriter{t})
-	start := time.Now()
-	_, err := run.Setup(contextBeforeTestTimeout(t), nil)
-	took := time.Since(start)
+	run := fleetenv.New(opts, testWriter{t})
 	t.Cleanup(func() {
 		run.MarkFailed() // every scenario fails on purpose: keep only if E2E_KEEP=always
-		if _, err := run.Finish(context.Background(), nil); err != nil {
+		if err := run.Down(context.Background()); err != nil {
 			t.Errorf("tearing down: %v", err)
 		}
 	})
+	start := time.Now()
+	err := run.Up(contextBeforeTestTimeout(t))
+	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("setup: %v", err)
 	}
@@ -94,71 +121,161 @@ func bringUp(t *testing.T, opts envfuncs.Options) (*envfuncs.Run, *envfuncs.Envi
 	return run, e, took
 }
 
+// failure is what a broken fleet must be reported as: the object (exactly,
+// or by a pattern where the name is generated, as for pods) and the reason.
+type failure struct {
+	object  *regexp.Regexp
+	reason  string
+	message *regexp.Regexp
+}
+
 func TestBrokenFleetsFailFast(t *testing.T) {
 	tests := []struct {
 		fleet string
-		// reason must match the failure the harness reports, object and all.
-		reason *regexp.Regexp
-		object string
+		want  failure
 	}{
-		{"broken-image", regexp.MustCompile(`ErrImagePull|ImagePullBackOff`), "fleet-app"},
-		{"wrong-path", regexp.MustCompile(`(?i)BuildFailed|ArtifactFailed|not found|no such file`), "Kustomization flux-system/apps"},
+		{"broken-image", failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`fleet-kit/fleet-app:does-not-exist`)}},
+		{"wrong-path", failure{regexp.MustCompile(`^Kustomization/flux-system/apps$`), "ArtifactFailed", regexp.MustCompile(`kustomization path not found`)}},
+		{"helm-no-version", failure{regexp.MustCompile(`^HelmChart/flux-system/redis-redis$`), "ChartPullError", regexp.MustCompile(`>=9\.0\.0`)}},
+		{"helm-bad-value", failure{regexp.MustCompile(`^HelmRelease/nginx/nginx$`), "InstallFailed", regexp.MustCompile(`values don't meet the specifications of the schema`)}},
+		{"helm-never-ready", failure{regexp.MustCompile(`^Pod/nginx/nginx-[a-z0-9]+-[a-z0-9]+$`), "NotReady", regexp.MustCompile(`running since .* but not ready.*last probe failure: Readiness probe failed: HTTP probe failed with statuscode: 404`)}},
+		{"helm-missing-image", failure{regexp.MustCompile(`^Pod/podinfo/podinfo-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`ghcr\.io/stefanprodan/podinfo`)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fleet, func(t *testing.T) {
 			t.Parallel()
-			requireKitImages(t)
-			fleet := filepath.Join(repoRoot(t), "fixtures", "fleets", tt.fleet)
-			_, e, took := bringUp(t, options(t, fleet, "ff-"+tt.fleet+"-"))
-			assertFailedFast(t, e, took, tt.reason, tt.object)
+			opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", tt.fleet), "ff-"+tt.fleet+"-")
+			// The clusters' own fail-fast is what is proven here; the
+			// pre-flight's is TestPreflightStopsBrokenFleets.
+			opts.Preflight = false
+			requireKit(t, opts)
+			_, e, took := bringUp(t, opts)
+			assertFailedFast(t, e, took, tt.want)
 		})
 	}
 }
 
-func assertFailedFast(t *testing.T, e *envfuncs.Environment, took time.Duration, reason *regexp.Regexp, object string) {
+func assertFailedFast(t *testing.T, e *fleetenv.Environment, took time.Duration, want failure) {
 	t.Helper()
 	if e.Ready == nil {
-		t.Fatalf("the environment became Ready; want a failure matching %s", reason)
+		t.Fatalf("the environment became Ready; want %s to fail with %s", want.object, want.reason)
 	}
-	var failure *readiness.FailureError
-	if !errors.As(e.Ready, &failure) {
+	var got *readiness.FailureError
+	if !errors.As(e.Ready, &got) {
 		t.Fatalf("want a fail-fast *readiness.FailureError, got %T: %v", e.Ready, e.Ready)
 	}
-	if !reason.MatchString(failure.Error()) {
-		t.Errorf("failure %q does not match %s", failure.Error(), reason)
+	if !want.object.MatchString(got.Object) || got.Reason != want.reason {
+		t.Errorf("failed object %q reason %q; want object %s reason %s (%v)", got.Object, got.Reason, want.object, want.reason, got)
 	}
-	if !strings.Contains(failure.Error(), object) {
-		t.Errorf("failure %q does not name %s", failure.Error(), object)
+	if !want.message.MatchString(got.Error()) {
+		t.Errorf("failure %q does not say %s", got.Error(), want.message)
 	}
-	if !reason.MatchString(e.Summary) {
-		t.Errorf("the diagnostics summary does not show the reason %s:\n%s", reason, e.Summary)
+	if !strings.Contains(e.Summary, got.Object) || !strings.Contains(e.Summary, want.reason) {
+		t.Errorf("the diagnostics summary does not show %s with %s:\n%s", got.Object, want.reason, e.Summary)
 	}
-	t.Logf("failed fast in %s (setup included): %v", took.Round(100*time.Millisecond), failure)
+	t.Logf("failed fast in %s (setup included): %v", took.Round(100*time.Millisecond), got)
+}
+
+// TestPreflightStopsBrokenFleets: the broken HelmRelease fleets that can be
+// told from their charts alone fail at the pre-flight, in seconds, before
+// any cluster exists.
+func TestPreflightStopsBrokenFleets(t *testing.T) {
+	tests := []struct {
+		fleet string
+		want  *regexp.Regexp
+	}{
+		{"helm-no-version", regexp.MustCompile(`HelmRelease/redis/redis: .*>=9\.0\.0`)},
+		{"helm-bad-value", regexp.MustCompile(`HelmRelease/nginx/nginx: .*replicaCount`)},
+		{"helm-missing-image", regexp.MustCompile(`ghcr\.io/stefanprodan/podinfo:`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fleet, func(t *testing.T) {
+			opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", tt.fleet), "ff-pre-")
+			if len(opts.Kit.ExtraCharts) == 0 {
+				requireKit(t, opts)
+			}
+			run := fleetenv.New(opts, testWriter{t})
+			t.Cleanup(func() { _ = run.Down(context.Background()) })
+			start := time.Now()
+			err := run.Up(t.Context())
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("a broken fleet passed the pre-flight")
+			}
+			if !strings.HasPrefix(err.Error(), "pre-flight: ") || !tt.want.MatchString(err.Error()) {
+				t.Fatalf("want the pre-flight to report %s, got: %v", tt.want, err)
+			}
+			if run.Env("staging") != nil {
+				t.Fatal("a cluster was created for a fleet the pre-flight rejects")
+			}
+			t.Logf("stopped by the pre-flight in %s: %v", took.Round(10*time.Millisecond), err)
+		})
+	}
+}
+
+// TestInvalidFleetFailsBeforeAnyCluster: a fleet the offline tier rejects
+// fails in seconds, before any cluster or server exists.
+func TestInvalidFleetFailsBeforeAnyCluster(t *testing.T) {
+	opts := options(t, filepath.Join(repoRoot(t), "fixtures", "invalid", "dependson-cycle"), "ff-invalid-")
+	run := fleetenv.New(opts, testWriter{t})
+	t.Cleanup(func() { _ = run.Down(context.Background()) })
+	start := time.Now()
+	err := run.Up(t.Context())
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("a fleet with a dependsOn cycle was brought up")
+	}
+	if !strings.HasPrefix(err.Error(), "offline checks: ") || !strings.Contains(err.Error(), "spec.dependsOn forms a cycle") {
+		t.Fatalf("want the offline checks to report the dependsOn cycle, got: %v", err)
+	}
+	if run.Env("staging") != nil {
+		t.Fatal("a cluster was created for a fleet the offline checks reject")
+	}
+	t.Logf("rejected in %s, before any cluster: %v", took.Round(10*time.Millisecond), err)
 }
 
 // TestRealFleetFailsFastOffline syncs the repository's own fleet where no
-// chart repository or registry can be reached: the harness must say so
-// within minutes instead of waiting for the full timeout.
+// chart repository or registry can be reached: the harness must name a
+// source of the fleet and its fetch failure within minutes.
 func TestRealFleetFailsFastOffline(t *testing.T) {
-	if os.Getenv("FLEET_FLUX_MANIFESTS") == "" {
+	opts := options(t, repoRoot(t), "ff-real-")
+	if !opts.Offline() {
 		t.Skip("runs with the offline kit only (FLEET_FLUX_MANIFESTS unset): where registries are reachable the real fleet is expected to converge, which the nightly workflow proves")
 	}
-	_, e, took := bringUp(t, options(t, repoRoot(t), "ff-real-"))
-	assertFailedFast(t, e, took,
-		regexp.MustCompile(`(?i)fetch|pull|no such host|dial tcp|lookup|helm-controller|not installed`), "")
+	requireKind(t)
+	_, e, took := bringUp(t, opts)
+	// Whichever of the fleet's public sources the harness sees failing
+	// first; each is named with the reason source-controller gives it.
+	var got *readiness.FailureError
+	if !errors.As(e.Ready, &got) {
+		t.Fatalf("want a fail-fast *readiness.FailureError, got %T: %v", e.Ready, e.Ready)
+	}
+	wants := map[string]failure{
+		"HelmRepository/flux-system/podinfo":      {reason: "Failed", message: regexp.MustCompile(`stefanprodan\.github\.io`)},
+		"OCIRepository/flux-system/nginx-ingress": {reason: "OCIArtifactPullFailed", message: regexp.MustCompile(`ghcr\.io/nginx/charts/nginx-ingress`)},
+		"HelmChart/flux-system/redis-redis":       {reason: "ChartPullError", message: regexp.MustCompile(`registry-1\.docker\.io`)},
+	}
+	want, ok := wants[got.Object]
+	if !ok {
+		t.Fatalf("failure names %q, not one of the real fleet's public sources: %v", got.Object, got)
+	}
+	want.object = regexp.MustCompile("^" + regexp.QuoteMeta(got.Object) + "$")
+	assertFailedFast(t, e, took, want)
 }
 
 // TestFixBrokenRollout is the local reproduce-fix-re-run loop: a crashing
 // app fails fast, the fix is edited into the (copied) fleet, published, and
 // the same cluster converges.
 func TestFixBrokenRollout(t *testing.T) {
-	requireKitImages(t)
 	fleet := t.TempDir()
 	if err := os.CopyFS(fleet, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", "crashing-app"))); err != nil {
 		t.Fatal(err)
 	}
-	run, e, took := bringUp(t, options(t, fleet, "ff-fix-"))
-	assertFailedFast(t, e, took, regexp.MustCompile(`CrashLoopBackOff|Error`), "fleet-app")
+	opts := options(t, fleet, "ff-fix-")
+	requireKit(t, opts)
+	run, e, took := bringUp(t, opts)
+	assertFailedFast(t, e, took, failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "CrashLoopBackOff",
+		regexp.MustCompile(`last exit code 1 .*crash mode enabled`)})
 
 	fixed := fixCrash(t, fleet)
 	t.Logf("fixed %s; publishing", fixed)
@@ -199,15 +316,15 @@ func fixCrash(t *testing.T, fleet string) string {
 }
 
 // contextBeforeTestTimeout ends shortly before `go test -timeout` would
-// panic the binary, so that waits give up and the cleanup still deletes
-// the scenario's cluster.
+// panic the binary, or at the first SIGINT/SIGTERM, so that waits give up
+// and the cleanup still deletes the scenario's cluster.
 func contextBeforeTestTimeout(t *testing.T) context.Context {
-	deadline, ok := t.Deadline()
-	if !ok {
-		return t.Context()
-	}
-	ctx, cancel := context.WithDeadline(t.Context(), deadline.Add(-time.Minute))
+	ctx, cancel := context.WithCancel(interrupted)
 	t.Cleanup(cancel)
+	if deadline, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-time.Minute))
+		t.Cleanup(cancel)
+	}
 	return ctx
 }
 

@@ -10,6 +10,9 @@
 # text (declare -f), versions.env, the Go toolchain and, where it applies, the
 # project sources it compiles. A second run with everything present only
 # computes hashes and inspects images.
+#
+# Runs sharing a kit directory (two terminals, two worktrees) take turns on
+# the lock $KIT_DIR/.lock: a second run says whom it waits for and waits.
 set -Eeuo pipefail
 shopt -s inherit_errexit
 
@@ -66,7 +69,11 @@ image_fresh() { [ "$(image_hash "$1")" = "$2" ]; }
 # ---- helpers ---------------------------------------------------------------
 
 mod_dir() { # module@version -> its directory in the module cache
-  go mod download -json "$1" | jq -er .Dir
+  local info
+  # On failure go prints the JSON with an Error field and exits non-zero.
+  info=$(go mod download -json "$1") ||
+    die "the Go module proxy does not serve $1: $(jq -r '.Error // "no reason given"' <<<"$info" 2>/dev/null)"
+  jq -er .Dir <<<"$info"
 }
 
 # scratch_module DIR REQUIRE... : a throwaway module requiring the given module@versions.
@@ -160,11 +167,11 @@ binaries_dir() {
     log "building $name binaries (cold: minutes)"
     # Build next to the final path and rename, so an interrupted build is
     # never mistaken for a finished one.
-    rm -rf "$out.partial"
-    "$builder" "$out.partial" >&2
-    mv "$out.partial" "$out"
-    # Older builds of the same binaries are superseded.
-    find "$KIT_DIR/bin" -maxdepth 1 -name "$name-*" ! -path "$out" -exec rm -rf {} + 2>/dev/null || true
+    rm -rf "$out.partial.$$"
+    "$builder" "$out.partial.$$" >&2
+    mv "$out.partial.$$" "$out"
+    # Older builds of the same binaries are superseded (never another run's work in progress).
+    find "$KIT_DIR/bin" -maxdepth 1 -name "$name-*" ! -name '*.partial.*' ! -path "$out" -exec rm -rf {} + 2>/dev/null || true
   fi
   echo "$out"
 }
@@ -392,17 +399,31 @@ flux_controller_version() {
   sed -nE "s#.*/$1/releases/download/(v[^/]+)/.*#\1#p" "$(flux_module_dir)/manifests/bases/$1/kustomization.yaml" | head -1
 }
 
-build_flux_controller_image() { # controller hash
-  local c=$1 h=$2 v src bin="$KIT_DIR/scratch/$1-bin" dir="$KIT_DIR/rootfs/$1"
+# FLUX_CONTROLLERS: the controllers the kit builds and writes manifests for;
+# the others' root modules are refused by the Go module proxy.
+FLUX_CONTROLLERS="source-controller kustomize-controller helm-controller"
+
+# build_flux_controller_image CONTROLLER HASH : the image of a Flux controller
+# built from its root module at the version flux2 bundles.
+build_flux_controller_image() {
+  local c=$1 h=$2 v mod moddir src bin="$KIT_DIR/scratch/$1-bin" dir="$KIT_DIR/rootfs/$1"
   v=$(flux_controller_version "$c")
+  mod="github.com/fluxcd/$c@$v"
+  moddir=$(mod_dir "$mod")
   src="$KIT_DIR/src/$c"
-  rm -rf "$src" && cp -r "$(mod_dir "github.com/fluxcd/$c@$v")" "$src" && chmod -R u+w "$src"
-  (cd "$src" && go mod edit -dropreplace "github.com/fluxcd/$c/api")
-  if [ "$c" = source-controller ]; then
+  rm -rf "$src" && cp -r "$moddir" "$src" && chmod -R u+w "$src"
+  # The api submodule is a local replace to a directory the module zip lacks;
+  # the proxy serves it at the controller's version.
+  (cd "$src" && go mod edit -dropreplace "github.com/fluxcd/$c/api" -require "github.com/fluxcd/$c/api@$v")
+  case $c in
+  source-controller)
     # The artifact module version source-controller asks for is refused by the proxy.
     (cd "$src" && go mod edit -replace github.com/fluxcd/pkg/artifact=github.com/fluxcd/pkg/artifact@v0.18.0)
-  fi
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin" .) || die "building $c $v failed"
+    ;;
+  esac
+  # No go mod tidy: it also resolves test-only modules, some of which the proxy
+  # refuses; -mod=mod (GOFLAGS) resolves what the binary imports.
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin" .) || die "building $mod failed"
   minimal_rootfs "$dir"
   install -m 0755 "$bin" "$dir/usr/local/bin/$c"
   mkdir -p "$dir/data" && chown 65534:65534 "$dir/data"
@@ -411,26 +432,23 @@ build_flux_controller_image() { # controller hash
 }
 
 build_flux_manifests() { # out-dir
-  local out=$1 c args=()
-  for c in source-controller kustomize-controller; do
+  local out=$1 c args=() v nc="$KIT_DIR/scratch/crd-notification-controller"
+  for c in $FLUX_CONTROLLERS; do
     args+=(--controller "$c=$(mod_dir "github.com/fluxcd/$c@$(flux_controller_version "$c")")")
   done
-  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-  (cd "$repo" && go run ./hack/kit/fluxmanifests --flux "$(flux_module_dir)" "${args[@]}" --out "$out.tmp")
-  # CRDs of API groups whose controllers cannot be built here, so fleets that
-  # contain HelmReleases, HelmRepositories or Alerts can at least be applied.
-  local api v
-  for api in helm-controller notification-controller; do
-    v=$(cd "$repo" && go list -m -f '{{.Version}}' "github.com/fluxcd/$api/api")
-    mkdir -p "$KIT_DIR/scratch/crd-$api"
-    (cd "$(mod_dir "github.com/fluxcd/$api/api@$v")" &&
-      go run "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" \
-        crd paths=./... output:crd:artifacts:config="$KIT_DIR/scratch/crd-$api")
-    mkdir -p "$out.tmp/extra-crds"
-    cat "$KIT_DIR/scratch/crd-$api"/*.yaml >"$out.tmp/extra-crds/$api.crds.yaml"
-    rm -rf "$KIT_DIR/scratch/crd-$api"
-  done
-  rm -rf "$out" && mv "$out.tmp" "$out"
+  rm -rf "$out.partial.$$" && mkdir -p "$out.partial.$$"
+  (cd "$repo" && go run ./hack/kit/fluxmanifests --flux "$(flux_module_dir)" "${args[@]}" --out "$out.partial.$$")
+  # The CRDs of notification-controller, whose root module the proxy refuses,
+  # so that fleets with Alerts, Providers or Receivers can at least be applied:
+  # the harness applies extra-crds/*.yaml after Flux.
+  v=$(cd "$repo" && go list -m -f '{{.Version}}' github.com/fluxcd/notification-controller/api)
+  rm -rf "$nc" && mkdir -p "$nc" "$out.partial.$$/extra-crds"
+  (cd "$(mod_dir "github.com/fluxcd/notification-controller/api@$v")" &&
+    go run "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" \
+      crd paths=./... output:crd:artifacts:config="$nc")
+  cat "$nc"/*.yaml >"$out.partial.$$/extra-crds/notification-controller.crds.yaml"
+  rm -rf "$nc"
+  rm -rf "$out" && mv "$out.partial.$$" "$out"
 }
 
 # ---- stage: workload images ---------------------------------------------------
@@ -452,6 +470,53 @@ build_app_image() {
   rm -rf "$dir"
 }
 
+# ---- stage: podinfo image -------------------------------------------------------
+
+podinfo_module() { echo "github.com/stefanprodan/podinfo@$PODINFO_MODULE_VERSION"; }
+
+# podinfo_image : the image reference the module's chart deploys by default
+# (values.yaml image.repository and image.tag, which must equal appVersion).
+podinfo_image() {
+  local chart repository tag app
+  chart="$(mod_dir "$(podinfo_module)")/charts/podinfo"
+  repository=$(awk '/^image:/ {i = 1; next} /^[^ #]/ {i = 0} i && $1 == "repository:" {print $2; exit}' "$chart/values.yaml")
+  tag=$(awk '/^image:/ {i = 1; next} /^[^ #]/ {i = 0} i && $1 == "tag:" {print $2; exit}' "$chart/values.yaml")
+  app=$(sed -nE 's/^appVersion:[[:space:]]*"?([^"[:space:]]+)"?.*/\1/p' "$chart/Chart.yaml")
+  if [ -z "$repository" ] || [ -z "$tag" ]; then
+    die "$chart/values.yaml: no image.repository or image.tag"
+  fi
+  [ "$tag" = "$app" ] || die "$chart: values.yaml image.tag $tag differs from Chart.yaml appVersion $app"
+  echo "$repository:$tag"
+}
+
+# build_podinfo_image IMAGE HASH : podinfo laid out like upstream's Dockerfile
+# (WORKDIR /home/app with ./podinfo and ./ui, podcli on PATH for the chart's
+# exec probes, a non-root user), built from the module's own go.mod.
+build_podinfo_image() {
+  local image=$1 h=$2 mod moddir commit src="$KIT_DIR/src/podinfo" dir="$KIT_DIR/rootfs/podinfo" p
+  mod=$(podinfo_module)
+  moddir=$(mod_dir "$mod")
+  rm -rf "$src" && cp -r "$moddir" "$src" && chmod -R u+w "$src"
+  # Upstream stamps only the git revision; the version is in pkg/version's source.
+  commit=${PODINFO_MODULE_VERSION##*-}
+  minimal_rootfs "$dir"
+  mkdir -p "$dir/home/app"
+  for p in podinfo podcli; do
+    (cd "$src" && go build -trimpath \
+      -ldflags "-s -w -X github.com/stefanprodan/podinfo/pkg/version.REVISION=$commit" \
+      -o "$KIT_DIR/scratch/podinfo-$p" "./cmd/$p") || die "building $p from $mod failed"
+  done
+  install -m 0755 "$KIT_DIR/scratch/podinfo-podinfo" "$dir/home/app/podinfo"
+  install -m 0755 "$KIT_DIR/scratch/podinfo-podcli" "$dir/usr/local/bin/podcli"
+  cp -r "$src/ui" "$dir/home/app/ui"
+  echo 'app:x:1000:1000:app:/home/app:/sbin/nologin' >>"$dir/etc/passwd"
+  echo 'app:x:1000:' >>"$dir/etc/group"
+  chown -R 1000:1000 "$dir/home/app"
+  # Numeric USER: kubelet can only verify runAsNonRoot for a numeric user.
+  import_dir "$dir" "$image" "$h" --change 'WORKDIR /home/app' --change 'USER 1000:1000' --change 'CMD ["./podinfo"]'
+  rm -rf "$dir" "$src" "$KIT_DIR"/scratch/podinfo-*
+}
+
 # ---- main ----------------------------------------------------------------------
 
 if [ "${1:-}" = --print ]; then
@@ -459,8 +524,28 @@ if [ "${1:-}" = --print ]; then
   exit 0
 fi
 
+# A run's unfinished outputs are <final path>.partial.<pid>: only its own are removed.
+remove_own_partials() { find "$KIT_DIR" -maxdepth 2 -name "*.partial.$$" -exec rm -rf {} + 2>/dev/null || true; }
+trap remove_own_partials EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# One build at a time per kit directory: the stages share scratch paths, tags
+# and the profile. The lock is the open file, released when this shell exits.
 t_start=$(date +%s)
-run_stage docker-engine "$kit_src/docker-engine.sh"
+exec {lock_fd}>>"$KIT_DIR/.lock"
+if ! flock -n "$lock_fd"; then
+  holder=$(cat "$KIT_DIR/.lock" 2>/dev/null || true)
+  log "another kit build holds $KIT_DIR/.lock (${holder:-holder not yet recorded}); waiting"
+  flock "$lock_fd"
+  log "lock acquired after $(($(date +%s) - t_start))s"
+fi
+printf 'pid %s, started %s, repository %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$repo" >"$KIT_DIR/.lock"
+
+t_start=$(date +%s)
+# dockerd may be started here and outlive this run: it must not inherit the lock.
+docker_engine() { "$kit_src/docker-engine.sh" {lock_fd}>&-; }
+run_stage docker-engine docker_engine
 
 stage_debian() {
   local h
@@ -498,15 +583,17 @@ run_stage node-image stage_node
 
 FLUX_IMAGES=()
 stage_flux_images() {
-  local c v h
-  for c in source-controller kustomize-controller; do
+  local c v h t0
+  for c in $FLUX_CONTROLLERS; do
     v=$(flux_controller_version "$c")
     [ -n "$v" ] || die "cannot read the $c version bundled by flux2"
     h=$(hash_of build_flux_controller_image "$v" "$(declare -f minimal_rootfs import_dir)")
     FLUX_IMAGES+=("ghcr.io/fluxcd/$c:$v")
     image_fresh "ghcr.io/fluxcd/$c:$v" "$h" && continue
-    log "building $c $v (cold: ~2-3 min)"
+    log "building $c $v (cold: 2-6 min)"
+    t0=$(date +%s)
     build_flux_controller_image "$c" "$h"
+    log "built ghcr.io/fluxcd/$c:$v in $(($(date +%s) - t0))s"
   done
 }
 run_stage flux-controllers stage_flux_images
@@ -514,11 +601,11 @@ run_stage flux-controllers stage_flux_images
 FLUX_MANIFESTS=""
 stage_flux_manifests() {
   local h
-  h=$(hash_of build_flux_manifests "$(flux_module_dir)" "$(hash_files hack/kit/fluxmanifests)" "$(cd "$repo" && go list -m -f '{{.Version}}' github.com/fluxcd/helm-controller/api)")
+  h=$(hash_of build_flux_manifests "$FLUX_CONTROLLERS" "$(flux_module_dir)" "$(hash_files hack/kit/fluxmanifests)" "$(cd "$repo" && go list -m -f '{{.Version}}' github.com/fluxcd/notification-controller/api)")
   FLUX_MANIFESTS="$KIT_DIR/flux-manifests-$h"
   [ -f "$FLUX_MANIFESTS/rbac.yaml" ] && return 0
   build_flux_manifests "$FLUX_MANIFESTS"
-  find "$KIT_DIR" -maxdepth 1 -name 'flux-manifests-*' ! -path "$FLUX_MANIFESTS" -exec rm -rf {} + 2>/dev/null || true
+  find "$KIT_DIR" -maxdepth 1 -name 'flux-manifests-*' ! -name '*.partial.*' ! -path "$FLUX_MANIFESTS" -exec rm -rf {} + 2>/dev/null || true
 }
 run_stage flux-manifests stage_flux_manifests
 
@@ -534,6 +621,19 @@ stage_workloads() {
 }
 run_stage workload-images stage_workloads
 
+PODINFO_IMAGE=""
+stage_podinfo() {
+  local h t0
+  PODINFO_IMAGE=$(podinfo_image)
+  h=$(hash_of build_podinfo_image "$PODINFO_IMAGE" "$(declare -f podinfo_module minimal_rootfs import_dir)")
+  image_fresh "$PODINFO_IMAGE" "$h" && return 0
+  log "building $PODINFO_IMAGE from $(podinfo_module) (cold: ~2 min)"
+  t0=$(date +%s)
+  build_podinfo_image "$PODINFO_IMAGE" "$h"
+  log "built $PODINFO_IMAGE in $(($(date +%s) - t0))s"
+}
+run_stage podinfo-image stage_podinfo
+
 # Rebuilt images leave their predecessors untagged: drop those of the kit.
 docker image prune -f --filter "label=$LABEL" >/dev/null 2>&1 || true
 
@@ -541,15 +641,19 @@ current_stage=profile
 write_kind_config "$KIT_DIR/kind-config.yaml" "$NODE_IMAGE"
 preload=$(
   IFS=,
-  echo "${FLUX_IMAGES[*]},${WORKLOAD_IMAGES[*]}"
+  echo "${FLUX_IMAGES[*]},${WORKLOAD_IMAGES[*]},$PODINFO_IMAGE"
 )
-cat >"$KIT_DIR/profile.env" <<ENV
+# Written aside and renamed: a reader never sees half a profile.
+cat >"$KIT_DIR/profile.env.partial.$$" <<ENV
 # Offline profile written by hack/kit/build.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ). Source it before go test.
 FLEET_NODE_IMAGE=$NODE_IMAGE
 FLEET_KIND_CONFIG=$KIT_DIR/kind-config.yaml
 FLEET_FLUX_MANIFESTS=$FLUX_MANIFESTS
+FLEET_FLUX_COMPONENTS=$(tr ' ' , <<<"$FLUX_CONTROLLERS")
 FLEET_PRELOAD_IMAGES=$preload
+FLEET_EXTRA_CHARTS=$(mod_dir "$(podinfo_module)")/charts/podinfo
 ENV
+mv "$KIT_DIR/profile.env.partial.$$" "$KIT_DIR/profile.env"
 
 log "stage timings:"
 for t in "${timings[@]}"; do printf '  %s\n' "$t" >&2; done

@@ -1,12 +1,15 @@
 // Package cluster creates, reuses, loads images into and deletes kind
 // clusters through kind's Go library, so the e2e harness needs no kind
 // binary and controls where kubeconfig files go: each cluster gets its own
-// file and the user's default kubeconfig is never touched.
+// file and the user's default kubeconfig is never touched. Clusters it
+// creates carry an ownership marker (see LabelOwner); a cluster of the same
+// name without it is someone else's and is never deleted or reused.
 package cluster
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,16 +22,34 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 )
 
-// DefaultWaitForReady bounds how long Create waits for the control plane
-// node to become Ready when Spec.WaitForReady is zero.
-const DefaultWaitForReady = 3 * time.Minute
+const (
+	// DefaultWaitForReady bounds how long Create waits for the nodes to
+	// become Ready when Spec.WaitForReady is zero.
+	DefaultWaitForReady = 3 * time.Minute
+	// DefaultCreateTimeout bounds one Create (the check of an existing
+	// cluster, creation, the readiness wait and the image load) when
+	// Spec.Timeout is zero. A deadline of the caller's context applies too.
+	DefaultCreateTimeout = 10 * time.Minute
+
+	// markerReadTimeout bounds reading an existing cluster's marker; an API
+	// server that is just starting again gets this long to answer.
+	markerReadTimeout = 30 * time.Second
+	// cleanupTimeout bounds a deletion done as cleanup, on a context of its
+	// own because the caller's has often ended already.
+	cleanupTimeout = 2 * time.Minute
+)
 
 // Spec describes one kind cluster.
 type Spec struct {
@@ -36,9 +57,15 @@ type Spec struct {
 	NodeImage     string        // "" = kind default (or the image in KindConfig)
 	KindConfig    []byte        // raw v1alpha4 config; nil = kind default
 	WorkDir       string        // kubeconfig written to WorkDir/<name>.kubeconfig (0600); "" = os.TempDir()
-	Reuse         bool          // reuse an existing cluster of that name instead of recreating it
+	Reuse         bool          // reuse an existing cluster of that name (one this harness made, from the same node image and kind config) instead of recreating it
 	PreloadImages []string      // local docker images loaded into every node after create
 	WaitForReady  time.Duration // 0 = DefaultWaitForReady
+	Timeout       time.Duration // bounds the whole Create; 0 = DefaultCreateTimeout
+	// Fleet and RunID name the fleet and the run in the ownership marker.
+	// Both are made valid label values; RunID "" = the Guard's run, or a
+	// new NewRunID for a Create without a Guard.
+	Fleet string
+	RunID string
 	// Log receives progress lines ("cluster staging created in 14.2s") and
 	// kind's own messages; nil = os.Stderr. CreateAll may write to it from
 	// several goroutines, one whole line per Write.
@@ -71,6 +98,14 @@ func (s Spec) logWriter() *lineWriter {
 	return newLineWriter(s.Log)
 }
 
+func (s Spec) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := s.Timeout
+	if d <= 0 {
+		d = DefaultCreateTimeout
+	}
+	return context.WithTimeoutCause(ctx, d, fmt.Errorf("creating cluster %s took longer than %s", s.Name, d))
+}
+
 // Cluster is a running kind cluster.
 type Cluster struct {
 	Name           string
@@ -93,52 +128,173 @@ func newProvider(log *lineWriter, name string) *kindcluster.Provider {
 
 // Exists reports whether kind has nodes for a cluster of that name.
 func Exists(ctx context.Context, name string) (bool, error) {
-	return exists(newProvider(newLineWriter(io.Discard), name), name)
+	return exists(ctx, newProvider(newLineWriter(io.Discard), name), name)
 }
 
-func exists(p *kindcluster.Provider, name string) (bool, error) {
-	names, err := p.List()
+func exists(ctx context.Context, p *kindcluster.Provider, name string) (bool, error) {
+	names, err := kindCall(ctx, "listing kind clusters", p.List)
 	if err != nil {
 		return false, fmt.Errorf("listing kind clusters: %w", err)
 	}
 	return slices.Contains(names, name), nil
 }
 
+// plan is what Create found out before changing anything: the config with
+// the marker and what to do about a cluster of the same name.
+type plan struct {
+	spec   Spec
+	c      *Cluster
+	cfg    *v1alpha4.Cluster // the kind config with the marker labels
+	action action
+	reason string // logged when recreating
+}
+
 // Create creates the cluster, writes its kubeconfig and loads the preload
-// images. An existing cluster of the same name is reused when spec.Reuse is
-// set, and otherwise deleted first: it is a leftover of an earlier run.
-// When ctx ends during creation the partial cluster is deleted. Create
-// either returns a usable cluster or leaves no new cluster behind.
+// images. A cluster of the same name that lacks the flux-fleet marker is
+// left alone and Create fails with a *NotOwnedError. One that has it is
+// reused when spec.Reuse is set and it was made from the same node image
+// and kind config, and is otherwise deleted first (a leftover of an
+// earlier run). When ctx ends during creation the partial cluster is
+// deleted. Create either returns a usable cluster or leaves no new cluster
+// behind.
 func Create(ctx context.Context, spec Spec) (*Cluster, error) {
+	ctx, cancel := spec.withTimeout(ctx)
+	defer cancel()
+	p, err := prepare(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return p.run(ctx)
+}
+
+// prepare reads the config and the marker of an existing cluster; it
+// changes nothing.
+func prepare(ctx context.Context, spec Spec) (*plan, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
+	cfg, err := parseKindConfig(spec.KindConfig)
+	if err != nil {
+		return nil, fmt.Errorf("kind config of cluster %s: %w", spec.Name, err)
+	}
+	want, err := wantMarker(ctx, spec, cfg)
+	if err != nil {
+		return nil, err
+	}
+	withMarker(cfg, want.labels())
+
 	log := spec.logWriter()
-	c := &Cluster{
+	p := &plan{spec: spec, cfg: cfg, c: &Cluster{
 		Name:           spec.Name,
 		KubeconfigPath: spec.KubeconfigPath(),
 		provider:       newProvider(log, spec.Name),
 		log:            log,
-	}
-	found, err := exists(c.provider, c.Name)
+	}}
+	found, err := exists(ctx, p.c.provider, spec.Name)
 	if err != nil {
 		return nil, err
 	}
-	if found && spec.Reuse {
+	if !found {
+		return p, nil
+	}
+	got, err := p.c.readMarker(ctx)
+	if err != nil {
+		if ctx.Err() != nil { // the run was stopped, not the marker unreadable
+			return nil, fmt.Errorf("checking the owner of existing cluster %s: %w", spec.Name, err)
+		}
+		return nil, &NotOwnedError{Name: spec.Name, Err: err}
+	}
+	p.action, p.reason, err = decide(spec.Name, got, want, spec.Reuse)
+	return p, err
+}
+
+// wantMarker is the marker a cluster made from spec carries: hashes of the
+// config as given (before the labels are added) and of the node images.
+func wantMarker(ctx context.Context, spec Spec, cfg *v1alpha4.Cluster) (marker, error) {
+	ch, err := configHash(cfg)
+	if err != nil {
+		return marker{}, fmt.Errorf("hashing the kind config of cluster %s: %w", spec.Name, err)
+	}
+	run := labelValue(spec.RunID)
+	if run == "" {
+		run = NewRunID()
+	}
+	return marker{
+		owned:      true,
+		fleet:      labelValue(spec.Fleet),
+		run:        run,
+		imageHash:  imageHash(nodeImages(spec.NodeImage, cfg), func(img string) string { return localImageID(ctx, img) }),
+		configHash: ch,
+	}, nil
+}
+
+// localImageID is the docker engine's ID of image, "" when it has none.
+func localImageID(ctx context.Context, image string) string {
+	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", image).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// readMarker reads the marker from the labels of the cluster's nodes.
+func (c *Cluster) readMarker(ctx context.Context) (marker, error) {
+	ctx, cancel := context.WithTimeout(ctx, markerReadTimeout)
+	defer cancel()
+	raw, err := kindCall(ctx, "reading its kubeconfig", func() (string, error) { return c.provider.KubeConfig(c.Name, false) })
+	if err != nil {
+		return marker{}, err
+	}
+	cs, err := clientset(raw)
+	if err != nil {
+		return marker{}, err
+	}
+	var list *corev1.NodeList
+	var lastErr error
+	err = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		list, lastErr = cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		return lastErr == nil, nil
+	})
+	if err != nil {
+		if lastErr != nil {
+			err = lastErr
+		}
+		return marker{}, fmt.Errorf("listing its nodes: %w", err)
+	}
+	labels := make([]map[string]string, 0, len(list.Items))
+	for _, n := range list.Items {
+		labels = append(labels, n.Labels)
+	}
+	return markerFromNodes(labels), nil
+}
+
+func clientset(kubeconfig string) (*kubernetes.Clientset, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(kubeconfig))
+	if err != nil {
+		return nil, fmt.Errorf("parsing its kubeconfig: %w", err)
+	}
+	cfg.Timeout = 15 * time.Second
+	return kubernetes.NewForConfig(cfg)
+}
+
+// run carries out the plan.
+func (p *plan) run(ctx context.Context) (*Cluster, error) {
+	c, spec := p.c, p.spec
+	switch p.action {
+	case actionReuse:
 		c.Reused = true
-		if err := c.writeKubeconfig(); err != nil {
+		if err := c.writeKubeconfig(ctx); err != nil {
 			return nil, err
 		}
-		log.printf("cluster %s reused (kubeconfig %s)", c.Name, c.KubeconfigPath)
+		c.log.printf("cluster %s reused (kubeconfig %s)", c.Name, c.KubeconfigPath)
 		if err := c.LoadImages(ctx, spec.PreloadImages...); err != nil {
 			return nil, err
 		}
 		return c, nil
-	}
-	if found {
-		log.printf("cluster %s exists from an earlier run: deleting it", c.Name)
-		if err := c.deleteNodes(); err != nil {
-			return nil, fmt.Errorf("deleting stale cluster %s: %w", c.Name, err)
+	case actionRecreate:
+		c.log.printf("%s", p.reason)
+		if err := c.deleteNodes(ctx); err != nil {
+			return nil, fmt.Errorf("deleting earlier cluster %s: %w", c.Name, err)
 		}
 	}
 	// A stale file would be merged into by kind, mixing old credentials in.
@@ -150,16 +306,24 @@ func Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 
 	start := time.Now()
-	if err := c.runCreate(ctx, spec); err != nil {
+	if err := c.runCreate(ctx, spec.NodeImage, p.cfg); err != nil {
 		// kind removed its nodes already (no retain); the file may remain.
 		_ = removeIfExists(c.KubeconfigPath)
 		return nil, fmt.Errorf("creating kind cluster %s: %w", c.Name, err)
 	}
-	if err := c.writeKubeconfig(); err != nil {
+	if err := c.writeKubeconfig(ctx); err != nil {
 		c.cleanupAfterFailure()
 		return nil, err
 	}
-	log.printf("cluster %s created in %.1fs", c.Name, time.Since(start).Seconds())
+	wait := spec.WaitForReady
+	if wait <= 0 {
+		wait = DefaultWaitForReady
+	}
+	if err := c.waitNodesReady(ctx, wait); err != nil {
+		c.cleanupAfterFailure()
+		return nil, err
+	}
+	c.log.printf("cluster %s created in %.1fs", c.Name, time.Since(start).Seconds())
 	if err := c.LoadImages(ctx, spec.PreloadImages...); err != nil {
 		c.cleanupAfterFailure()
 		return nil, err
@@ -168,32 +332,29 @@ func Create(ctx context.Context, spec Spec) (*Cluster, error) {
 }
 
 func (c *Cluster) cleanupAfterFailure() {
-	if err := c.Delete(context.Background()); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := c.Delete(ctx); err != nil {
 		c.log.printf("cluster %s: cleanup after failed create: %v", c.Name, err)
 	}
 }
 
 // runCreate runs kind's create, which takes no context, in a goroutine so a
-// cancelled ctx can abort it by deleting the nodes underneath it.
-func (c *Cluster) runCreate(ctx context.Context, spec Spec) error {
-	wait := spec.WaitForReady
-	if wait <= 0 {
-		wait = DefaultWaitForReady
-	}
+// cancelled ctx can abort it by deleting the nodes underneath it. kind's
+// own readiness wait is off: it would spin on deleted nodes until its
+// deadline, where waitNodesReady follows ctx.
+func (c *Cluster) runCreate(ctx context.Context, nodeImage string, cfg *v1alpha4.Cluster) error {
 	opts := []kindcluster.CreateOption{
+		kindcluster.CreateWithV1Alpha4Config(cfg),
 		kindcluster.CreateWithKubeconfigPath(c.KubeconfigPath),
-		kindcluster.CreateWithWaitForReady(wait),
 		kindcluster.CreateWithDisplayUsage(false),
 		kindcluster.CreateWithDisplaySalutation(false),
 	}
-	if len(spec.KindConfig) > 0 {
-		opts = append(opts, kindcluster.CreateWithRawConfig(spec.KindConfig))
-	}
-	if spec.NodeImage != "" {
-		opts = append(opts, kindcluster.CreateWithNodeImage(spec.NodeImage))
+	if nodeImage != "" {
+		opts = append(opts, kindcluster.CreateWithNodeImage(nodeImage))
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return context.Cause(ctx)
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.provider.Create(c.Name, opts...) }()
@@ -208,38 +369,40 @@ func (c *Cluster) runCreate(ctx context.Context, spec Spec) error {
 }
 
 // abortCreate deletes nodes until kind's create returns. Deleting once is
-// not enough: kind may still be starting node containers, and after the
-// nodes are gone its readiness wait spins until its own deadline, so this
-// gives up waiting after a bound and relies on the repeated deletes.
+// not enough: kind may still be starting node containers, which the first
+// delete does not see, so this repeats for a bounded time.
 func (c *Cluster) abortCreate(done <-chan error) {
-	deadline := time.After(30 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
 	for {
-		_ = c.deleteNodes()
+		_ = c.deleteNodes(ctx)
 		select {
 		case <-done:
-			_ = c.deleteNodes()
-			_ = removeIfExists(c.KubeconfigPath)
-			return
-		case <-deadline:
-			_ = c.deleteNodes()
-			_ = removeIfExists(c.KubeconfigPath)
-			return
+		case <-ctx.Done():
 		case <-tick.C:
+			continue
 		}
+		last, cancelLast := context.WithTimeout(context.Background(), cleanupTimeout)
+		_ = c.deleteNodes(last)
+		cancelLast()
+		_ = removeIfExists(c.KubeconfigPath)
+		return
 	}
 }
 
-func (c *Cluster) deleteNodes() error {
-	// The explicit path matters: with "" kind edits the user's default kubeconfig.
-	return c.provider.Delete(c.Name, c.KubeconfigPath)
+func (c *Cluster) deleteNodes(ctx context.Context) error {
+	return kindDo(ctx, "deleting kind cluster "+c.Name, func() error {
+		// The explicit path matters: with "" kind edits the user's default kubeconfig.
+		return c.provider.Delete(c.Name, c.KubeconfigPath)
+	})
 }
 
 // writeKubeconfig writes the cluster's external kubeconfig itself, replacing
 // what kind merged, so the file holds exactly this cluster with mode 0600.
-func (c *Cluster) writeKubeconfig() error {
-	raw, err := c.provider.KubeConfig(c.Name, false)
+func (c *Cluster) writeKubeconfig(ctx context.Context) error {
+	raw, err := kindCall(ctx, "reading kubeconfig of cluster "+c.Name, func() (string, error) { return c.provider.KubeConfig(c.Name, false) })
 	if err != nil {
 		return fmt.Errorf("reading kubeconfig of cluster %s: %w", c.Name, err)
 	}
@@ -261,16 +424,81 @@ func (c *Cluster) writeKubeconfig() error {
 	return nil
 }
 
-// CreateAll creates the clusters in parallel. If any fails, the clusters
-// this call created are deleted again (reused ones are left alone) and the
-// errors of all failures are returned.
-func CreateAll(ctx context.Context, specs []Spec) ([]*Cluster, error) {
-	return createAll(ctx, specs, Create, deleteCluster)
+// waitNodesReady waits until every node reports Ready, at most limit.
+func (c *Cluster) waitNodesReady(ctx context.Context, limit time.Duration) error {
+	cfg := rest.CopyConfig(c.RESTConfig)
+	cfg.Timeout = 15 * time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	start := time.Now()
+	waitCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var state string
+	err = wait.PollUntilContextCancel(waitCtx, time.Second, true, func(ctx context.Context) (bool, error) {
+		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			state = err.Error()
+			return false, nil
+		}
+		var ready bool
+		ready, state = nodesReady(list.Items)
+		return ready, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for the nodes of cluster %s: %w", c.Name, context.Cause(ctx))
+		}
+		return fmt.Errorf("nodes of cluster %s not Ready after %s: %s", c.Name, limit, state)
+	}
+	c.log.printf("cluster %s: nodes Ready after %.1fs", c.Name, time.Since(start).Seconds())
+	return nil
 }
 
-func deleteCluster(c *Cluster) error { return c.Delete(context.Background()) }
+// nodesReady reports whether there are nodes and all are Ready, and else
+// what the first one that is not says.
+func nodesReady(list []corev1.Node) (bool, string) {
+	if len(list) == 0 {
+		return false, "no node has registered"
+	}
+	for _, n := range list {
+		var cond *corev1.NodeCondition
+		for i := range n.Status.Conditions {
+			if n.Status.Conditions[i].Type == corev1.NodeReady {
+				cond = &n.Status.Conditions[i]
+			}
+		}
+		switch {
+		case cond == nil:
+			return false, fmt.Sprintf("node %s has no Ready condition yet", n.Name)
+		case cond.Status != corev1.ConditionTrue:
+			return false, fmt.Sprintf("node %s: Ready=%s %s: %s", n.Name, cond.Status, cond.Reason, cond.Message)
+		}
+	}
+	return true, ""
+}
 
-func createAll(ctx context.Context, specs []Spec, create func(context.Context, Spec) (*Cluster, error), del func(*Cluster) error) ([]*Cluster, error) {
+// CreateAll creates the clusters in parallel. Every cluster of the same
+// name is checked first, so that one that is not flux-fleet's stops the run
+// before anything is created or deleted. If any creation fails, the
+// clusters this call created are deleted again (reused ones are left
+// alone) and the errors of all failures are returned.
+func CreateAll(ctx context.Context, specs []Spec) ([]*Cluster, error) {
+	return createAll(ctx, specs, prepare, (*plan).run, deleteCluster)
+}
+
+func deleteCluster(c *Cluster) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	return c.Delete(ctx)
+}
+
+func createAll(ctx context.Context, specs []Spec,
+	prepare func(context.Context, Spec) (*plan, error),
+	run func(*plan, context.Context) (*Cluster, error),
+	del func(*Cluster) error,
+) ([]*Cluster, error) {
 	seen := map[string]bool{}
 	for _, s := range specs {
 		if seen[s.Name] {
@@ -278,18 +506,37 @@ func createAll(ctx context.Context, specs []Spec, create func(context.Context, S
 		}
 		seen[s.Name] = true
 	}
-	clusters := make([]*Cluster, len(specs))
+	ctxs := make([]context.Context, len(specs))
+	for i, s := range specs {
+		var cancel context.CancelFunc
+		ctxs[i], cancel = s.withTimeout(ctx)
+		defer cancel()
+	}
+	plans := make([]*plan, len(specs))
 	errs := make([]error, len(specs))
-	// Not errgroup.WithContext: one failure must not abort the others
-	// half-way, which would leave partial clusters to clean up.
 	var g errgroup.Group
 	for i, s := range specs {
 		g.Go(func() error {
-			clusters[i], errs[i] = create(ctx, s)
+			plans[i], errs[i] = prepare(ctxs[i], s)
 			return nil
 		})
 	}
 	_ = g.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	clusters := make([]*Cluster, len(specs))
+	// Not errgroup.WithContext: one failure must not abort the others
+	// half-way, which would leave partial clusters to clean up.
+	var created errgroup.Group
+	for i, p := range plans {
+		created.Go(func() error {
+			clusters[i], errs[i] = run(p, ctxs[i])
+			return nil
+		})
+	}
+	_ = created.Wait()
 	if err := errors.Join(errs...); err != nil {
 		for _, c := range clusters {
 			if c != nil && !c.Reused {
@@ -303,11 +550,13 @@ func createAll(ctx context.Context, specs []Spec, create func(context.Context, S
 	return clusters, nil
 }
 
-// Delete deletes the cluster's nodes and its kubeconfig file.
+// Delete deletes the cluster's nodes and its kubeconfig file. When ctx ends
+// first it returns at once with an error while kind finishes the deletion
+// in the background.
 func (c *Cluster) Delete(ctx context.Context) error {
 	c.init()
 	start := time.Now()
-	if err := c.deleteNodes(); err != nil {
+	if err := c.deleteNodes(ctx); err != nil {
 		return fmt.Errorf("deleting kind cluster %s: %w", c.Name, err)
 	}
 	if err := removeIfExists(c.KubeconfigPath); err != nil {
@@ -345,7 +594,7 @@ func removeIfExists(path string) error {
 // dir/collect-errors.txt rather than failing the whole export.
 func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
 	c.init()
-	err := c.provider.CollectLogs(c.Name, dir)
+	err := kindDo(ctx, "collecting logs of cluster "+c.Name, func() error { return c.provider.CollectLogs(c.Name, dir) })
 	if err == nil {
 		return nil
 	}
@@ -353,7 +602,7 @@ func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
 	// failed (a node image without crictl, say); the rest are still worth
 	// having, so only a collection that produced no node logs is an error.
 	nodeDir := filepath.Join(dir, c.Name+"-control-plane")
-	if _, statErr := os.Stat(nodeDir); statErr != nil {
+	if _, statErr := os.Stat(nodeDir); statErr != nil || ctx.Err() != nil {
 		return fmt.Errorf("collecting logs of cluster %s: %w", c.Name, err)
 	}
 	note := filepath.Join(dir, "collect-errors.txt")
@@ -371,7 +620,7 @@ func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
 	}
 	c.init()
 	start := time.Now()
-	nodeList, err := c.provider.ListInternalNodes(c.Name)
+	nodeList, err := kindCall(ctx, "listing nodes of cluster "+c.Name, func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
 	if err != nil {
 		return fmt.Errorf("listing nodes of cluster %s: %w", c.Name, err)
 	}
@@ -393,6 +642,24 @@ func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
 	return nil
 }
 
+// nodeImageID is the containerd image ID of image on a node (crictl
+// inspecti's status.id), an error when the node lacks it.
+func nodeImageID(ctx context.Context, n nodes.Node, image string) (string, error) {
+	var out bytes.Buffer
+	if err := n.CommandContext(ctx, "crictl", "inspecti", image).SetStdout(&out).Run(); err != nil {
+		return "", err
+	}
+	var v struct {
+		Status struct {
+			ID string `json:"id"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		return "", fmt.Errorf("parsing crictl inspecti %s on node %s: %w", image, n, err)
+	}
+	return v.Status.ID, nil
+}
+
 // missingImages returns the images some node lacks in the same version
 // (same image ID) as the local docker engine, so a reused cluster does not
 // receive the same gigabyte again. A node that cannot answer counts as lacking.
@@ -408,7 +675,7 @@ func missingImages(ctx context.Context, nodeList []nodes.Node, images []string) 
 		}
 		id := strings.TrimSpace(string(out))
 		for _, n := range nodeList {
-			if onNode, err := nodeutils.ImageID(n, img); err != nil || onNode != id {
+			if onNode, err := nodeImageID(ctx, n, img); err != nil || onNode != id {
 				missing = append(missing, img)
 				break
 			}
@@ -433,11 +700,12 @@ func loadArchive(ctx context.Context, nodeList []nodes.Node, images []string) er
 
 	writers := make([]io.Writer, len(nodeList))
 	pipes := make([]*io.PipeWriter, len(nodeList))
+	readers := make([]*io.PipeReader, len(nodeList))
 	nodeErrs := make([]error, len(nodeList))
 	var wg sync.WaitGroup
 	for i, n := range nodeList {
 		pr, pw := io.Pipe()
-		writers[i], pipes[i] = pw, pw
+		writers[i], pipes[i], readers[i] = pw, pw, pr
 		wg.Go(func() {
 			err := nodeutils.LoadImageArchive(n, pr)
 			if err != nil {
@@ -447,11 +715,33 @@ func loadArchive(ctx context.Context, nodeList []nodes.Node, images []string) er
 			_ = pr.CloseWithError(errNodeFinished)
 		})
 	}
+	// A node that stops reading without exiting would block the fan-out
+	// (and docker save behind it) for good: closing the pipes on ctx ends
+	// both sides.
+	stop := context.AfterFunc(ctx, func() {
+		for i := range pipes {
+			_ = pipes[i].CloseWithError(context.Cause(ctx))
+			_ = readers[i].CloseWithError(context.Cause(ctx))
+		}
+	})
+	defer stop()
 	_, copyErr := io.Copy(io.MultiWriter(writers...), out)
 	for _, pw := range pipes {
 		_ = pw.CloseWithError(copyErr)
 	}
-	wg.Wait()
+	nodesDone := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(nodesDone)
+	}()
+	select {
+	case <-nodesDone:
+	case <-ctx.Done():
+		// kind's import commands take no context; they end on the closed
+		// pipe in the background.
+		_ = save.Wait()
+		return fmt.Errorf("interrupted while the nodes imported the archive: %w", context.Cause(ctx))
+	}
 	waitErr := save.Wait()
 	if waitErr != nil {
 		if ctx.Err() != nil {

@@ -150,39 +150,76 @@ func TestKindLogger(t *testing.T) {
 	}
 }
 
+// fakeCreate stands in for prepare and run: "bad" fails to create,
+// "reused" is reused, "foreign" is someone else's cluster.
+type fakeCreate struct {
+	mu      sync.Mutex
+	ran     []string
+	deleted []string
+}
+
+func (f *fakeCreate) prepare(_ context.Context, s Spec) (*plan, error) {
+	if s.Name == "foreign" {
+		return nil, &NotOwnedError{Name: s.Name}
+	}
+	return &plan{spec: s}, nil
+}
+
+func (f *fakeCreate) run(p *plan, _ context.Context) (*Cluster, error) {
+	f.mu.Lock()
+	f.ran = append(f.ran, p.spec.Name)
+	f.mu.Unlock()
+	switch p.spec.Name {
+	case "bad":
+		return nil, errors.New("boom")
+	case "reused":
+		return &Cluster{Name: p.spec.Name, Reused: true}, nil
+	}
+	return &Cluster{Name: p.spec.Name}, nil
+}
+
+func (f *fakeCreate) del(c *Cluster) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleted = append(f.deleted, c.Name)
+	return nil
+}
+
 func TestCreateAllDeletesCreatedOnError(t *testing.T) {
+	f := &fakeCreate{}
 	specs := []Spec{{Name: "ok"}, {Name: "reused"}, {Name: "bad"}}
-	create := func(_ context.Context, s Spec) (*Cluster, error) {
-		switch s.Name {
-		case "bad":
-			return nil, errors.New("boom")
-		case "reused":
-			return &Cluster{Name: s.Name, Reused: true}, nil
-		}
-		return &Cluster{Name: s.Name}, nil
-	}
-	var mu sync.Mutex
-	var deleted []string
-	del := func(c *Cluster) error {
-		mu.Lock()
-		defer mu.Unlock()
-		deleted = append(deleted, c.Name)
-		return nil
-	}
-	got, err := createAll(context.Background(), specs, create, del)
-	if err == nil || !strings.Contains(err.Error(), "boom") || got != nil {
+	got, err := createAll(context.Background(), specs, f.prepare, f.run, f.del)
+	if err == nil || err.Error() != "boom" || got != nil {
 		t.Fatalf("createAll = %v, %v; want nil, boom", got, err)
 	}
-	if !slices.Equal(deleted, []string{"ok"}) {
-		t.Errorf("deleted %v, want [ok] (reused clusters are not ours to delete)", deleted)
+	if !slices.Equal(f.deleted, []string{"ok"}) {
+		t.Errorf("deleted %v, want [ok] (reused clusters are not ours to delete)", f.deleted)
 	}
 
-	if _, err := createAll(context.Background(), []Spec{{Name: "a"}, {Name: "a"}}, create, del); err == nil {
-		t.Error("duplicate names: want error")
+	if _, err := createAll(context.Background(), []Spec{{Name: "a"}, {Name: "a"}}, f.prepare, f.run, f.del); err == nil || err.Error() != `cluster "a" listed twice` {
+		t.Errorf("duplicate names: error %v", err)
 	}
-	got, err = createAll(context.Background(), specs[:2], create, del)
+	got, err = createAll(context.Background(), specs[:2], f.prepare, f.run, f.del)
 	if err != nil || len(got) != 2 || got[0].Name != "ok" || got[1].Name != "reused" {
 		t.Errorf("createAll success = %v, %v", got, err)
+	}
+}
+
+// A cluster that is not flux-fleet's stops the run before any cluster is
+// created or deleted, with exactly the message users see.
+func TestCreateAllStopsAtForeignCluster(t *testing.T) {
+	f := &fakeCreate{}
+	_, err := createAll(context.Background(), []Spec{{Name: "production"}, {Name: "foreign"}}, f.prepare, f.run, f.del)
+	want := `cluster "foreign" exists and was not created by flux-fleet: delete it (kind delete cluster --name foreign) or set E2E_CLUSTER_PREFIX`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v\nwant %s", err, want)
+	}
+	var notOwned *NotOwnedError
+	if !errors.As(err, &notOwned) || notOwned.Name != "foreign" {
+		t.Errorf("error %T does not unwrap to *NotOwnedError for foreign", err)
+	}
+	if len(f.ran) != 0 || len(f.deleted) != 0 {
+		t.Errorf("created %v and deleted %v, want nothing touched", f.ran, f.deleted)
 	}
 }
 

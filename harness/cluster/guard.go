@@ -62,6 +62,9 @@ type Guard struct {
 	// Exit ends the process after the cleanup WatchSignals does on a
 	// signal; nil = os.Exit. Tests set it to observe the cleanup instead.
 	Exit func(code int)
+	// RunID names this run in the ownership marker of the clusters created
+	// through the Guard whose Spec has none (NewGuard sets a NewRunID).
+	RunID string
 
 	mu       sync.Mutex
 	clusters []*Cluster
@@ -70,7 +73,7 @@ type Guard struct {
 
 // NewGuard returns a Guard with the given policy, logging to log.
 func NewGuard(keep KeepPolicy, log io.Writer) *Guard {
-	return &Guard{Keep: keep, Log: log}
+	return &Guard{Keep: keep, Log: log, RunID: NewRunID()}
 }
 
 func (g *Guard) log() *lineWriter {
@@ -105,18 +108,29 @@ func (g *Guard) Track(c *Cluster) {
 func (g *Guard) Create(ctx context.Context, spec Spec) (*Cluster, error) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
-	c, err := Create(ctx, spec)
+	c, err := Create(ctx, g.withRun(spec))
 	if err == nil {
 		g.Track(c)
 	}
 	return c, err
 }
 
+func (g *Guard) withRun(s Spec) Spec {
+	if s.RunID == "" {
+		s.RunID = g.RunID
+	}
+	return s
+}
+
 // CreateAll is CreateAll plus Track.
 func (g *Guard) CreateAll(ctx context.Context, specs []Spec) ([]*Cluster, error) {
 	g.inflight.Add(1)
 	defer g.inflight.Done()
-	clusters, err := createAll(ctx, specs, Create, deleteCluster)
+	own := make([]Spec, len(specs))
+	for i, s := range specs {
+		own[i] = g.withRun(s)
+	}
+	clusters, err := createAll(ctx, own, prepare, (*plan).run, deleteCluster)
 	for _, c := range clusters {
 		g.Track(c)
 	}
@@ -145,7 +159,10 @@ func (g *Guard) Cleanup(ctx context.Context, failed bool) error {
 			log.printf("keeping cluster %s (keep=%s): KUBECONFIG=%s", c.Name, g.Keep, c.KubeconfigPath)
 			remaining = append(remaining, c)
 		default:
-			if err := c.Delete(ctx); err != nil {
+			dctx, cancel := context.WithTimeout(ctx, cleanupTimeout)
+			err := c.Delete(dctx)
+			cancel()
+			if err != nil {
 				errs = append(errs, err)
 				remaining = append(remaining, c)
 			}

@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,11 +16,11 @@ import (
 	"testing"
 	"time"
 
+	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
 
@@ -33,25 +35,34 @@ type kindEnv struct {
 	preload    []string
 }
 
+// requireKind skips where harness/internal/kindtest.Require does (that
+// package imports this one, so these tests cannot use it): with -short,
+// without a Docker engine unless CI=true, without the kit profile.
 func requireKind(t *testing.T) kindEnv {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("creates real kind clusters; skipped with -short")
 	}
-	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		t.Skipf("docker info failed (%v): no Docker engine for kind: %s", err, firstLine(string(out)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "docker", "info").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("docker info failed (%v): no Docker engine for kind: %s", err, firstLine(string(out)))
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (CI=true: real-kind tests must run)", msg)
+		}
+		t.Skip(msg)
 	}
 	env := kindEnv{nodeImage: os.Getenv("FLEET_NODE_IMAGE")}
-	if env.nodeImage == "" {
-		t.Skip("FLEET_NODE_IMAGE is unset: source the offline kit profile (make offline-images) to run real-kind tests")
-	}
-	if path := os.Getenv("FLEET_KIND_CONFIG"); path != "" {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("reading FLEET_KIND_CONFIG: %v", err)
+	for _, v := range []string{"FLEET_NODE_IMAGE", "FLEET_KIND_CONFIG"} {
+		if os.Getenv(v) == "" {
+			t.Skipf("%s is unset: source the offline kit profile (make offline-images) to run real-kind tests", v)
 		}
-		env.kindConfig = raw
 	}
+	raw, err := os.ReadFile(os.Getenv("FLEET_KIND_CONFIG"))
+	if err != nil {
+		t.Fatalf("reading FLEET_KIND_CONFIG: %v", err)
+	}
+	env.kindConfig = raw
 	for _, img := range strings.Split(os.Getenv("FLEET_PRELOAD_IMAGES"), ",") {
 		if img = strings.TrimSpace(img); img != "" {
 			env.preload = append(env.preload, img)
@@ -142,6 +153,47 @@ func nodeReady(n corev1.Node) bool {
 	return false
 }
 
+// nodeLabels returns the labels of the cluster's nodes, read through the
+// API as Create reads the marker.
+func nodeLabels(t *testing.T, kubeconfig string) []map[string]string {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := cs.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []map[string]string
+	for _, n := range list.Items {
+		labels = append(labels, n.Labels)
+	}
+	return labels
+}
+
+// otherConfig is raw with a user node label added: the same cluster for
+// kind, another kind config for the marker.
+func otherConfig(t *testing.T, raw []byte) []byte {
+	t.Helper()
+	cfg, err := parseKindConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withMarker(cfg, map[string]string{"example.com/variant": "b"})
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestIntegrationCreateLoadReuseDelete walks one cluster through the
+// lifecycle; one cluster at a time, as the machines running it are small.
 func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 	env := requireKind(t)
 	// kind falls back to $KUBECONFIG when given no explicit path: point it
@@ -157,39 +209,49 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 		}
 	})
 	ctx := t.Context()
-	specs := []Spec{env.spec(t, "hx-cluster-a", workDir), env.spec(t, "hx-cluster-b", workDir)}
+	spec := env.spec(t, "hx-cluster-a", workDir)
+	spec.Fleet = "fixtures/fleets/basic"
 
 	start := time.Now()
-	clusters, err := guard.CreateAll(ctx, specs)
+	clusters, err := guard.CreateAll(ctx, []Spec{spec})
 	if err != nil {
 		t.Fatalf("CreateAll: %v", err)
 	}
-	t.Logf("CreateAll of 2 clusters in parallel: %.1fs", time.Since(start).Seconds())
-
-	for _, c := range clusters {
-		if c.Reused {
-			t.Errorf("%s: Reused = true for a new cluster", c.Name)
-		}
-		fi, err := os.Stat(c.KubeconfigPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: kubeconfig mode %v, want 0600", c.Name, fi.Mode().Perm())
-		}
-		if c.KubeconfigPath != filepath.Join(workDir, c.Name+".kubeconfig") {
-			t.Errorf("%s: kubeconfig at %s", c.Name, c.KubeconfigPath)
-		}
-		if c.RESTConfig == nil {
-			t.Errorf("%s: no RESTConfig", c.Name)
-		}
-		start := time.Now()
-		waitNodesReady(t, c.KubeconfigPath, 2*time.Minute)
-		t.Logf("%s: nodes Ready via client-go after %.1fs more", c.Name, time.Since(start).Seconds())
+	t.Logf("CreateAll: %.1fs", time.Since(start).Seconds())
+	c := clusters[0]
+	if c.Reused {
+		t.Errorf("%s: Reused = true for a new cluster", c.Name)
 	}
+	fi, err := os.Stat(c.KubeconfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: kubeconfig mode %v, want 0600", c.Name, fi.Mode().Perm())
+	}
+	if c.KubeconfigPath != filepath.Join(workDir, c.Name+".kubeconfig") {
+		t.Errorf("%s: kubeconfig at %s", c.Name, c.KubeconfigPath)
+	}
+	if c.RESTConfig == nil {
+		t.Fatalf("%s: no RESTConfig", c.Name)
+	}
+	// Create waited for Ready itself: no wait here.
+	waitNodesReady(t, c.KubeconfigPath, time.Second)
 	if _, err := os.Stat(sentinel); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("kind wrote to $KUBECONFIG (%v)", err)
 	}
+
+	t.Run("Marker", func(t *testing.T) {
+		labels := nodeLabels(t, c.KubeconfigPath)
+		if len(labels) != 1 {
+			t.Fatalf("%d nodes, want 1", len(labels))
+		}
+		l := labels[0]
+		if l[LabelOwner] != OwnerValue || l[LabelRun] != guard.RunID || l[LabelFleet] != "fixtures-fleets-basic" ||
+			len(l[LabelNodeImageHash]) != hashLen || len(l[LabelKindConfigHash]) != hashLen {
+			t.Errorf("node labels lack the marker: %v", l)
+		}
+	})
 
 	if addr, err := HostAddress(ctx); err != nil {
 		t.Errorf("HostAddress: %v", err)
@@ -202,7 +264,6 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 		if image == "" {
 			t.Skipf("no fleet-kit/* image of FLEET_PRELOAD_IMAGES (%v) is a local docker image", env.preload)
 		}
-		c := clusters[0]
 		start := time.Now()
 		if err := c.LoadImages(ctx, image); err != nil {
 			t.Fatal(err)
@@ -221,54 +282,86 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 			if !slices.ContainsFunc(lines, func(ref string) bool { return ref == image || strings.HasSuffix(ref, "/"+image) }) {
 				t.Errorf("node %s lacks %s; has %v", n, image, lines)
 			}
-			if id, err := nodeutils.ImageID(n, image); err == nil {
-				t.Logf("node %s: %s is %s", n, image, id)
+			if id, err := nodeImageID(ctx, n, image); err != nil || localImageID(ctx, image) != id {
+				t.Errorf("node %s: %s has ID %q (%v), the docker engine %q", n, image, id, err, localImageID(ctx, image))
 			}
 		}
+		var out bytes.Buffer
+		c.log = newLineWriter(io.MultiWriter(&out, LogfWriter(t.Logf)))
+		defer func() { c.log = newLineWriter(LogfWriter(t.Logf)) }()
 		start = time.Now()
 		if err := c.LoadImages(ctx, image); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("second LoadImages(%s) (skips images already present when crictl can tell): %.1fs", image, time.Since(start).Seconds())
+		t.Logf("second LoadImages(%s): %.1fs", image, time.Since(start).Seconds())
+		if want := "cluster hx-cluster-a: images already present: " + image; !strings.Contains(out.String(), want) {
+			t.Errorf("second load did not skip the image: log %q, want %q", out.String(), want)
+		}
 	})
 
 	t.Run("Reuse", func(t *testing.T) {
-		spec := specs[0]
-		spec.Reuse = true
-		if err := os.Remove(spec.KubeconfigPath()); err != nil {
+		reuse := spec
+		reuse.Reuse = true
+		if err := os.Remove(reuse.KubeconfigPath()); err != nil {
 			t.Fatal(err)
 		}
+		before := nodeContainers(t, c.Name)
 		start := time.Now()
-		c, err := guard.Create(ctx, spec)
+		r, err := guard.Create(ctx, reuse)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("reuse of %s: %.1fs", c.Name, time.Since(start).Seconds())
-		if !c.Reused {
-			t.Error("Reused = false for an existing cluster")
+		t.Logf("reuse of %s: %.1fs", r.Name, time.Since(start).Seconds())
+		if !r.Reused || !slices.Equal(nodeContainers(t, c.Name), before) {
+			t.Errorf("Reused = %v, containers %v → %v: want the same cluster", r.Reused, before, nodeContainers(t, c.Name))
 		}
-		waitNodesReady(t, c.KubeconfigPath, 30*time.Second)
+		waitNodesReady(t, r.KubeconfigPath, 30*time.Second)
+	})
+
+	t.Run("ReuseWithOtherKindConfig", func(t *testing.T) {
+		other := spec
+		other.Reuse = true
+		other.KindConfig = otherConfig(t, spec.KindConfig)
+		var out bytes.Buffer
+		other.Log = io.MultiWriter(&out, LogfWriter(t.Logf))
+		before := nodeContainers(t, c.Name)
+		start := time.Now()
+		r, err := guard.Create(ctx, other)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recreate of %s for another kind config: %.1fs", r.Name, time.Since(start).Seconds())
+		after := nodeContainers(t, c.Name)
+		if r.Reused || len(after) == 0 || slices.Equal(before, after) {
+			t.Errorf("not recreated: Reused=%v containers before %v after %v", r.Reused, before, after)
+		}
+		if want := "cluster hx-cluster-a not reused: it was made from another kind config than asked (marker "; !strings.Contains(out.String(), want) {
+			t.Errorf("log does not say why:\n%s", out.String())
+		}
+		if l := nodeLabels(t, r.KubeconfigPath); len(l) != 1 || l[0]["example.com/variant"] != "b" {
+			t.Errorf("recreated node labels %v lack the new config's label", l)
+		}
 	})
 
 	t.Run("RecreateStale", func(t *testing.T) {
-		before := nodeContainers(t, "hx-cluster-b")
+		before := nodeContainers(t, c.Name)
 		start := time.Now()
-		c, err := guard.Create(ctx, specs[1])
+		r, err := guard.Create(ctx, spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("delete + recreate of stale %s: %.1fs", c.Name, time.Since(start).Seconds())
-		after := nodeContainers(t, "hx-cluster-b")
-		if c.Reused || len(after) == 0 || slices.Equal(before, after) {
-			t.Errorf("stale cluster not recreated: Reused=%v containers before %v after %v", c.Reused, before, after)
+		t.Logf("delete + recreate of the earlier %s: %.1fs", r.Name, time.Since(start).Seconds())
+		after := nodeContainers(t, c.Name)
+		if r.Reused || len(after) == 0 || slices.Equal(before, after) {
+			t.Errorf("earlier cluster not recreated: Reused=%v containers before %v after %v", r.Reused, before, after)
 		}
-		waitNodesReady(t, c.KubeconfigPath, 2*time.Minute)
+		c = r
 	})
 
 	t.Run("ExportLogs", func(t *testing.T) {
 		dir := t.TempDir()
 		start := time.Now()
-		if err := clusters[0].ExportLogs(ctx, dir); err != nil {
+		if err := c.ExportLogs(ctx, dir); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("ExportLogs: %.1fs", time.Since(start).Seconds())
@@ -278,14 +371,12 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 	})
 
 	t.Run("Delete", func(t *testing.T) {
-		for _, c := range clusters {
-			start := time.Now()
-			if err := c.Delete(ctx); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("Delete %s: %.1fs", c.Name, time.Since(start).Seconds())
-			assertGone(t, c.Name, c.KubeconfigPath)
+		start := time.Now()
+		if err := c.Delete(ctx); err != nil {
+			t.Fatal(err)
 		}
+		t.Logf("Delete %s: %.1fs", c.Name, time.Since(start).Seconds())
+		assertGone(t, c.Name, c.KubeconfigPath)
 	})
 }
 

@@ -88,7 +88,7 @@ func (c *clients) collectFlux(ctx context.Context, root string) error {
 }
 
 func (c *clients) collectEvents(ctx context.Context, root string) error {
-	list, err := c.kube.CoreV1().Events("").List(ctx, metav1.ListOptions{})
+	list, err := c.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing events: %w", err)
 	}
@@ -103,7 +103,7 @@ func (c *clients) collectEvents(ctx context.Context, root string) error {
 // collectControllerLogs saves the logs of every Deployment in flux-system
 // (all containers of each of its pods).
 func (c *clients) collectControllerLogs(ctx context.Context, root string) error {
-	deps, err := c.kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
+	deps, err := c.Kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing flux-system deployments: %w", err)
 	}
@@ -114,7 +114,7 @@ func (c *clients) collectControllerLogs(ctx context.Context, root string) error 
 			errs = append(errs, fmt.Errorf("selector of deployment %s: %w", d.Name, err))
 			continue
 		}
-		pods, err := c.kube.CoreV1().Pods("flux-system").List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		pods, err := c.Kube.CoreV1().Pods("flux-system").List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing pods of deployment %s: %w", d.Name, err))
 			continue
@@ -143,7 +143,7 @@ func (c *clients) collectControllerLogs(ctx context.Context, root string) error 
 }
 
 func (c *clients) collectPodLogs(ctx context.Context, root string) error {
-	pods, err := c.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	pods, err := c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing pods: %w", err)
 	}
@@ -223,7 +223,7 @@ var kindGVK = map[string]schema.GroupVersionKind{
 func (c *clients) collectWorkloads(ctx context.Context, root string) error {
 	var out []workloadSummary
 	var errs []error
-	if l, err := c.kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{}); err != nil {
+	if l, err := c.Kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{}); err != nil {
 		errs = append(errs, fmt.Errorf("listing deployments: %w", err))
 	} else {
 		for i := range l.Items {
@@ -231,7 +231,7 @@ func (c *clients) collectWorkloads(ctx context.Context, root string) error {
 			out = append(out, summarizeWorkload(d, "Deployment", d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Status.ReadyReplicas, d.Status.Replicas), &d.Spec.Template.Spec))
 		}
 	}
-	if l, err := c.kube.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{}); err != nil {
+	if l, err := c.Kube.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{}); err != nil {
 		errs = append(errs, fmt.Errorf("listing statefulsets: %w", err))
 	} else {
 		for i := range l.Items {
@@ -239,7 +239,7 @@ func (c *clients) collectWorkloads(ctx context.Context, root string) error {
 			out = append(out, summarizeWorkload(s, "StatefulSet", s.Namespace, s.Name, fmt.Sprintf("%d/%d", s.Status.ReadyReplicas, s.Status.Replicas), &s.Spec.Template.Spec))
 		}
 	}
-	if l, err := c.kube.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{}); err != nil {
+	if l, err := c.Kube.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{}); err != nil {
 		errs = append(errs, fmt.Errorf("listing daemonsets: %w", err))
 	} else {
 		for i := range l.Items {
@@ -247,7 +247,7 @@ func (c *clients) collectWorkloads(ctx context.Context, root string) error {
 			out = append(out, summarizeWorkload(d, "DaemonSet", d.Namespace, d.Name, fmt.Sprintf("%d/%d", d.Status.NumberReady, d.Status.DesiredNumberScheduled), &d.Spec.Template.Spec))
 		}
 	}
-	if l, err := c.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err != nil {
+	if l, err := c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); err != nil {
 		errs = append(errs, fmt.Errorf("listing pods: %w", err))
 	} else {
 		for i := range l.Items {
@@ -287,7 +287,7 @@ func (c *clients) collectWorkloads(ctx context.Context, root string) error {
 // never even reaches this process.
 func (c *clients) collectSecretNames(ctx context.Context, root string) error {
 	gvr := corev1.SchemeGroupVersion.WithResource("secrets")
-	list, err := c.meta.Resource(gvr).Namespace("").List(ctx, metav1.ListOptions{})
+	list, err := c.Metadata.Resource(gvr).Namespace("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing secret names: %w", err)
 	}

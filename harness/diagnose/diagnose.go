@@ -9,84 +9,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/conditions"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 
-	"github.com/flux-fleet/flux-fleet/harness/readiness"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
-// fluxKinds are listed in the order a reader wants them: roots first.
-var fluxKinds = []schema.GroupKind{
-	{Group: "kustomize.toolkit.fluxcd.io", Kind: "Kustomization"},
-	{Group: "helm.toolkit.fluxcd.io", Kind: "HelmRelease"},
-	{Group: "source.toolkit.fluxcd.io", Kind: "GitRepository"},
-	{Group: "source.toolkit.fluxcd.io", Kind: "OCIRepository"},
-	{Group: "source.toolkit.fluxcd.io", Kind: "HelmRepository"},
-	{Group: "source.toolkit.fluxcd.io", Kind: "HelmChart"},
-	{Group: "source.toolkit.fluxcd.io", Kind: "Bucket"},
-}
-
-// systemNamespaces hold the kind node's own pods; their trouble is reported
-// only through events.
-var systemNamespaces = []string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
-
-type fluxResource struct {
-	Kind string
-	GVR  schema.GroupVersionResource
-}
-
+// clients are one environment's API clients plus the Flux kinds whose CRDs
+// the cluster has.
 type clients struct {
-	dyn  dynamic.Interface
-	kube kubernetes.Interface
-	meta metadata.Interface
-	flux []fluxResource
+	*fluxobj.Clients
+	flux []fluxobj.Kind
 }
 
 func newClients(cfg *rest.Config) (*clients, error) {
-	dyn, err := dynamic.NewForConfig(cfg)
+	fc, err := fluxobj.NewClients(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("creating dynamic client: %w", err)
+		return nil, err
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating Kubernetes client: %w", err)
-	}
-	md, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating metadata client: %w", err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating discovery client: %w", err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	c := &clients{dyn: dyn, kube: kube, meta: md}
-	for _, gk := range fluxKinds {
-		m, err := mapper.RESTMapping(gk)
+	c := &clients{Clients: fc}
+	for _, k := range fluxobj.Kinds() {
+		_, err := fc.Mapper.RESTMapping(k.GroupKind())
 		if apimeta.IsNoMatchError(err) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("resolving API version of %s: %w", gk.Kind, err)
+			return nil, fmt.Errorf("resolving API version of %s: %w", k.GVK.Kind, err)
 		}
-		c.flux = append(c.flux, fluxResource{Kind: gk.Kind, GVR: m.Resource})
+		c.flux = append(c.flux, k)
 	}
 	return c, nil
 }
@@ -96,16 +56,16 @@ func newClients(cfg *rest.Config) (*clients, error) {
 func (c *clients) listFlux(ctx context.Context) ([]*unstructured.Unstructured, []error) {
 	var out []*unstructured.Unstructured
 	var errs []error
-	for _, fr := range c.flux {
-		list, err := c.dyn.Resource(fr.GVR).Namespace("").List(ctx, metav1.ListOptions{})
+	for _, k := range c.flux {
+		list, err := c.Dynamic.Resource(k.GVR()).Namespace("").List(ctx, metav1.ListOptions{})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("listing %s: %w", fr.Kind, err))
+			errs = append(errs, fmt.Errorf("listing %s: %w", k.GVK.Kind, err))
 			continue
 		}
 		for i := range list.Items {
 			u := &list.Items[i]
 			if u.GetKind() == "" {
-				u.SetKind(fr.Kind)
+				u.SetGroupVersionKind(k.GVK)
 			}
 			out = append(out, u)
 		}
@@ -127,6 +87,8 @@ func Summarize(ctx context.Context, env string, cfg *rest.Config) (string, error
 // Line budgets per section keep the summary on one screen.
 const (
 	treeLines   = 26
+	helmLines   = 12
+	historyShow = 3
 	podLines    = 22
 	eventLines  = 10
 	msgLimit    = 160
@@ -145,8 +107,12 @@ func (c *clients) summarize(ctx context.Context, env string) (string, error) {
 	errs = append(errs, lerrs...)
 	fmt.Fprintf(&b, "=== %s: Flux (%d objects, %d not ready) ===\n", env, len(objs), countNotReady(objs))
 	writeCapped(&b, renderTree(objs), treeLines)
+	if lines := helmReleaseLines(objs); len(lines) > 0 {
+		fmt.Fprintf(&b, "=== %s: Helm releases not ready ===\n", env)
+		writeCapped(&b, lines, helmLines)
+	}
 
-	pods, err := c.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	pods, err := c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing pods: %w", err))
 	} else {
@@ -163,7 +129,7 @@ func (c *clients) summarize(ctx context.Context, env string) (string, error) {
 		writeCapped(&b, lines, podLines)
 	}
 
-	events, err := c.kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
+	events, err := c.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing events: %w", err))
 	} else {
@@ -196,35 +162,21 @@ func writeCapped(b *strings.Builder, lines []string, limit int) {
 	}
 }
 
-// readyOf returns the Ready and Stalled conditions of a Flux object.
-func readyOf(u *unstructured.Unstructured) (ready, stalled *metav1.Condition) {
-	getter := conditions.UnstructuredGetter(u)
-	return conditions.Get(getter, meta.ReadyCondition), conditions.Get(getter, meta.StalledCondition)
-}
-
-func isReady(u *unstructured.Unstructured) bool {
-	if s, _, _ := unstructured.NestedBool(u.Object, "spec", "suspend"); s {
-		return true
-	}
-	r, _ := readyOf(u)
-	return r != nil && r.Status == metav1.ConditionTrue
-}
-
 func countNotReady(objs []*unstructured.Unstructured) int {
 	n := 0
 	for _, u := range objs {
-		if !isReady(u) {
+		if !fluxobj.IsReady(u) {
 			n++
 		}
 	}
 	return n
 }
 
-func refKey(kind, ns, name string) string { return kind + " " + ns + "/" + name }
-
-func keyOf(u *unstructured.Unstructured) string {
-	return refKey(u.GetKind(), u.GetNamespace(), u.GetName())
+func refKey(kind, ns, name string) string {
+	return fluxobj.ObjectRef{Kind: kind, Namespace: ns, Name: name}.String()
 }
+
+func keyOf(u *unstructured.Unstructured) string { return fluxobj.RefOf(u).String() }
 
 // renderTree draws the Flux objects as a tree like `flux tree`: each
 // Kustomization's children are the Flux objects in its inventory; objects
@@ -244,7 +196,7 @@ func renderTree(objs []*unstructured.Unstructured) []string {
 		for _, e := range entries {
 			m, _ := e.(map[string]any)
 			id, _ := m["id"].(string)
-			ref, err := readiness.ParseInventoryID(id)
+			ref, err := fluxobj.ParseInventoryID(id)
 			if err != nil {
 				continue
 			}
@@ -255,18 +207,28 @@ func renderTree(objs []*unstructured.Unstructured) []string {
 			}
 		}
 	}
+	// A HelmRelease's HelmChart (made by helm-controller, in no inventory)
+	// goes under the release.
+	for _, u := range objs {
+		if u.GetKind() != helmv2.HelmReleaseKind {
+			continue
+		}
+		if chart, _, _ := unstructured.NestedString(u.Object, "status", "helmChart"); chart != "" {
+			ns, name, _ := strings.Cut(chart, "/")
+			k := refKey("HelmChart", ns, name)
+			if _, ok := byKey[k]; ok && !isChild[k] {
+				children[keyOf(u)] = append(children[keyOf(u)], k)
+				isChild[k] = true
+			}
+		}
+	}
 	order := func(keys []string) {
 		rank := func(k string) int {
 			u := byKey[k]
-			for i, gk := range fluxKinds {
-				if gk.Kind == u.GetKind() {
-					if u.GetNamespace() == "flux-system" && u.GetName() == "flux-system" && i == 0 {
-						return -1
-					}
-					return i
-				}
+			if fluxobj.RefOf(u) == fluxobj.SyncKustomization() {
+				return -1
 			}
-			return len(fluxKinds)
+			return kindRank(u.GetKind())
 		}
 		sort.SliceStable(keys, func(i, j int) bool {
 			if ri, rj := rank(keys[i]), rank(keys[j]); ri != rj {
@@ -316,6 +278,96 @@ func renderTree(objs []*unstructured.Unstructured) []string {
 	return lines
 }
 
+// helmReleaseLines explains each HelmRelease that is not Ready: which chart
+// at which version from which source, helm-controller's message, its
+// HelmChart's trouble, and the last entries of its release history.
+func helmReleaseLines(objs []*unstructured.Unstructured) []string {
+	byKey := map[string]*unstructured.Unstructured{}
+	for _, u := range objs {
+		byKey[keyOf(u)] = u
+	}
+	var lines []string
+	for _, u := range objs {
+		if u.GetKind() != helmv2.HelmReleaseKind || fluxobj.IsReady(u) {
+			continue
+		}
+		chart, _, _ := unstructured.NestedString(u.Object, "spec", "chart", "spec", "chart")
+		version, _, _ := unstructured.NestedString(u.Object, "spec", "chart", "spec", "version")
+		if version == "" {
+			version = "*"
+		}
+		head := keyOf(u) + "  chart "
+		if chart != "" {
+			head += chart + "@" + version
+		} else {
+			head += "(chartRef)"
+		}
+		if src, ok := fluxobj.SourceOf(u); ok {
+			head += " from " + src.String()
+		}
+		if attempted, _, _ := unstructured.NestedString(u.Object, "status", "lastAttemptedRevision"); attempted != "" {
+			head += "  attempted " + attempted
+		}
+		lines = append(lines, head)
+		v := fluxobj.Judge(u, "")
+		lines = append(lines, "  helm-controller: "+v.Reason+": "+Truncate(v.Message, msgLimit))
+		if name, _, _ := unstructured.NestedString(u.Object, "status", "helmChart"); name != "" {
+			ns, n, _ := strings.Cut(name, "/")
+			if hc := byKey[refKey(sourcev1.HelmChartKind, ns, n)]; hc != nil && !fluxobj.IsReady(hc) {
+				hv := fluxobj.Judge(hc, "")
+				lines = append(lines, "  "+keyOf(hc)+": "+hv.Reason+": "+Truncate(hv.Message, msgLimit))
+			}
+		}
+		history, _, _ := unstructured.NestedSlice(u.Object, "status", "history")
+		for i, h := range history {
+			if i >= historyShow {
+				break
+			}
+			m, _ := h.(map[string]any)
+			lines = append(lines, "  history: "+historyEntry(m))
+		}
+		if len(history) == 0 {
+			lines = append(lines, "  history: (no release yet)")
+		}
+	}
+	return lines
+}
+
+// historyEntry renders one helm-controller release snapshot:
+// "v2 failed redis@0.1.0 digest sha256:1234567890ab deployed 06:01:02".
+func historyEntry(m map[string]any) string {
+	str := func(k string) string { s, _ := m[k].(string); return s }
+	version := fmt.Sprint(m["version"])
+	digest := str("digest")
+	if i := strings.Index(digest, ":"); i >= 0 && len(digest) > i+13 {
+		digest = digest[:i+13]
+	}
+	out := fmt.Sprintf("v%s %s %s@%s", version, str("status"), str("chartName"), str("chartVersion"))
+	if digest != "" {
+		out += " digest " + digest
+	}
+	if t, err := time.Parse(time.RFC3339, str("lastDeployed")); err == nil {
+		out += " deployed " + t.UTC().Format("15:04:05")
+	}
+	return out
+}
+
+// kindRank orders kinds the way a reader wants them: roots
+// (Kustomization, HelmRelease) before sources.
+func kindRank(kind string) int {
+	kinds := fluxobj.Kinds()
+	rank := len(kinds)
+	for i, k := range kinds {
+		if k.GVK.Kind == kind {
+			rank = i
+			if !k.Source {
+				rank -= len(kinds)
+			}
+		}
+	}
+	return rank
+}
+
 // describeFlux renders one object: ready objects briefly, others with the
 // reason and message a reader needs to act on.
 func describeFlux(u *unstructured.Unstructured) string {
@@ -337,14 +389,16 @@ func describeFlux(u *unstructured.Unstructured) string {
 	if s2, _, _ := unstructured.NestedBool(u.Object, "spec", "suspend"); s2 {
 		return s + "  Suspended"
 	}
-	ready, stalled := readyOf(u)
+	v := fluxobj.Judge(u, "")
 	var state string
 	switch {
-	case stalled != nil && stalled.Status == metav1.ConditionTrue:
-		state = "STALLED  " + stalled.Reason + ": " + Truncate(stalled.Message, msgLimit)
-	case ready == nil:
+	case v.Phase == fluxobj.Failed:
+		state = "FAILED  " + v.Reason + ": " + Truncate(v.Message, msgLimit)
+	case v.Phase == fluxobj.Ready && fluxobj.Condition(u, meta.ReadyCondition) == nil:
+		state = "Ready  (" + v.Message + ")"
+	case v.Reason == "Pending":
 		state = "Unknown  no Ready condition (is its controller running?)"
-	case ready.Status == metav1.ConditionTrue:
+	case v.Phase == fluxobj.Ready:
 		state = "Ready"
 		rev, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
 		if rev == "" {
@@ -354,7 +408,7 @@ func describeFlux(u *unstructured.Unstructured) string {
 			state += "  " + shortRevision(rev)
 		}
 	default:
-		state = "NOT READY  " + ready.Reason + ": " + Truncate(ready.Message, msgLimit)
+		state = "NOT READY  " + v.Reason + ": " + Truncate(v.Message, msgLimit)
 	}
 	line := s + "  " + state
 	if len(extras) > 0 {
@@ -400,60 +454,14 @@ type troubledPod struct {
 	Troubles []podTrouble
 }
 
-var benignWaiting = map[string]bool{"": true, "ContainerCreating": true, "PodInitializing": true}
-
-// troublesOf lists what is wrong with a pod (nothing for a healthy or
-// successfully completed one).
+// troublesOf lists what is wrong with a pod, as fluxobj judges it.
 func troublesOf(pod *corev1.Pod) []podTrouble {
-	if pod.Status.Phase == corev1.PodSucceeded {
-		return nil
-	}
 	var out []podTrouble
-	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
-			out = append(out, podTrouble{State: nonEmpty(c.Reason, "Unschedulable"), Message: c.Message})
-		}
-	}
-	statuses := append(append([]corev1.ContainerStatus(nil), pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...)
-	for _, cs := range statuses {
-		t := podTrouble{Container: cs.Name, Image: cs.Image, Restarts: cs.RestartCount}
-		last := cs.LastTerminationState.Terminated
-		switch {
-		case cs.State.Waiting != nil && !benignWaiting[cs.State.Waiting.Reason]:
-			t.State, t.Message = cs.State.Waiting.Reason, cs.State.Waiting.Message
-		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode != 0:
-			t.State = nonEmpty(cs.State.Terminated.Reason, "Error")
-			t.Message = fmt.Sprintf("exit code %d %s", cs.State.Terminated.ExitCode, cs.State.Terminated.Message)
-			t.HasLogs = true
-		case !cs.Ready && cs.RestartCount > 0:
-			t.State = "NotReady"
-			t.Message = "restarting"
-		case !cs.Ready && cs.State.Running != nil && time.Since(cs.State.Running.StartedAt.Time) > notReadyAfter:
-			t.State = "NotReady"
-			t.Message = fmt.Sprintf("running since %s but not ready (readiness probe failing?)", cs.State.Running.StartedAt.UTC().Format("15:04:05"))
-		default:
-			continue
-		}
-		if last != nil {
-			t.Previous, t.HasLogs = true, true
-			t.Message = strings.TrimSpace(fmt.Sprintf("%s (last exit %d %s)", t.Message, last.ExitCode, last.Reason))
-		}
-		if cs.State.Running != nil {
-			t.HasLogs = true
-		}
-		out = append(out, t)
-	}
-	if len(out) == 0 && pod.Status.Phase == corev1.PodFailed {
-		out = append(out, podTrouble{State: nonEmpty(pod.Status.Reason, "Failed"), Message: pod.Status.Message})
+	for _, p := range fluxobj.PodProblems(pod) {
+		out = append(out, podTrouble{Container: p.Container, Image: p.Image, State: p.Reason, Message: p.Message,
+			Restarts: p.Restarts, Previous: p.PreviousLogs, HasLogs: p.Logs})
 	}
 	return out
-}
-
-func nonEmpty(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // failingPods returns the troubled pods outside system namespaces, most
@@ -462,7 +470,7 @@ func failingPods(pods []corev1.Pod) []troubledPod {
 	var out []troubledPod
 	for i := range pods {
 		p := &pods[i]
-		if slices.Contains(systemNamespaces, p.Namespace) {
+		if fluxobj.IsSystemNamespace(p.Namespace) {
 			continue
 		}
 		if t := troublesOf(p); len(t) > 0 {
@@ -478,22 +486,9 @@ func failingPods(pods []corev1.Pod) []troubledPod {
 	return out
 }
 
-func podOwner(pod *corev1.Pod) string {
-	for _, o := range pod.OwnerReferences {
-		if o.Controller == nil || !*o.Controller {
-			continue
-		}
-		if h := pod.Labels["pod-template-hash"]; o.Kind == "ReplicaSet" && h != "" && strings.HasSuffix(o.Name, "-"+h) {
-			return "Deployment " + strings.TrimSuffix(o.Name, "-"+h)
-		}
-		return o.Kind + " " + o.Name
-	}
-	return ""
-}
-
 func (c *clients) describePod(ctx context.Context, tp troubledPod, withLogs bool) []string {
-	head := "Pod " + tp.Pod.Namespace + "/" + tp.Pod.Name
-	if o := podOwner(&tp.Pod); o != "" {
+	head := fluxobj.PodRef(&tp.Pod).String()
+	if o := fluxobj.PodOwner(&tp.Pod); o != "" {
 		head += " (" + o + ")"
 	}
 	lines := []string{head + "  phase " + string(tp.Pod.Status.Phase)}
@@ -537,7 +532,7 @@ func (c *clients) podLogs(ctx context.Context, ns, pod, container string, previo
 	if tail > 0 {
 		opts.TailLines = &tail
 	}
-	raw, err := c.kube.CoreV1().Pods(ns).GetLogs(pod, opts).DoRaw(ctx)
+	raw, err := c.Kube.CoreV1().Pods(ns).GetLogs(pod, opts).DoRaw(ctx)
 	if err != nil {
 		return "", fmt.Errorf("getting logs of %s/%s container %s: %w", ns, pod, container, err)
 	}
@@ -584,7 +579,7 @@ func recentWarnings(events []corev1.Event, limit int) []string {
 		if e.Type != corev1.EventTypeWarning {
 			continue
 		}
-		obj := e.InvolvedObject.Kind + " " + e.InvolvedObject.Namespace + "/" + e.InvolvedObject.Name
+		obj := fluxobj.ObjectRef{Kind: e.InvolvedObject.Kind, Namespace: e.InvolvedObject.Namespace, Name: e.InvolvedObject.Name}.String()
 		key := obj + "\x00" + e.Reason + "\x00" + e.Message
 		count := max(e.Count, 1)
 		if e.Series != nil {

@@ -17,6 +17,8 @@ import (
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 func fluxObj(kind, ns, name string, ready, reason, msg string, inventory ...string) *unstructured.Unstructured {
@@ -32,6 +34,9 @@ func fluxObj(kind, ns, name string, ready, reason, msg string, inventory ...stri
 	}}
 	if ready != "" {
 		_ = unstructured.SetNestedSlice(u.Object, []any{map[string]any{"type": "Ready", "status": ready, "reason": reason, "message": msg}}, "status", "conditions")
+	}
+	if ready == "" && len(inventory) == 0 {
+		delete(u.Object, "status") // never reconciled: no controller wrote a status
 	}
 	var entries []any
 	for _, id := range inventory {
@@ -64,12 +69,12 @@ func fleet() []*unstructured.Unstructured {
 
 func TestRenderTree(t *testing.T) {
 	got := strings.Join(renderTree(fleet()), "\n")
-	want := `Kustomization flux-system/flux-system  Ready
-├── Kustomization flux-system/apps  NOT READY  DependencyNotReady: dependency 'flux-system/infrastructure' is not ready  [dependsOn infrastructure; source GitRepository/flux-system]
-└── Kustomization flux-system/infrastructure  NOT READY  HealthCheckFailed: timeout waiting for: [HelmRelease/redis/redis status: 'InProgress']
-    ├── HelmRelease redis/redis  Unknown  no Ready condition (is its controller running?)
-    └── HelmRepository flux-system/bitnami  NOT READY  IndexationFailed: failed to fetch Helm repository index: dial tcp: lookup charts.example on 10.96.0.10:53: no such host
-GitRepository flux-system/flux-system  Ready`
+	want := `Kustomization/flux-system/flux-system  Ready
+├── Kustomization/flux-system/apps  NOT READY  DependencyNotReady: dependency 'flux-system/infrastructure' is not ready  [dependsOn infrastructure; source GitRepository/flux-system]
+└── Kustomization/flux-system/infrastructure  NOT READY  HealthCheckFailed: timeout waiting for: [HelmRelease/redis/redis status: 'InProgress']
+    ├── HelmRelease/redis/redis  Unknown  no Ready condition (is its controller running?)
+    └── HelmRepository/flux-system/bitnami  NOT READY  IndexationFailed: failed to fetch Helm repository index: dial tcp: lookup charts.example on 10.96.0.10:53: no such host
+GitRepository/flux-system/flux-system  Ready`
 	if got != want {
 		t.Fatalf("renderTree:\n%s\nwant:\n%s", got, want)
 	}
@@ -131,7 +136,7 @@ func TestTroublesOf(t *testing.T) {
 		{badPod("b", "CrashLoopBackOff", 4), "CrashLoopBackOff", true, true},
 		{badPod("c", "ContainerCreating", 0), "", false, false},
 		{runningPod("d", 2*time.Minute), "NotReady", false, true},
-		{runningPod("e", 5*time.Second), "", false, false},
+		{runningPod("e", 5*time.Second), "NotReady", false, true},
 	}
 	for _, tc := range cases {
 		got := troublesOf(tc.pod)
@@ -161,8 +166,8 @@ func TestRecentWarnings(t *testing.T) {
 	}
 	got := recentWarnings(events, 10)
 	want := []string{
-		"22:00:09 Pod apps/web-1 Failed: ErrImagePull (x3)",
-		"22:00:05 Pod apps/web-1 BackOff: Back-off pulling image (x3)",
+		"22:00:09 Pod/apps/web-1 Failed: ErrImagePull (x3)",
+		"22:00:05 Pod/apps/web-1 BackOff: Back-off pulling image (x3)",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("recentWarnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -174,17 +179,12 @@ func TestRecentWarnings(t *testing.T) {
 
 func fakeClients(t *testing.T) *clients {
 	t.Helper()
-	gvrs := map[string]schema.GroupVersionResource{
-		"Kustomization":  {Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"},
-		"GitRepository":  {Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"},
-		"HelmRepository": {Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "helmrepositories"},
-		"HelmRelease":    {Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"},
-	}
 	listKinds := map[schema.GroupVersionResource]string{}
-	var flux []fluxResource
-	for kind, gvr := range gvrs {
-		listKinds[gvr] = kind + "List"
-		flux = append(flux, fluxResource{Kind: kind, GVR: gvr})
+	var flux []fluxobj.Kind
+	for _, kind := range []string{"Kustomization", "GitRepository", "HelmRepository", "HelmRelease"} {
+		k, _ := fluxobj.KindOf(kind)
+		listKinds[k.GVR()] = kind + "List"
+		flux = append(flux, k)
 	}
 	var objs []runtime.Object
 	for _, u := range fleet() {
@@ -211,7 +211,7 @@ func fakeClients(t *testing.T) *clients {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: secret.ObjectMeta,
 	})
-	return &clients{dyn: dyn, kube: kube, meta: md, flux: flux}
+	return &clients{Clients: &fluxobj.Clients{Dynamic: dyn, Kube: kube, Metadata: md}, flux: flux}
 }
 
 func TestSummarizeWithFakes(t *testing.T) {
@@ -223,12 +223,12 @@ func TestSummarizeWithFakes(t *testing.T) {
 	t.Logf("\n%s", out)
 	for _, want := range []string{
 		"=== staging: Flux (6 objects, 4 not ready) ===",
-		"HelmRepository flux-system/bitnami  NOT READY  IndexationFailed",
-		"Pod apps/web-abc-1 (Deployment web)",
+		"HelmRepository/flux-system/bitnami  NOT READY  IndexationFailed",
+		"Pod/apps/web-abc-1 (Deployment/apps/web)",
 		"container web: ImagePullBackOff  image fleet-kit/does-not-exist:v0",
 		"container web: CrashLoopBackOff",
 		"| fake logs",
-		"Pod apps/web-abc-1 Failed: Failed to pull image",
+		"Pod/apps/web-abc-1 Failed: Failed to pull image",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q", want)
@@ -270,5 +270,25 @@ func TestCollectWithFakes(t *testing.T) {
 	names, _ := os.ReadFile(filepath.Join(root, "secrets.txt"))
 	if string(names) != "flux-system/flux-system\n" {
 		t.Errorf("secrets.txt = %q", names)
+	}
+}
+
+func TestHelmReleaseLines(t *testing.T) {
+	hr := fluxObj("HelmRelease", "redis", "redis", "False", "InstallFailed", "Helm install failed for release redis/redis with chart redis@0.1.0: values don't meet the specifications of the schema(s)")
+	_ = unstructured.SetNestedField(hr.Object, map[string]any{"chart": "redis", "version": "0.1.x",
+		"sourceRef": map[string]any{"kind": "HelmRepository", "name": "charts", "namespace": "flux-system"}}, "spec", "chart", "spec")
+	_ = unstructured.SetNestedField(hr.Object, "0.1.0", "status", "lastAttemptedRevision")
+	_ = unstructured.SetNestedField(hr.Object, "flux-system/redis-redis", "status", "helmChart")
+	_ = unstructured.SetNestedSlice(hr.Object, []any{map[string]any{"version": int64(1), "status": "failed", "chartName": "redis", "chartVersion": "0.1.0",
+		"digest": "sha256:1234567890abcdef1234", "lastDeployed": "2026-11-26T06:01:02Z"}}, "status", "history")
+	chart := fluxObj("HelmChart", "flux-system", "redis-redis", "True", "ChartPullSucceeded", "pulled 'redis' chart with version '0.1.0'")
+	got := strings.Join(helmReleaseLines([]*unstructured.Unstructured{hr, chart}), "\n")
+	want := strings.Join([]string{
+		"HelmRelease/redis/redis  chart redis@0.1.x from HelmRepository/flux-system/charts  attempted 0.1.0",
+		"  helm-controller: InstallFailed: Helm install failed for release redis/redis with chart redis@0.1.0: values don't meet the specifications of the schema(s)",
+		"  history: v1 failed redis@0.1.0 digest sha256:1234567890ab deployed 06:01:02",
+	}, "\n")
+	if got != want {
+		t.Fatalf("helmReleaseLines:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/fluxcd/pkg/ssa/utils"
@@ -20,15 +19,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/flux-fleet/flux-fleet/harness/readiness"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
-
-// FieldManager is the server-side apply field manager of everything the
-// harness applies.
-const FieldManager = "flux-fleet"
 
 // Result describes a finished Install.
 type Result struct {
@@ -57,7 +51,7 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
 // every controller Deployment is Available. It is idempotent. Waiting is
 // bounded by ctx; it gives up early when a controller pod is stuck in an
 // image pull or crash loop, naming the pod and the reason.
-func Install(ctx context.Context, cfg *rest.Config, opts Options) (*Result, error) {
+func Install(ctx context.Context, c *fluxobj.Clients, opts Options) (*Result, error) {
 	start := time.Now()
 	opts, err := opts.withDefaults()
 	if err != nil {
@@ -65,7 +59,7 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) (*Result, erro
 	}
 	res := &Result{Version: opts.Version, Components: slices.Clone(opts.Components), Cluster: opts.ClusterName}
 	if res.Cluster == "" {
-		res.Cluster = cfg.Host
+		res.Cluster = c.Config.Host
 	}
 
 	objs, err := generate(ctx, opts)
@@ -75,12 +69,7 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) (*Result, erro
 	res.Generate = time.Since(start)
 
 	applyStart := time.Now()
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("installing Flux on %s: creating client: %w", res.Cluster, err)
-	}
-	poller := polling.NewStatusPoller(c, c.RESTMapper(), polling.Options{})
-	man := ssa.NewResourceManager(c, poller, ssa.Owner{Field: FieldManager, Group: FieldManager})
+	man := c.Resources
 
 	applyOpts := ssa.DefaultApplyOptions()
 	applyOpts.WaitInterval = 500 * time.Millisecond
@@ -110,9 +99,11 @@ func Install(ctx context.Context, cfg *rest.Config, opts Options) (*Result, erro
 		res.Objects += len(extra)
 	}
 	res.Apply = time.Since(applyStart)
+	// The Flux CRDs are new to the shared mapper's discovery cache.
+	c.ResetMapper()
 
 	readyStart := time.Now()
-	if err := waitDeployments(ctx, c, deployments(objs), stuckGrace); err != nil {
+	if err := waitDeployments(ctx, c.Client, deployments(objs), stuckGrace); err != nil {
 		return nil, fmt.Errorf("waiting for Flux controllers on %s: %w", res.Cluster, err)
 	}
 	res.Ready = time.Since(readyStart)
@@ -274,32 +265,17 @@ func podStates(ctx context.Context, c client.Client, d *appsv1.Deployment) ([]st
 	}
 	var out []string
 	stuck := false
-	for _, p := range pods.Items {
-		if p.Status.Phase == corev1.PodPending && len(p.Status.ContainerStatuses) == 0 {
-			for _, cond := range p.Status.Conditions {
-				if cond.Type == corev1.PodScheduled && cond.Status != corev1.ConditionTrue {
-					out = append(out, fmt.Sprintf("pod %s unschedulable: %s", p.Name, cond.Message))
-				}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		for _, pr := range fluxobj.PodProblems(p) {
+			what := "pod " + p.Name
+			if pr.Container != "" {
+				what += " container " + pr.Container + " (" + pr.Image + ")"
 			}
-		}
-		for _, cs := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
-			if cs.Ready {
-				continue
-			}
-			switch {
-			case cs.State.Waiting != nil && cs.State.Waiting.Reason != "":
-				w := cs.State.Waiting
-				out = append(out, fmt.Sprintf("pod %s container %s (%s) waiting: %s: %s", p.Name, cs.Name, cs.Image, w.Reason, w.Message))
-				stuck = stuck || readiness.IsStuckWaitingReason(w.Reason)
-			case cs.State.Terminated != nil:
-				t := cs.State.Terminated
-				out = append(out, fmt.Sprintf("pod %s container %s terminated: %s (exit %d): %s", p.Name, cs.Name, t.Reason, t.ExitCode, t.Message))
-			case cs.LastTerminationState.Terminated != nil:
-				t := cs.LastTerminationState.Terminated
-				out = append(out, fmt.Sprintf("pod %s container %s not ready, last exit %d (%s)", p.Name, cs.Name, t.ExitCode, t.Reason))
-			default:
-				out = append(out, fmt.Sprintf("pod %s container %s not ready", p.Name, cs.Name))
-			}
+			out = append(out, fmt.Sprintf("%s: %s: %s", what, pr.Reason, pr.Message))
+			// A container still starting is not stuck; anything else does
+			// not heal by waiting.
+			stuck = stuck || pr.Reason != fluxobj.NotReadyReason
 		}
 	}
 	return out, stuck

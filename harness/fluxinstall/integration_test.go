@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
+
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -31,8 +32,12 @@ func TestInstallKind(t *testing.T) {
 		ClusterName:  c.Name,
 		Out:          cluster.LogfWriter(t.Logf),
 	}
+	fc, err := fluxobj.NewClients(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
 	installCtx, cancelInstall := context.WithTimeout(ctx, 3*time.Minute)
-	first, err := Install(installCtx, c.RESTConfig, opts)
+	first, err := Install(installCtx, fc, opts)
 	cancelInstall()
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +73,7 @@ func TestInstallKind(t *testing.T) {
 	}
 
 	// A second install changes nothing and only re-checks readiness.
-	second, err := Install(ctx, c.RESTConfig, opts)
+	second, err := Install(ctx, fc, opts)
 	if err != nil {
 		t.Fatalf("second install: %v", err)
 	}
@@ -78,14 +83,14 @@ func TestInstallKind(t *testing.T) {
 	t.Logf("idempotent re-install in %s", second.Total.Round(100*time.Millisecond))
 
 	t.Run("missing image fails fast with the pull reason", func(t *testing.T) {
-		testMissingImage(ctx, t, c.RESTConfig)
+		testMissingImage(ctx, t, fc)
 	})
 }
 
 // testMissingImage installs a controller whose image is not on the node, in
 // its own namespace, and expects the error to name the Deployment and the
 // image pull failure well before the context ends.
-func testMissingImage(ctx context.Context, t *testing.T, cfg *rest.Config) {
+func testMissingImage(ctx context.Context, t *testing.T, fc *fluxobj.Clients) {
 	base := t.TempDir()
 	if err := copyDir("testdata/base", base); err != nil {
 		t.Fatal(err)
@@ -107,7 +112,7 @@ func testMissingImage(ctx context.Context, t *testing.T, cfg *rest.Config) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	start := time.Now()
-	_, err = Install(ctx, cfg, Options{
+	_, err = Install(ctx, fc, Options{
 		Components:   []string{"source-controller"},
 		ManifestsDir: base,
 		Namespace:    "hx-broken",

@@ -65,7 +65,7 @@ func TestWaitDeployments(t *testing.T) {
 			name:    "still creating waits until the deadline",
 			objs:    []client.Object{deployment(corev1.ConditionFalse, 0), pod("ContainerCreating")},
 			timeout: 1200 * time.Millisecond,
-			wantErr: []string{"context deadline exceeded", "ContainerCreating"},
+			wantErr: []string{"context deadline exceeded", "MinimumReplicasUnavailable"},
 		},
 		{
 			name:    "missing Deployment",

@@ -9,36 +9,30 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
 	"github.com/fluxcd/flux2/v2/pkg/manifestgen/sync"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/sourceignore"
 	"github.com/fluxcd/pkg/ssa"
 	"github.com/fluxcd/pkg/ssa/utils"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-// FieldManager is the server-side apply field manager of everything the
-// harness applies.
-const FieldManager = "flux-fleet"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+)
 
 // DefaultInterval is the GitRepository and Kustomization interval when
 // Options.Interval is zero. The harness requests reconciliation after each
 // commit (RequestReconcile), so the interval is only a safety net.
 const DefaultInterval = time.Minute
-
-var (
-	gitRepositoryGVK = schema.GroupVersionKind{Group: "source.toolkit.fluxcd.io", Version: "v1", Kind: "GitRepository"}
-	kustomizationGVK = schema.GroupVersionKind{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Kind: "Kustomization"}
-)
 
 // Options describe the sync to set up.
 type Options struct {
@@ -55,6 +49,9 @@ type Options struct {
 	Interval time.Duration
 	// Namespace and Name of the objects; "" means flux-system for both.
 	Namespace, Name string
+	// Extra objects applied with the sync, before it (the chart server's
+	// Service and Secrets the fleet's sources refer to).
+	Extra []*unstructured.Unstructured
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -71,10 +68,10 @@ func (o Options) withDefaults() (Options, error) {
 		o.Interval = DefaultInterval
 	}
 	if o.Namespace == "" {
-		o.Namespace = "flux-system"
+		o.Namespace = fluxobj.Namespace
 	}
 	if o.Name == "" {
-		o.Name = "flux-system"
+		o.Name = fluxobj.SyncName
 	}
 	return o, nil
 }
@@ -82,19 +79,13 @@ func (o Options) withDefaults() (Options, error) {
 // Apply creates or updates the GitRepository, the root Kustomization and,
 // with credentials, their Secret, using server-side apply. Flux must already
 // be installed (its CRDs are needed).
-func Apply(ctx context.Context, cfg *rest.Config, opts Options) error {
+func Apply(ctx context.Context, c *fluxobj.Clients, opts Options) error {
 	objs, err := objects(opts)
 	if err != nil {
 		return err
 	}
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		return fmt.Errorf("applying Flux sync to %s: creating client: %w", cfg.Host, err)
-	}
-	man := ssa.NewResourceManager(c, polling.NewStatusPoller(c, c.RESTMapper(), polling.Options{}),
-		ssa.Owner{Field: FieldManager, Group: FieldManager})
-	if _, err := man.ApplyAll(ctx, objs, ssa.DefaultApplyOptions()); err != nil {
-		return fmt.Errorf("applying Flux sync %s (%s %s) to %s: %w", opts.Path, opts.URL, opts.Branch, cfg.Host, err)
+	if _, err := c.Resources.ApplyAll(ctx, append(slices.Clone(opts.Extra), objs...), ssa.DefaultApplyOptions()); err != nil {
+		return fmt.Errorf("applying Flux sync %s (%s %s) to %s: %w", opts.Path, opts.URL, opts.Branch, c.Config.Host, err)
 	}
 	return nil
 }
@@ -134,7 +125,7 @@ func objects(opts Options) ([]*unstructured.Unstructured, error) {
 
 	for _, o := range objs {
 		switch o.GroupVersionKind().GroupKind() {
-		case gitRepositoryGVK.GroupKind():
+		case gitRepositoryGK:
 			if !withAuth {
 				// sync.Generate always emits secretRef; an empty name would
 				// make source-controller look for a Secret named "".
@@ -143,7 +134,7 @@ func objects(opts Options) ([]*unstructured.Unstructured, error) {
 			if err := unstructured.SetNestedField(o.Object, ignoreRules(opts.Path), "spec", "ignore"); err != nil {
 				return nil, fmt.Errorf("setting ignore rules on GitRepository %s: %w", opts.Name, err)
 			}
-		case kustomizationGVK.GroupKind():
+		case kustomizationGK:
 			if err := unstructured.SetNestedField(o.Object, opts.Interval.String(), "spec", "interval"); err != nil {
 				return nil, fmt.Errorf("setting interval on Kustomization %s: %w", opts.Name, err)
 			}
@@ -198,27 +189,26 @@ func fluxSystemDir(p string) string {
 // namespace/name, and on the Kustomization of the same name when there is
 // one, so that Flux fetches and applies a new commit now instead of at the
 // next interval.
-func RequestReconcile(ctx context.Context, cfg *rest.Config, namespace, name string) error {
-	c, err := client.New(cfg, client.Options{})
-	if err != nil {
-		return fmt.Errorf("requesting reconciliation of %s/%s: creating client: %w", namespace, name, err)
-	}
+func RequestReconcile(ctx context.Context, c *fluxobj.Clients, namespace, name string) error {
 	patch := annotationPatch(time.Now())
-	for _, gvk := range []schema.GroupVersionKind{gitRepositoryGVK, kustomizationGVK} {
-		u := &unstructured.Unstructured{}
-		u.SetGroupVersionKind(gvk)
-		u.SetNamespace(namespace)
-		u.SetName(name)
-		err := c.Patch(ctx, u, client.RawPatch(types.MergePatchType, patch), client.FieldOwner(FieldManager))
+	for _, gk := range []schema.GroupKind{gitRepositoryGK, kustomizationGK} {
+		k, _ := fluxobj.KindOf(gk.Kind)
+		_, err := c.Dynamic.Resource(k.GVR()).Namespace(namespace).Patch(ctx, name, types.MergePatchType, patch,
+			metav1.PatchOptions{FieldManager: fluxobj.FieldManager})
 		if err != nil {
-			if gvk == kustomizationGVK && apierrors.IsNotFound(err) {
+			if gk == kustomizationGK && apierrors.IsNotFound(err) {
 				continue
 			}
-			return fmt.Errorf("requesting reconciliation of %s %s/%s: %w", gvk.Kind, namespace, name, err)
+			return fmt.Errorf("requesting reconciliation of %s %s/%s: %w", gk.Kind, namespace, name, err)
 		}
 	}
 	return nil
 }
+
+var (
+	gitRepositoryGK = schema.GroupKind{Group: sourcev1.GroupVersion.Group, Kind: sourcev1.GitRepositoryKind}
+	kustomizationGK = schema.GroupKind{Group: kustomizev1.GroupVersion.Group, Kind: kustomizev1.KustomizationKind}
+)
 
 // annotationPatch is a JSON merge patch setting the reconcile request
 // annotation; any new value is a request, so a timestamp is enough.

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/fluxinstall"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	"github.com/fluxcd/gitkit"
 	corev1 "k8s.io/api/core/v1"
@@ -37,7 +39,11 @@ func TestSyncKind(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	if _, err := fluxinstall.Install(ctx, c.RESTConfig, fluxinstall.Options{
+	fc, err := fluxobj.NewClients(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fluxinstall.Install(ctx, fc, fluxinstall.Options{
 		Components:   []string{"source-controller", "kustomize-controller"},
 		ManifestsDir: manifests,
 		ExtraCRDsDir: filepath.Join(manifests, "extra-crds"),
@@ -59,7 +65,7 @@ func TestSyncKind(t *testing.T) {
 	url, user, pass := serveRepo(t, host, repo.bare)
 
 	start := time.Now()
-	err = Apply(ctx, c.RESTConfig, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass})
+	err = Apply(ctx, fc, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +82,13 @@ func TestSyncKind(t *testing.T) {
 	}
 
 	// Applying again is harmless.
-	if err := Apply(ctx, c.RESTConfig, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass}); err != nil {
+	if err := Apply(ctx, fc, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass}); err != nil {
 		t.Fatalf("second apply: %v", err)
 	}
 
 	repo.commit(t, map[string]string{"clusters/hx/hello.yaml": configMap("hello", "2")})
 	start = time.Now()
-	if err := RequestReconcile(ctx, c.RESTConfig, "flux-system", "flux-system"); err != nil {
+	if err := RequestReconcile(ctx, fc, "flux-system", "flux-system"); err != nil {
 		t.Fatal(err)
 	}
 	waitConfigMap(ctx, t, kc, "hello", "2")
@@ -90,6 +96,24 @@ func TestSyncKind(t *testing.T) {
 	t.Logf("new commit applied %s after RequestReconcile", took.Round(100*time.Millisecond))
 	if took > 30*time.Second {
 		t.Errorf("new commit took %s: RequestReconcile did not trigger a fetch", took)
+	}
+
+	// Rejected credentials end the first sync within its grace, naming the
+	// GitRepository and the source-controller's reason, instead of waiting
+	// for the caller's timeout.
+	if err := Apply(ctx, fc, Options{URL: url, Path: "./clusters/hx", Username: user, Password: "wrong", Name: "bad-auth"}); err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	err = WaitForRevision(ctx, fc, "flux-system", "bad-auth", "main@sha1:0000000000000000000000000000000000000000", 5*time.Second)
+	took = time.Since(start)
+	want := regexp.MustCompile(`^GitRepository/flux-system/bad-auth keeps failing to fetch main@sha1:0+ for \d+s: GitOperationFailed: .*authentication required`)
+	if err == nil || !want.MatchString(err.Error()) {
+		t.Fatalf("WaitForRevision with rejected credentials: %v; want an error matching %s", err, want)
+	}
+	t.Logf("rejected credentials reported after %s: %v", took.Round(100*time.Millisecond), err)
+	if took > 30*time.Second {
+		t.Errorf("rejected credentials took %s to be reported", took)
 	}
 }
 

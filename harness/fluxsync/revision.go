@@ -2,35 +2,39 @@ package fluxsync
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/runtime/conditions"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
-var gitRepositoryGVR = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
+// DefaultFetchFailureGrace is how long WaitForRevision lets a GitRepository
+// keep failing to fetch (server unreachable, credentials rejected) before it
+// gives up: long enough for a git server that is still starting.
+const DefaultFetchFailureGrace = 10 * time.Second
 
 // WaitForRevision watches the GitRepository until its artifact is the given
 // revision (Flux's "<branch>@sha1:<commit>" form), so that what is waited on
-// next is known to be the published snapshot and not an older one.
-// ctx bounds the wait; on expiry the error names the revision the
-// GitRepository has and its Ready message.
-func WaitForRevision(ctx context.Context, cfg *rest.Config, namespace, name, revision string) error {
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("creating a client: %w", err)
+// next is known to be the published snapshot and not an older one. It gives
+// up once the GitRepository has failed to fetch for failAfter (0:
+// DefaultFetchFailureGrace), with its message; ctx bounds the rest.
+func WaitForRevision(ctx context.Context, c *fluxobj.Clients, namespace, name, revision string, failAfter time.Duration) error {
+	if failAfter <= 0 {
+		failAfter = DefaultFetchFailureGrace
 	}
-	res := dyn.Resource(gitRepositoryGVR).Namespace(namespace)
+	k, _ := fluxobj.KindOf(gitRepositoryGK.Kind)
+	res := c.Dynamic.Resource(k.GVR()).Namespace(namespace)
 	selector := fields.OneTermEqualSelector("metadata.name", name).String()
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
@@ -42,18 +46,61 @@ func WaitForRevision(ctx context.Context, cfg *rest.Config, namespace, name, rev
 			return res.Watch(ctx, o)
 		},
 	}
-	var last *unstructured.Unstructured
-	_, err = watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+	// A failing fetch produces no event between retries: re-judge on a
+	// timer too, so the grace ends on time.
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var failingSince time.Time
+	var last atomic.Pointer[unstructured.Unstructured]
+	judge := func(obj *unstructured.Unstructured, now time.Time) error {
+		v := fluxobj.Judge(obj, "")
+		if !v.Graced {
+			failingSince = time.Time{}
+			return nil
+		}
+		if failingSince.IsZero() {
+			failingSince = now
+			if !v.FailingSince.IsZero() && v.FailingSince.Before(now) {
+				failingSince = v.FailingSince
+			}
+		}
+		if now.Sub(failingSince) >= failAfter {
+			return fmt.Errorf("%s keeps failing to fetch %s for %s: %s: %s", fluxobj.RefOf(obj), revision,
+				now.Sub(failingSince).Round(time.Second), v.Reason, v.Message)
+		}
+		return nil
+	}
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	go func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case now := <-ticker.C:
+				if obj := last.Load(); obj != nil {
+					if err := judge(obj, now); err != nil {
+						cancel(err)
+						return
+					}
+				}
+			}
+		}
+	}()
+	_, err := watchtools.UntilWithSync(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		obj, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok {
 			return false, nil
 		}
-		last = obj
-		got, _, _ := unstructured.NestedString(obj.Object, "status", "artifact", "revision")
+		last.Store(obj)
+		got := fluxobj.ArtifactRevision(obj)
 		return got == revision, nil
 	})
 	if err != nil {
-		return fmt.Errorf("GitRepository %s/%s did not fetch %s: %w (%s)", namespace, name, revision, err, describeSource(last))
+		if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			return cause
+		}
+		return fmt.Errorf("GitRepository %s/%s did not fetch %s: %w (%s)", namespace, name, revision, err, describeSource(last.Load()))
 	}
 	return nil
 }
@@ -62,8 +109,8 @@ func describeSource(obj *unstructured.Unstructured) string {
 	if obj == nil {
 		return "it does not exist"
 	}
-	got, _, _ := unstructured.NestedString(obj.Object, "status", "artifact", "revision")
-	ready := conditions.Get(conditions.UnstructuredGetter(obj), meta.ReadyCondition)
+	got := fluxobj.ArtifactRevision(obj)
+	ready := fluxobj.Condition(obj, meta.ReadyCondition)
 	if ready == nil {
 		return fmt.Sprintf("it has revision %q and no Ready condition yet", got)
 	}

@@ -2,25 +2,26 @@
 // that Flux in kind clusters can sync uncommitted changes: each Publish
 // records the files git would see (tracked and untracked-not-ignored, with
 // their current content) as a new commit in a private bare repository,
-// which gitkit serves with per-run basic-auth credentials.
+// served read-only with per-run basic-auth credentials; no other path of
+// the host is reachable through it.
 package gitserver
 
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/fluxcd/gitkit"
 )
 
 // Options configures Start.
@@ -35,6 +36,9 @@ type Options struct {
 	// Username and Password protect the repository; random per run when empty.
 	Username string
 	Password string
+	// Log receives one line per request (method, path, status, time, and
+	// why it was refused or failed); nil discards them.
+	Log io.Writer
 }
 
 // Server serves snapshots of Options.SourceDir.
@@ -86,21 +90,29 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.url = fmt.Sprintf("http://%s/%s.git", s.listener.Addr().String(), opts.RepoName)
 
-	git := gitkit.New(gitkit.Config{
-		Dir:      filepath.Join(tmp, "repos"),
-		Auth:     true,
-		ReadOnly: true, // pushes would bypass the snapshot history
-	})
-	git.AuthFunc = func(c gitkit.Credential, _ *gitkit.Request) (bool, error) {
-		userOK := subtle.ConstantTimeCompare([]byte(c.Username), []byte(opts.Username)) == 1
-		passOK := subtle.ConstantTimeCompare([]byte(c.Password), []byte(opts.Password)) == 1
-		return userOK && passOK, nil
+	// Read-only: pushes would bypass the snapshot history.
+	h := newHandler(opts.RepoName, s.bareDir, opts.Username, opts.Password, opts.Log)
+	s.http = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// The server's own errors (TLS probes, bad requests) go to the
+		// same place as the request log, not to Go's global logger.
+		ErrorLog: log.New(logOrDiscard(opts.Log), "", 0),
 	}
-	s.http = &http.Server{Handler: git, ReadHeaderTimeout: 30 * time.Second}
 	s.served = make(chan error, 1)
 	go func() { s.served <- s.http.Serve(s.listener) }()
 	ok = true
 	return s, nil
+}
+
+var repoNameRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
+
+func logOrDiscard(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
 }
 
 func (o *Options) setDefaults() error {
@@ -125,8 +137,10 @@ func (o *Options) setDefaults() error {
 		o.RepoName = "fleet"
 	}
 	o.RepoName = strings.TrimSuffix(o.RepoName, ".git")
-	if strings.ContainsAny(o.RepoName, `/\`) || o.RepoName == "." || o.RepoName == ".." {
-		return fmt.Errorf("repository name %q must be a single path element", o.RepoName)
+	// The handler compares the escaped request path byte for byte, so the
+	// name must be one that URLs carry unescaped.
+	if !repoNameRE.MatchString(o.RepoName) {
+		return fmt.Errorf("repository name %q: want letters, digits, '.', '_' or '-', not starting with '.'", o.RepoName)
 	}
 	if o.Branch == "" {
 		o.Branch = "main"

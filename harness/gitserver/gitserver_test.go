@@ -208,6 +208,34 @@ func TestStartRefusesWildcardAddress(t *testing.T) {
 	}
 }
 
+func TestRepoNameValidation(t *testing.T) {
+	for _, tt := range []struct {
+		name, want string // want "" = refused
+	}{
+		{"", "fleet"},
+		{"fleet-e2e", "fleet-e2e"},
+		{"fleet.git", "fleet"},
+		{"v1.2_x", "v1.2_x"},
+		{"a/b", ""},
+		{`a\b`, ""},
+		{"..", ""},
+		{".hidden", ""},
+		{"my repo", ""},
+		{"%2e%2e", ""},
+	} {
+		o := Options{Addr: "127.0.0.1", SourceDir: ".", RepoName: tt.name}
+		err := o.setDefaults()
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("RepoName %q accepted as %q, want it refused", tt.name, o.RepoName)
+		case tt.want == "" && !strings.Contains(err.Error(), "want letters, digits"):
+			t.Errorf("RepoName %q: error %v does not say what is allowed", tt.name, err)
+		case tt.want != "" && (err != nil || o.RepoName != tt.want):
+			t.Errorf("RepoName %q = %q, %v; want %q", tt.name, o.RepoName, err, tt.want)
+		}
+	}
+}
+
 func cloneURL(t *testing.T, raw, user, pass string) string {
 	t.Helper()
 	u, err := url.Parse(raw)

@@ -1,14 +1,13 @@
 package gitserver
 
 import (
-	"context"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 )
 
 // TestIntegrationReachableFromKindNode serves on the kind network gateway
@@ -16,47 +15,20 @@ import (
 // source-controller will. It uses the offline kit profile.
 func TestIntegrationReachableFromKindNode(t *testing.T) {
 	requireGit(t)
-	if testing.Short() {
-		t.Skip("creates a real kind cluster; skipped with -short")
-	}
-	if err := exec.Command("docker", "info").Run(); err != nil {
-		t.Skipf("docker info failed (%v): no Docker engine for kind", err)
-	}
-	nodeImage := os.Getenv("FLEET_NODE_IMAGE")
-	if nodeImage == "" {
-		t.Skip("FLEET_NODE_IMAGE is unset: source the offline kit profile to run real-kind tests")
-	}
-	var kindConfig []byte
-	if path := os.Getenv("FLEET_KIND_CONFIG"); path != "" {
-		var err error
-		if kindConfig, err = os.ReadFile(path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	kit := kindtest.Require(t)
+	c := kit.Cluster(t, "hx-gitserver")
 	ctx := t.Context()
-	c, err := cluster.Create(ctx, cluster.Spec{
-		Name: "hx-gitserver", NodeImage: nodeImage, KindConfig: kindConfig,
-		WorkDir: t.TempDir(), Log: cluster.LogfWriter(t.Logf),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := c.Delete(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
 	gateway, err := cluster.HostAddress(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Start(ctx, Options{Addr: gateway, SourceDir: fixtureRepo(t)})
+	s, err := Start(ctx, Options{Addr: gateway, SourceDir: fixtureRepo(t), Log: cluster.LogfWriter(t.Logf)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	user, pass := s.Credentials()
-	node := "hx-gitserver-control-plane"
+	node := c.Name + "-control-plane"
 	refs := s.URL() + "/info/refs?service=git-upload-pack"
 
 	curl := func(args ...string) string {
@@ -72,6 +44,10 @@ func TestIntegrationReachableFromKindNode(t *testing.T) {
 	}
 	if body := curl("-u", user+":"+pass, refs); !strings.Contains(body, s.Revision()+" refs/heads/main") {
 		t.Errorf("ref advertisement from the node lacks %s refs/heads/main:\n%s", s.Revision(), body)
+	}
+	outside := strings.TrimSuffix(s.URL(), "/fleet.git") + "/fleet.git/%2e%2e/%2e%2e/info/refs?service=git-upload-pack"
+	if code := curl("-u", user+":"+pass, "-o", "/dev/null", "-w", "%{http_code}", outside); code != "404" {
+		t.Errorf("a path outside the repository from the node: HTTP %s, want 404", code)
 	}
 	t.Logf("%s reachable from node %s (%.1fs)", s.URL(), node, time.Since(start).Seconds())
 }

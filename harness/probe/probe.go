@@ -16,10 +16,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 // Forward is an open port-forward; Close ends it.
@@ -52,11 +53,8 @@ func (t Target) String() string {
 
 // ToService port-forwards a free local port to a ready pod that backs the
 // Service port named by target.
-func ToService(ctx context.Context, cfg *rest.Config, target Target) (*Forward, error) {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating a client for %s: %w", target, err)
-	}
+func ToService(ctx context.Context, c *fluxobj.Clients, target Target) (*Forward, error) {
+	cs := c.Kube
 	svc, err := cs.CoreV1().Services(target.Namespace).Get(ctx, target.Service, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", target, err)
@@ -78,7 +76,7 @@ func ToService(ctx context.Context, cfg *rest.Config, target Target) (*Forward, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", target, err)
 	}
-	return ToPod(ctx, cfg, pod.Namespace, pod.Name, containerPort)
+	return ToPod(ctx, c.Config, pod.Namespace, pod.Name, containerPort)
 }
 
 // ToPod port-forwards a free local port to a port of one pod.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,7 +120,12 @@ type waitResult struct {
 func startWait(ctx context.Context, cfg *rest.Config, opts Options) <-chan waitResult {
 	ch := make(chan waitResult, 1)
 	go func() {
-		rep, err := WaitForFlux(ctx, cfg, opts)
+		c, err := fluxobj.NewClients(cfg)
+		if err != nil {
+			ch <- waitResult{nil, err, time.Now()}
+			return
+		}
+		rep, err := WaitForFlux(ctx, c, opts)
 		ch <- waitResult{rep, err, time.Now()}
 	}()
 	return ch
@@ -138,7 +144,7 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 
 	opts := func(t *testing.T, ns string) Options {
 		return Options{Env: "hx", Out: &syncWriter{t: t}, Namespaces: []string{ns}, Kinds: []string{"GitRepository", "Kustomization"},
-			Require: []ObjectRef{{Kind: "Kustomization", Namespace: ns, Name: "root"}}, PodFailureGrace: 10 * time.Second}
+			Require: []fluxobj.ObjectRef{{Kind: "Kustomization", Namespace: ns, Name: "root"}}, PodFailureGrace: 10 * time.Second}
 	}
 
 	t.Run("ready flip is seen at once", func(t *testing.T) {
@@ -174,7 +180,7 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 			t.Errorf("wait returned %s after Ready flipped, want < 5s", took)
 		}
 		for _, o := range r.rep.Objects {
-			if o.Object == "Kustomization t-ready/root" {
+			if o.Object == "Kustomization/t-ready/root" {
 				t.Logf("flip->seen latency %s (lastTransitionTime has second granularity)", o.Latency)
 				// lastTransitionTime is truncated to seconds: up to 1s extra.
 				if o.Latency < 0 || o.Latency > took+time.Second {
@@ -280,7 +286,7 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		if !errors.As(r.err, &nr) || !errors.Is(r.err, context.DeadlineExceeded) {
 			t.Fatalf("want *NotReadyError wrapping the deadline, got %v", r.err)
 		}
-		if !strings.Contains(nr.Error(), "Kustomization t-timeout/root  DependencyNotReady: dependency 't-timeout/infra' is not ready") {
+		if !strings.Contains(nr.Error(), "Kustomization/t-timeout/root  DependencyNotReady: dependency 't-timeout/infra' is not ready") {
 			t.Errorf("error lacks the pending object: %v", nr)
 		}
 	})

@@ -3,10 +3,13 @@ package readiness
 import (
 	"fmt"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/onsi/gomega/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 // toUnstructured accepts unstructured objects and any typed API object (Flux
@@ -44,11 +47,11 @@ func toUnstructured(actual any) (*unstructured.Unstructured, error) {
 
 // describeCondition renders "Kind ns/name: Ready=False reason: message".
 func describeCondition(u *unstructured.Unstructured, t string) string {
-	c := condition(u, t)
+	c := fluxobj.Condition(u, t)
 	if c == nil {
-		return fmt.Sprintf("%s has no %s condition", refOf(u), t)
+		return fmt.Sprintf("%s has no %s condition", fluxobj.RefOf(u), t)
 	}
-	s := fmt.Sprintf("%s: %s=%s", refOf(u), c.Type, c.Status)
+	s := fmt.Sprintf("%s: %s=%s", fluxobj.RefOf(u), c.Type, c.Status)
 	if c.Reason != "" {
 		s += " " + c.Reason
 	}
@@ -64,8 +67,6 @@ func describeCondition(u *unstructured.Unstructured, t string) string {
 type conditionMatcher struct {
 	condition string
 	status    metav1.ConditionStatus
-	// current also requires status.observedGeneration == metadata.generation.
-	current bool
 }
 
 func (m conditionMatcher) judge(actual any) (bool, string, error) {
@@ -74,15 +75,9 @@ func (m conditionMatcher) judge(actual any) (bool, string, error) {
 		return false, "", err
 	}
 	desc := describeCondition(u, m.condition)
-	c := condition(u, m.condition)
+	c := fluxobj.Condition(u, m.condition)
 	if c == nil || c.Status != m.status {
 		return false, desc, nil
-	}
-	if m.current {
-		obs, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
-		if found && u.GetGeneration() != 0 && obs != u.GetGeneration() {
-			return false, desc + fmt.Sprintf(" (but observedGeneration %d != generation %d)", obs, u.GetGeneration()), nil
-		}
 	}
 	return true, desc, nil
 }
@@ -93,9 +88,6 @@ func (m conditionMatcher) Match(actual any) (bool, error) {
 }
 
 func (m conditionMatcher) want() string {
-	if m.condition == "Ready" && m.status == metav1.ConditionTrue && m.current {
-		return "be Ready"
-	}
 	return fmt.Sprintf("have condition %s=%s", m.condition, m.status)
 }
 
@@ -115,11 +107,47 @@ func (m conditionMatcher) NegatedFailureMessage(actual any) string {
 	return fmt.Sprintf("expected object not to %s, but %s", m.want(), desc)
 }
 
-// BeReady succeeds for an object (unstructured or typed) whose Ready
-// condition is True for its current generation. The failure message names
-// the object and shows its Ready status, reason and message.
-func BeReady() types.GomegaMatcher {
-	return conditionMatcher{condition: "Ready", status: metav1.ConditionTrue, current: true}
+// BeReady succeeds for a Flux object (unstructured or typed) that
+// fluxobj.Judge calls Ready: Ready=True for its current generation, or no
+// conditions where Flux itself counts that healthy. The failure message
+// names the object and shows its Ready status, reason and message.
+func BeReady() types.GomegaMatcher { return readyMatcher{} }
+
+// readyMatcher is BeReady: the harness's one judgement, as a matcher.
+type readyMatcher struct{}
+
+func (readyMatcher) judge(actual any) (bool, string, error) {
+	u, err := toUnstructured(actual)
+	if err != nil {
+		return false, "", err
+	}
+	v := fluxobj.Judge(u, "")
+	desc := describeCondition(u, meta.ReadyCondition)
+	if fluxobj.Condition(u, meta.ReadyCondition) == nil {
+		desc = fmt.Sprintf("%s is %s: %s", fluxobj.RefOf(u), v.Reason, v.Message)
+	}
+	return v.Phase == fluxobj.Ready, desc, nil
+}
+
+func (m readyMatcher) Match(actual any) (bool, error) {
+	ok, _, err := m.judge(actual)
+	return ok, err
+}
+
+func (m readyMatcher) FailureMessage(actual any) string {
+	_, desc, err := m.judge(actual)
+	if err != nil {
+		return err.Error()
+	}
+	return "expected object to be Ready, but " + desc
+}
+
+func (m readyMatcher) NegatedFailureMessage(actual any) string {
+	_, desc, err := m.judge(actual)
+	if err != nil {
+		return err.Error()
+	}
+	return "expected object not to be Ready, but " + desc
 }
 
 // HaveCondition succeeds when the object has a condition of type t with the

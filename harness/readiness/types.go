@@ -11,25 +11,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
-
-// ObjectRef names a Kubernetes object. Group is optional where Kind is unique
-// among the Flux kinds.
-type ObjectRef struct {
-	Group     string
-	Version   string
-	Kind      string
-	Namespace string
-	Name      string
-}
-
-// String renders the reference as "Kind ns/name" (or "Kind name" when cluster-scoped).
-func (r ObjectRef) String() string {
-	if r.Namespace == "" {
-		return r.Kind + " " + r.Name
-	}
-	return r.Kind + " " + r.Namespace + "/" + r.Name
-}
 
 // Options tunes WaitForFlux. The zero value is usable.
 type Options struct {
@@ -37,40 +21,22 @@ type Options struct {
 	Env string
 	// Out receives one timestamped progress line per state change; nil discards.
 	Out io.Writer
-	// PodFailureGrace is how long a container may wait with ImagePullBackOff,
-	// ErrImagePull, CrashLoopBackOff, CreateContainerConfigError or
-	// InvalidImageName before that is treated as a failure. Default 45s.
+	// PodFailureGrace is how long a pod problem (fluxobj.PodProblems: an
+	// image that does not pull, a container running but never Ready, a pod
+	// that cannot be scheduled) may last before it is a failure; a crash
+	// loop fails at once. Default 45s.
 	PodFailureGrace time.Duration
 	// SourceFailureGrace is how long a source may report an authentication,
 	// URL or fetch failure before that is treated as a failure. Default 20s.
 	SourceFailureGrace time.Duration
-	// Kinds restricts the Flux kinds watched; default GitRepository,
-	// HelmRepository, OCIRepository, HelmChart, Kustomization and HelmRelease,
-	// each only when its CRD is installed.
+	// Kinds restricts the Flux kinds watched; default every kind of
+	// fluxobj.Kinds, each only when its CRD is installed.
 	Kinds []string
 	// Namespaces restricts the namespaces watched; default all.
 	Namespaces []string
-	// IgnorePodNamespaces lists namespaces whose pods are never judged;
-	// default kube-system, kube-public, kube-node-lease, local-path-storage.
-	IgnorePodNamespaces []string
 	// Require lists objects that must exist (and be Ready) before the wait can
 	// succeed; default the root Kustomization flux-system/flux-system.
-	Require []ObjectRef
-}
-
-// defaultKinds are the Flux kinds waited on when Options.Kinds is empty.
-// Never modified.
-var defaultKinds = []string{"GitRepository", "HelmRepository", "OCIRepository", "HelmChart", "Kustomization", "HelmRelease"}
-
-// fluxGroups maps each Flux kind to its API group.
-var fluxGroups = map[string]string{
-	"GitRepository":  "source.toolkit.fluxcd.io",
-	"HelmRepository": "source.toolkit.fluxcd.io",
-	"OCIRepository":  "source.toolkit.fluxcd.io",
-	"HelmChart":      "source.toolkit.fluxcd.io",
-	"Bucket":         "source.toolkit.fluxcd.io",
-	"Kustomization":  "kustomize.toolkit.fluxcd.io",
-	"HelmRelease":    "helm.toolkit.fluxcd.io",
+	Require []fluxobj.ObjectRef
 }
 
 func (o Options) withDefaults() Options {
@@ -84,13 +50,12 @@ func (o Options) withDefaults() Options {
 		o.SourceFailureGrace = 20 * time.Second
 	}
 	if len(o.Kinds) == 0 {
-		o.Kinds = defaultKinds
-	}
-	if o.IgnorePodNamespaces == nil {
-		o.IgnorePodNamespaces = []string{"kube-system", "kube-public", "kube-node-lease", "local-path-storage"}
+		for _, k := range fluxobj.Kinds() {
+			o.Kinds = append(o.Kinds, k.GVK.Kind)
+		}
 	}
 	if o.Require == nil {
-		o.Require = []ObjectRef{{Group: fluxGroups["Kustomization"], Kind: "Kustomization", Namespace: "flux-system", Name: "flux-system"}}
+		o.Require = []fluxobj.ObjectRef{fluxobj.SyncKustomization()}
 	}
 	return o
 }

@@ -49,7 +49,7 @@ func TestWaitWatchesTransitions(t *testing.T) {
 		{"ready", map[string]any{"observedGeneration": int64(1), "lastAppliedRevision": rev,
 			"conditions": []any{map[string]any{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded", "message": "ok", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339)}}}, ""},
 		{"stalled", map[string]any{"observedGeneration": int64(1),
-			"conditions": []any{map[string]any{"type": "Stalled", "status": "True", "reason": "InvalidPath", "message": "no such path"}}}, "fake: Kustomization flux-system/flux-system failed: InvalidPath: no such path"},
+			"conditions": []any{map[string]any{"type": "Stalled", "status": "True", "reason": "InvalidPath", "message": "no such path"}}}, "fake: Kustomization/flux-system/flux-system failed: InvalidPath: no such path"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +90,7 @@ func TestWaitWatchesTransitions(t *testing.T) {
 				t.Fatalf("want *FailureError, got %T", r.err)
 			}
 			if tc.wantErr == "" {
-				if !strings.Contains(out.String(), "fake  Kustomization flux-system/flux-system  Ready  ") || !strings.Contains(r.rep.String(), "latency") {
+				if !strings.Contains(out.String(), "fake  Kustomization/flux-system/flux-system  Ready  ") || !strings.Contains(r.rep.String(), "latency") {
 					t.Errorf("progress/report:\n%s\n%s", out.String(), r.rep)
 				}
 			}
@@ -110,7 +110,7 @@ func TestWaitTimeoutListsPending(t *testing.T) {
 	if !errors.As(err, &nr) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want NotReadyError wrapping the deadline, got %v", err)
 	}
-	if !strings.Contains(err.Error(), "Kustomization flux-system/flux-system  DependencyNotReady: dependency 'flux-system/infra' is not ready") {
+	if !strings.Contains(err.Error(), "Kustomization/flux-system/flux-system  DependencyNotReady: dependency 'flux-system/infra' is not ready") {
 		t.Errorf("error: %v", err)
 	}
 }

@@ -10,18 +10,19 @@ import (
 	"sync"
 	"time"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 // workloadResources are the inventory kinds whose kstatus is waited on.
@@ -44,32 +45,16 @@ type Waiter struct {
 	mapper apimeta.RESTMapper
 }
 
-// NewWaiter prepares a wait on the cluster behind cfg.
-func NewWaiter(cfg *rest.Config, opts Options) (*Waiter, error) {
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating dynamic client: %w", err)
-	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("creating discovery client: %w", err)
-	}
-	return &Waiter{
-		opts:   opts.withDefaults(),
-		dyn:    dyn,
-		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)),
-	}, nil
+// NewWaiter prepares a wait on the cluster of c.
+func NewWaiter(c *fluxobj.Clients, opts Options) *Waiter {
+	return &Waiter{opts: opts.withDefaults(), dyn: c.Dynamic, mapper: c.Mapper}
 }
 
 // WaitForFlux watches every Flux object, the workloads listed in
 // Kustomization inventories and all pods until everything is Ready, a failure
 // is certain (*FailureError) or ctx ends (*NotReadyError).
-func WaitForFlux(ctx context.Context, cfg *rest.Config, opts Options) (*Report, error) {
-	w, err := NewWaiter(cfg, opts)
-	if err != nil {
-		return nil, err
-	}
-	return w.Wait(ctx)
+func WaitForFlux(ctx context.Context, c *fluxobj.Clients, opts Options) (*Report, error) {
+	return NewWaiter(c, opts).Wait(ctx)
 }
 
 // readySeen is when the event handler first saw an object Ready.
@@ -82,6 +67,8 @@ type readySeen struct {
 type run struct {
 	opts  Options
 	start time.Time
+	// events reads a pod's last probe failure for a NotReady failure.
+	events func(pod *corev1.Pod) string
 
 	mu   sync.Mutex
 	seen map[string]readySeen // key: "Kind ns/name"
@@ -110,6 +97,7 @@ func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
 		pods:        newPodTracker(w.opts.PodFailureGrace),
 		firstEval:   true,
 	}
+	r.events = func(pod *corev1.Pod) string { return lastProbeFailure(ctx, w.dyn, pod) }
 
 	informerCtx, stop := context.WithCancel(ctx)
 	factory := dynamicinformer.NewDynamicSharedInformerFactory(w.dyn, 0)
@@ -129,11 +117,11 @@ func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
 	}
 
 	for _, kind := range w.opts.Kinds {
-		group, ok := fluxGroups[kind]
+		fk, ok := fluxobj.KindOf(kind)
 		if !ok {
 			return nil, fmt.Errorf("unknown Flux kind %q", kind)
 		}
-		mapping, err := w.mapper.RESTMapping(schema.GroupKind{Group: group, Kind: kind})
+		mapping, err := w.mapper.RESTMapping(fk.GroupKind())
 		if apimeta.IsNoMatchError(err) {
 			continue // CRD not installed: nothing of that kind can exist
 		}
@@ -195,13 +183,15 @@ func (r *run) fluxHandler(signal func()) cache.ResourceEventHandler {
 	observe := func(obj any) {
 		if u, ok := obj.(*unstructured.Unstructured); ok {
 			now := time.Now()
-			ready := condition(u, "Ready")
-			obs, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
-			key := refOf(u).String()
+			key := fluxobj.RefOf(u).String()
 			r.mu.Lock()
-			if ready != nil && ready.Status == "True" && obs == u.GetGeneration() {
+			if fluxobj.IsReady(u) {
 				if _, ok := r.seen[key]; !ok {
-					r.seen[key] = readySeen{seen: now, transition: ready.LastTransitionTime.Time}
+					s := readySeen{seen: now}
+					if c := fluxobj.Condition(u, meta.ReadyCondition); c != nil {
+						s.transition = c.LastTransitionTime.Time
+					}
+					r.seen[key] = s
 				}
 			} else {
 				delete(r.seen, key)
@@ -261,7 +251,7 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 			next = t
 		}
 	}
-	var inventory []ObjectRef
+	var inventory []fluxobj.ObjectRef
 
 	kinds := make([]string, 0, len(r.fluxStores))
 	for k := range r.fluxStores {
@@ -273,15 +263,17 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 			if !r.inScope(u.GetNamespace()) {
 				continue
 			}
-			key := refOf(u).String()
-			v := classifyFlux(u, r.sourceRevision(u))
-			if kind == "Kustomization" {
-				inventory = append(inventory, inventoryOf(u)...)
+			key := fluxobj.RefOf(u).String()
+			v := fluxobj.Judge(u, r.sourceRevision(u))
+			if kind == kustomizev1.KustomizationKind {
+				// Entries that do not parse cannot be waited on.
+				refs, _ := fluxobj.Inventory(u)
+				inventory = append(inventory, refs...)
 			}
 			switch v.Phase {
-			case phaseFailed:
+			case fluxobj.Failed:
 				return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: v.Terminal})
-			case phaseReady:
+			case fluxobj.Ready:
 				r.markReady(now, key, first, true)
 				continue
 			}
@@ -294,7 +286,7 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 					since = now
 					// A failure that began before the wait counts from its start.
 					began := v.FailingSince
-					if c := condition(u, "Ready"); began.IsZero() && c != nil {
+					if c := fluxobj.Condition(u, meta.ReadyCondition); began.IsZero() && c != nil {
 						began = c.LastTransitionTime.Time
 					}
 					if !began.IsZero() && began.Before(now) {
@@ -317,7 +309,7 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 		kind := req.Kind
 		s, ok := r.fluxStores[kind]
 		if !ok {
-			if _, flux := fluxGroups[kind]; flux {
+			if _, flux := fluxobj.KindOf(kind); flux {
 				pending++
 				r.progress(now, req.String(), "NotReady  NotFound: CRD for "+kind+" is not installed")
 			}
@@ -341,11 +333,11 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 			r.progress(now, key, "NotReady  NotFound: in a Kustomization inventory but not in the cluster")
 			continue
 		}
-		v := classifyWorkload(u)
+		v := fluxobj.JudgeWorkload(u)
 		switch v.Phase {
-		case phaseReady:
+		case fluxobj.Ready:
 			r.markReady(now, key, first, false)
-		case phaseFailed:
+		case fluxobj.Failed:
 			return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: true})
 		default:
 			pending++
@@ -355,7 +347,7 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 
 	alive := map[string]bool{}
 	for _, u := range sortedObjects(r.workStores[podGK]) {
-		if !r.inScope(u.GetNamespace()) || slices.Contains(r.opts.IgnorePodNamespaces, u.GetNamespace()) {
+		if !r.inScope(u.GetNamespace()) || fluxobj.IsSystemNamespace(u.GetNamespace()) {
 			continue
 		}
 		var pod corev1.Pod
@@ -368,6 +360,11 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 		}
 		fe, at := r.pods.observe(&pod, now)
 		if fe != nil {
+			if fe.Reason == fluxobj.NotReadyReason {
+				if probe := r.events(&pod); probe != "" {
+					fe.Message += "; last probe failure: " + probe
+				}
+			}
 			return false, next, r.fail(now, fe)
 		}
 		soonest(at)
@@ -383,10 +380,11 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 // kindOrder evaluates sources before their consumers so progress lines read
 // in dependency order.
 func kindOrder(kind string) int {
+	k, _ := fluxobj.KindOf(kind)
 	switch {
-	case sourceKinds[kind]:
+	case k.Source:
 		return 0
-	case kind == "Kustomization":
+	case kind == kustomizev1.KustomizationKind:
 		return 1
 	default:
 		return 2
@@ -394,10 +392,10 @@ func kindOrder(kind string) int {
 }
 
 func (r *run) sourceRevision(u *unstructured.Unstructured) string {
-	if u.GetKind() != "Kustomization" {
+	if u.GetKind() != kustomizev1.KustomizationKind {
 		return ""
 	}
-	ref, ok := sourceRefOf(u)
+	ref, ok := fluxobj.SourceOf(u)
 	if !ok {
 		return ""
 	}
@@ -409,7 +407,7 @@ func (r *run) sourceRevision(u *unstructured.Unstructured) string {
 	if src == nil {
 		return ""
 	}
-	return artifactRevision(src)
+	return fluxobj.ArtifactRevision(src)
 }
 
 func (r *run) clearFailing(key string) {
@@ -505,4 +503,33 @@ func oneLine(s string, limit int) string {
 		s = s[:limit-3] + "..."
 	}
 	return s
+}
+
+// lastProbeFailure returns the message of the newest "Unhealthy" event of a
+// pod (kubelet's readiness/liveness probe failures), or "".
+func lastProbeFailure(ctx context.Context, dyn dynamic.Interface, pod *corev1.Pod) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	list, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "events"}).Namespace(pod.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: "involvedObject.kind=Pod,involvedObject.name=" + pod.Name + ",reason=Unhealthy",
+	})
+	if err != nil {
+		return ""
+	}
+	var newest time.Time
+	msg := ""
+	for _, e := range list.Items {
+		var ev corev1.Event
+		if runtime.DefaultUnstructuredConverter.FromUnstructured(e.Object, &ev) != nil {
+			continue
+		}
+		at := ev.LastTimestamp.Time
+		if at.IsZero() {
+			at = ev.EventTime.Time
+		}
+		if msg == "" || at.After(newest) {
+			newest, msg = at, oneLine(ev.Message, 200)
+		}
+	}
+	return msg
 }

@@ -69,10 +69,10 @@ func TestEvaluate(t *testing.T) {
 		failure string
 		line    string
 	}{
-		{"all ready", []*unstructured.Unstructured{git, root("True", "ReconciliationSucceeded"), deployment(true)}, true, "", "staging  Deployment apps/web  Ready"},
-		{"workload rolling out", []*unstructured.Unstructured{git, root("True", "ReconciliationSucceeded"), deployment(false)}, false, "", "Deployment apps/web  NotReady  InProgress"},
-		{"root missing", []*unstructured.Unstructured{git}, false, "", "Kustomization flux-system/flux-system  NotReady  NotFound"},
-		{"build failed", []*unstructured.Unstructured{git, root("False", "BuildFailed")}, false, "staging: Kustomization flux-system/flux-system failed: BuildFailed", "Failed  BuildFailed"},
+		{"all ready", []*unstructured.Unstructured{git, root("True", "ReconciliationSucceeded"), deployment(true)}, true, "", "staging  Deployment/apps/web  Ready"},
+		{"workload rolling out", []*unstructured.Unstructured{git, root("True", "ReconciliationSucceeded"), deployment(false)}, false, "", "Deployment/apps/web  NotReady  InProgress"},
+		{"root missing", []*unstructured.Unstructured{git}, false, "", "Kustomization/flux-system/flux-system  NotReady  NotFound"},
+		{"build failed", []*unstructured.Unstructured{git, root("False", "BuildFailed")}, false, "staging: Kustomization/flux-system/flux-system failed: BuildFailed", "Failed  BuildFailed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +117,7 @@ func TestEvaluateSourceGraceAndDedupe(t *testing.T) {
 		t.Fatalf("want graced failure after 25s, got %v", err)
 	}
 	nr := r.notReady(errors.New("deadline"))
-	if !strings.Contains(nr.Error(), "GitRepository flux-system/flux-system") {
+	if !strings.Contains(nr.Error(), "GitRepository/flux-system/flux-system") {
 		t.Errorf("NotReadyError lacks pending objects: %v", nr)
 	}
 }

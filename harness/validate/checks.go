@@ -176,7 +176,7 @@ func (c *checker) cycles(deps map[ObjectRef][]ObjectRef) {
 		state[n] = active
 		stack = append(stack, n)
 		next := append([]ObjectRef(nil), deps[n]...)
-		sort.Slice(next, func(i, j int) bool { return next[i].less(next[j]) })
+		sort.Slice(next, func(i, j int) bool { return next[i].Less(next[j]) })
 		for _, m := range next {
 			switch state[m] {
 			case active:
@@ -196,7 +196,7 @@ func (c *checker) cycles(deps map[ObjectRef][]ObjectRef) {
 	for k := range deps {
 		keys = append(keys, k)
 	}
-	sort.Slice(keys, func(i, j int) bool { return keys[i].less(keys[j]) })
+	sort.Slice(keys, func(i, j int) bool { return keys[i].Less(keys[j]) })
 	for _, k := range keys {
 		if state[k] == unvisited {
 			visit(k)
@@ -208,7 +208,7 @@ func (c *checker) reportCycle(cycle []ObjectRef, reported map[string]bool) {
 	// Rotate so the smallest member leads: one report per cycle.
 	min := 0
 	for i := range cycle {
-		if cycle[i].less(cycle[min]) {
+		if cycle[i].Less(cycle[min]) {
 			min = i
 		}
 	}

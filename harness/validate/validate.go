@@ -15,33 +15,13 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
-// ObjectRef names a Kubernetes object inside one environment.
-type ObjectRef struct {
-	Kind      string
-	Namespace string
-	Name      string
-}
-
-// String renders the reference like flux tree does: Kind/namespace/name, or
-// Kind/name for cluster-scoped objects.
-func (r ObjectRef) String() string {
-	if r.Namespace == "" {
-		return r.Kind + "/" + r.Name
-	}
-	return r.Kind + "/" + r.Namespace + "/" + r.Name
-}
-
-func (r ObjectRef) less(o ObjectRef) bool {
-	if r.Kind != o.Kind {
-		return r.Kind < o.Kind
-	}
-	if r.Namespace != o.Namespace {
-		return r.Namespace < o.Namespace
-	}
-	return r.Name < o.Name
-}
+// ObjectRef names a Kubernetes object inside one environment (Group and
+// Version stay empty here: kinds are unique within a fleet's files).
+type ObjectRef = fluxobj.ObjectRef
 
 // Finding is one problem found in the fleet.
 type Finding struct {
@@ -218,7 +198,7 @@ func sortFindings(fs []Finding) []Finding {
 			return a.File < b.File
 		}
 		if a.Object != b.Object {
-			return a.Object.less(b.Object)
+			return a.Object.Less(b.Object)
 		}
 		return a.Reason < b.Reason
 	})

@@ -1,0 +1,435 @@
+// Package chartserver serves chart directories of the working tree, packaged
+// with the Helm SDK at run time, as both a Helm HTTP repository and an OCI
+// registry on one basic-auth protected listener, so that Flux in kind
+// clusters installs the charts being edited without any internet registry.
+package chartserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+)
+
+// Options configures Start.
+type Options struct {
+	// Addr is the IP to listen on: the kind network gateway, or 127.0.0.1
+	// in tests. The port is chosen by the OS. Unspecified addresses
+	// (0.0.0.0, ::) are refused: the server must not face every network.
+	Addr string
+	// ChartDirs are chart directories (with a Chart.yaml) or directories
+	// whose subdirectories are charts; subdirectories without a Chart.yaml
+	// are skipped.
+	ChartDirs []string
+	// Username and Password protect every path; random per run when empty.
+	Username, Password string
+	// Log receives one line per request and per published chart; nil
+	// discards.
+	Log io.Writer
+}
+
+// Chart is one chart served, in both forms.
+type Chart struct {
+	Name, Version string
+	// Digest is the sha256 of the .tgz ("sha256:<hex>"), which is also the
+	// digest of the chart layer in the OCI registry.
+	Digest string
+}
+
+// Server serves the charts found in Options.ChartDirs.
+type Server struct {
+	opts   Options
+	log    *lineLogger
+	tmpDir string
+	port   int
+	host   string
+
+	registry http.Handler      // in-process OCI registry; tags pushed by Publish
+	push     http.RoundTripper // reaches registry without the network or auth
+	http     *http.Server
+
+	publishMu sync.Mutex // one Publish at a time: pushes and swaps must not interleave
+	snap      atomic.Pointer[snapshot]
+
+	mu      sync.Mutex // guards closed, serveWG and served between AddListener, Publish and Close
+	closed  bool
+	serveWG sync.WaitGroup
+	served  []error
+
+	// Connections accepted but without a request yet: Shutdown counts
+	// them as busy for 5 s, and HTTP clients leave such connections behind
+	// (a dial that lost the race to a pooled connection), so Close closes
+	// them itself.
+	connMu   sync.Mutex
+	newConns map[net.Conn]struct{}
+}
+
+// Start packages every chart, publishes them and serves them until Close.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "chartserver-")
+	if err != nil {
+		return nil, fmt.Errorf("creating chart server directory: %w", err)
+	}
+	s := &Server{opts: opts, log: &lineLogger{w: opts.Log}, tmpDir: tmp}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = s.Close()
+		}
+	}()
+
+	// The registry's own request lines would duplicate ours.
+	s.registry = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	s.push = inProcessTransport{h: s.registry}
+	s.http = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          log.New(s.log, "chartserver: http: ", 0),
+		ConnState:         s.trackConn,
+	}
+
+	// Listen before packaging so that an address that cannot be bound
+	// fails at once; connections wait in the backlog until Serve.
+	l, err := listen(ctx, opts.Addr, 0)
+	if err != nil {
+		return nil, err
+	}
+	s.port = l.Addr().(*net.TCPAddr).Port
+	s.host = net.JoinHostPort(opts.Addr, strconv.Itoa(s.port))
+	if _, err := s.Publish(ctx); err != nil {
+		_ = l.Close()
+		return nil, err
+	}
+	s.serve(l)
+	s.log.printf("serving %d charts at %s", len(s.Charts()), s.URL())
+	ok = true
+	return s, nil
+}
+
+func (o *Options) setDefaults() error {
+	if err := checkListenIP(o.Addr); err != nil {
+		return err
+	}
+	if len(o.ChartDirs) == 0 {
+		return errors.New("chart server needs at least one chart directory")
+	}
+	dirs := make([]string, len(o.ChartDirs))
+	for i, d := range o.ChartDirs {
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return fmt.Errorf("resolving chart directory %s: %w", d, err)
+		}
+		dirs[i] = abs
+	}
+	o.ChartDirs = dirs
+	if o.Username == "" {
+		o.Username = "charts-" + randomHex(4)
+	}
+	if o.Password == "" {
+		o.Password = randomHex(16)
+	}
+	return nil
+}
+
+func checkListenIP(addr string) error {
+	ip := net.ParseIP(addr)
+	switch {
+	case addr == "":
+		return errors.New("chart server needs an address to listen on (the kind network gateway)")
+	case ip == nil:
+		return fmt.Errorf("chart server address %q is not an IP address", addr)
+	case ip.IsUnspecified():
+		return fmt.Errorf("chart server address %s would listen on every interface: use the kind network gateway", addr)
+	}
+	return nil
+}
+
+func listen(ctx context.Context, ip string, port int) (net.Listener, error) {
+	var lc net.ListenConfig
+	addr := net.JoinHostPort(ip, strconv.Itoa(port))
+	l, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("chart server listening on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+// serve runs the HTTP server on l until Close.
+func (s *Server) serve(l net.Listener) {
+	s.serveWG.Add(1)
+	go func() {
+		defer s.serveWG.Done()
+		if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.mu.Lock()
+			s.served = append(s.served, fmt.Errorf("serving on %s: %w", l.Addr(), err))
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// AddListener serves the same content, with the same credentials, on a
+// second IP — the harness starts on 127.0.0.1 for the pre-flight, before
+// kind has created the network whose gateway the nodes reach. It binds the
+// same port as the first listener when that port is free there, so one
+// port works for both, and returns "<ip>:<port>". Close closes it.
+func (s *Server) AddListener(ctx context.Context, ip string) (hostPort string, err error) {
+	if err := checkListenIP(ip); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", errors.New("chart server is closed")
+	}
+	l, err := listen(ctx, ip, s.port)
+	if err != nil {
+		if l, err = listen(ctx, ip, 0); err != nil {
+			return "", err
+		}
+	}
+	s.serve(l)
+	hostPort = l.Addr().String()
+	s.log.printf("also serving at http://%s", hostPort)
+	return hostPort, nil
+}
+
+// URL is the root of the Helm HTTP repository, "http://<addr>:<port>";
+// its host is also the OCI registry host.
+func (s *Server) URL() string { return "http://" + s.host }
+
+// Host is "<addr>:<port>", the registry host of OCI references
+// (oci://<host>/charts/<name>).
+func (s *Server) Host() string { return s.host }
+
+// Port is the port of the first listener.
+func (s *Server) Port() int { return s.port }
+
+// Credentials are the basic-auth user and password the server accepts.
+func (s *Server) Credentials() (user, pass string) { return s.opts.Username, s.opts.Password }
+
+// Charts lists what is served now, sorted by name and version.
+func (s *Server) Charts() []Chart {
+	snap := s.snap.Load()
+	if snap == nil {
+		return nil
+	}
+	out := make([]Chart, len(snap.charts))
+	for i, c := range snap.charts {
+		out[i] = c.Chart
+	}
+	return out
+}
+
+// Close stops every listener, waiting a few seconds for requests in
+// flight, and removes the server's directory. It is safe to call twice.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	var errs []error
+	if s.http != nil {
+		if err := s.shutdown(5 * time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("stopping chart server: %w", err))
+			_ = s.http.Close()
+		}
+		s.serveWG.Wait()
+		s.mu.Lock()
+		errs = append(errs, s.served...)
+		s.served = nil
+		s.mu.Unlock()
+	}
+	if s.tmpDir != "" {
+		if err := os.RemoveAll(s.tmpDir); err != nil {
+			errs = append(errs, fmt.Errorf("removing chart server directory: %w", err))
+		}
+		s.tmpDir = ""
+	}
+	return errors.Join(errs...)
+}
+
+// shutdown stops the listeners and waits up to grace for requests in
+// flight, closing connections that never sent one as it goes.
+func (s *Server) shutdown(grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.http.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			// Repeated because a connection accepted just before Shutdown
+			// closed the listeners may only now report StateNew.
+			s.connMu.Lock()
+			for c := range s.newConns {
+				_ = c.Close()
+			}
+			s.connMu.Unlock()
+		}
+	}
+}
+
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if state == http.StateNew {
+		if s.newConns == nil {
+			s.newConns = map[net.Conn]struct{}{}
+		}
+		s.newConns[c] = struct{}{}
+	} else {
+		delete(s.newConns, c)
+	}
+}
+
+// serveHTTP authenticates every request, then routes it to the repository
+// index, an archive or the registry; everything else is 404.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	s.route(rec, r)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	// RequestURI as sent (no credentials: those travel in a header), so
+	// that a refused "/%2e%2e/x" is logged as the client wrote it.
+	s.log.printf("%s %s %d %s", r.Method, r.RequestURI, rec.status, time.Since(began).Round(time.Millisecond))
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		// OCI clients only send credentials after a Basic challenge.
+		w.Header().Set("WWW-Authenticate", `Basic realm="chart-server"`)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	p := r.URL.Path
+	if !cleanPath(p) {
+		http.NotFound(w, r)
+		return
+	}
+	// Clients only read: pushes would change the registry behind the
+	// snapshot that Publish made.
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	snap := s.snap.Load()
+	switch {
+	case p == "/index.yaml":
+		w.Header().Set("Content-Type", "application/x-yaml")
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeContent(w, r, "index.yaml", snap.published, bytes.NewReader(snap.index))
+	case strings.HasPrefix(p, "/charts/"):
+		c, ok := snap.archives[strings.TrimPrefix(p, "/charts/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/gzip")
+		http.ServeContent(w, r, c.file, snap.published, bytes.NewReader(c.archive))
+	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+		s.registry.ServeHTTP(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	// Both compares always run so that timing does not tell which was wrong.
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(s.opts.Username))
+	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(s.opts.Password))
+	return ok && userOK&passOK == 1
+}
+
+// cleanPath reports whether p has no empty, "." or ".." segment (a
+// trailing slash is allowed, as in the registry's "/v2/"): such paths are
+// never served, whatever a client or proxy would make of them.
+func cleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	rest := strings.TrimSuffix(p[1:], "/")
+	if rest == "" {
+		return true
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// statusRecorder remembers the status code for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// lineLogger serialises log lines from concurrent requests.
+type lineLogger struct {
+	mu sync.Mutex
+	w  io.Writer // nil discards
+}
+
+func (l *lineLogger) printf(format string, args ...any) {
+	_, _ = fmt.Fprintf(l, "chartserver: "+format+"\n", args...)
+}
+
+// Write lets the HTTP server's error log share the writer and its lock.
+func (l *lineLogger) Write(b []byte) (int, error) {
+	if l.w == nil {
+		return len(b), nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}

@@ -1,0 +1,166 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+
+	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
+)
+
+// containers lists the docker containers of a kind cluster, running or not.
+func containers(t *testing.T, name string) []string {
+	t.Helper()
+	// Not t.Context: cleanups call this after it has ended.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-a", "-q", "--no-trunc", "--filter", "label=io.x-k8s.kind.cluster="+name).Output()
+	if err != nil {
+		t.Fatalf("docker ps: %v", err)
+	}
+	ids := strings.Fields(string(out))
+	slices.Sort(ids)
+	return ids
+}
+
+// TestIntegrationForeignClusterLeftAlone makes a kind cluster the way a
+// user would (kind's library, no harness, so no marker) under the name the
+// harness wants, and checks that the harness refuses it with the exact
+// message, creates nothing else, and leaves it running, with and without
+// reuse.
+func TestIntegrationForeignClusterLeftAlone(t *testing.T) {
+	kit := kindtest.Require(t)
+	const prefix = "safety-"
+	staging, production := prefix+"staging", prefix+"production"
+	foreignKubeconfig := filepath.Join(t.TempDir(), "foreign.kubeconfig")
+	provider := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
+
+	start := time.Now()
+	err := provider.Create(staging,
+		kindcluster.CreateWithRawConfig(kit.KindConfig),
+		kindcluster.CreateWithNodeImage(kit.NodeImage),
+		kindcluster.CreateWithKubeconfigPath(foreignKubeconfig),
+		kindcluster.CreateWithDisplayUsage(false),
+		kindcluster.CreateWithDisplaySalutation(false),
+	)
+	t.Cleanup(func() {
+		// The explicit path keeps kind away from the user's kubeconfig.
+		if err := provider.Delete(staging, foreignKubeconfig); err != nil {
+			t.Errorf("deleting the foreign cluster %s: %v", staging, err)
+		}
+		if ids := containers(t, staging); len(ids) > 0 {
+			t.Errorf("foreign cluster %s: containers left: %v", staging, ids)
+		}
+	})
+	if err != nil {
+		t.Fatalf("creating the foreign cluster with kind's library: %v", err)
+	}
+	t.Logf("foreign cluster %s created by kind directly in %.1fs", staging, time.Since(start).Seconds())
+	before := containers(t, staging)
+	if len(before) == 0 {
+		t.Fatalf("no containers for %s", staging)
+	}
+
+	want := `cluster "safety-staging" exists and was not created by flux-fleet: delete it (kind delete cluster --name safety-staging) or set E2E_CLUSTER_PREFIX`
+	for _, reuse := range []bool{false, true} {
+		name := "recreate"
+		if reuse {
+			name = "reuse"
+		}
+		t.Run(name, func(t *testing.T) {
+			workDir := t.TempDir()
+			spec := func(n string) cluster.Spec {
+				return cluster.Spec{
+					Name: n, NodeImage: kit.NodeImage, KindConfig: kit.KindConfig, WorkDir: workDir,
+					Reuse: reuse, Fleet: "basic", Log: cluster.LogfWriter(t.Logf),
+				}
+			}
+			guard := cluster.NewGuard(cluster.KeepNever, cluster.LogfWriter(t.Logf))
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+			defer cancel()
+			start := time.Now()
+			created, err := guard.CreateAll(ctx, []cluster.Spec{spec(production), spec(staging)})
+			elapsed := time.Since(start)
+			t.Logf("refused after %s", elapsed.Round(10*time.Millisecond))
+			if err == nil || err.Error() != want {
+				t.Fatalf("CreateAll error:\n%v\nwant:\n%s", err, want)
+			}
+			var notOwned *cluster.NotOwnedError
+			if !errors.As(err, &notOwned) || notOwned.Name != staging {
+				t.Errorf("error does not unwrap to *NotOwnedError for %s", staging)
+			}
+			if created != nil {
+				t.Errorf("CreateAll returned clusters %v", created)
+			}
+			// Reading the marker takes a kubeconfig and one API call; a
+			// cluster creation would take tens of seconds.
+			if elapsed > 20*time.Second {
+				t.Errorf("refusal took %s: the run must stop at once", elapsed)
+			}
+			if err := guard.Cleanup(context.Background(), true); err != nil {
+				t.Errorf("guard cleanup: %v", err)
+			}
+			if ids := containers(t, production); len(ids) > 0 {
+				t.Errorf("%s was created although the run had to stop: %v", production, ids)
+			}
+			if after := containers(t, staging); !slices.Equal(after, before) {
+				t.Errorf("foreign cluster's containers changed: %v → %v", before, after)
+			}
+			for _, n := range []string{staging, production} {
+				if _, err := os.Stat(filepath.Join(workDir, n+".kubeconfig")); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("kubeconfig for %s written (%v)", n, err)
+				}
+			}
+		})
+	}
+
+	// The foreign cluster still answers: it was neither deleted nor touched.
+	if found, err := cluster.Exists(t.Context(), staging); err != nil || !found {
+		t.Errorf("Exists(%s) = %v, %v after the refusals", staging, found, err)
+	}
+	if out, err := exec.CommandContext(t.Context(), "docker", "inspect", "--format", "{{.State.Running}}", staging+"-control-plane").Output(); err != nil || strings.TrimSpace(string(out)) != "true" {
+		t.Errorf("foreign control plane not running (%q, %v)", out, err)
+	}
+}
+
+// TestIntegrationCreateTimeout gives Create less time than a cluster takes:
+// it must return soon after the deadline, say so, and leave nothing behind.
+func TestIntegrationCreateTimeout(t *testing.T) {
+	kit := kindtest.Require(t)
+	const name = "safety-timeout"
+	workDir := t.TempDir()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		_ = (&cluster.Cluster{Name: name, KubeconfigPath: filepath.Join(workDir, name+".kubeconfig")}).Delete(ctx)
+	})
+	start := time.Now()
+	_, err := cluster.Create(t.Context(), cluster.Spec{
+		Name: name, NodeImage: kit.NodeImage, KindConfig: kit.KindConfig, WorkDir: workDir,
+		Timeout: 8 * time.Second, Log: cluster.LogfWriter(t.Logf),
+	})
+	elapsed := time.Since(start)
+	t.Logf("Create with an 8s timeout returned after %s: %v", elapsed.Round(100*time.Millisecond), err)
+	if err == nil || !strings.Contains(err.Error(), "creating kind cluster safety-timeout: creating cluster safety-timeout took longer than 8s") {
+		t.Fatalf("error = %v, want the timeout named", err)
+	}
+	// The abort deletes nodes kind may still be starting, for at most 30s.
+	if elapsed > 45*time.Second {
+		t.Errorf("returned %s after start: the 8s bound was not kept", elapsed)
+	}
+	if ids := containers(t, name); len(ids) > 0 {
+		t.Errorf("containers left after the timeout: %v", ids)
+	}
+	if _, err := os.Stat(filepath.Join(workDir, name+".kubeconfig")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("kubeconfig left after the timeout (%v)", err)
+	}
+}

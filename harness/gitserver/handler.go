@@ -1,0 +1,244 @@
+package gitserver
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// requestTimeout bounds one git request (a fetch of the whole fleet
+// included): an upload-pack left behind by a vanished client is killed.
+const requestTimeout = 5 * time.Minute
+
+// handler serves the one published repository over git's smart HTTP
+// protocol, read-only, by running git upload-pack. It replaces gitkit's
+// handler, which joins any request path to its directory unchecked (an
+// authenticated "/../../<dir>/x.git/info/refs" served any bare repository
+// on the host) and logs every request through Go's global logger: here the
+// escaped request path must equal one of the repository's two URLs byte for
+// byte, and anything else is 404 before credentials are even looked at.
+type handler struct {
+	infoRefs   string // "/<name>.git/info/refs"
+	uploadPack string // "/<name>.git/git-upload-pack"
+	dir        string // the bare repository
+	user, pass string
+	log        *lineLog
+}
+
+func newHandler(repoName, dir, user, pass string, log io.Writer) *handler {
+	base := "/" + repoName + ".git"
+	return &handler{
+		infoRefs:   base + "/info/refs",
+		uploadPack: base + "/git-upload-pack",
+		dir:        dir,
+		user:       user,
+		pass:       pass,
+		log:        &lineLog{w: log},
+	}
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	note := h.serve(sw, r)
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	// RequestURI carries no credentials: basic auth travels in a header.
+	line := fmt.Sprintf("%s %s %d %s", r.Method, r.RequestURI, sw.status, time.Since(start).Round(time.Millisecond))
+	if note != "" {
+		line += ": " + note
+	}
+	h.log.println(line)
+}
+
+// serve answers the request and returns a note for the log.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) string {
+	// EscapedPath keeps "%2f" and "%2e%2e" as sent, so an encoded path can
+	// never compare equal to a plain one.
+	path := r.URL.EscapedPath()
+	advertise := false
+	switch {
+	case path == h.infoRefs && r.URL.Query().Get("service") == "git-upload-pack":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, http.MethodGet)
+		}
+		advertise = true
+	case path == h.uploadPack:
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(w, http.MethodPost)
+		}
+	default:
+		// Other repositories, other paths, pushes (receive-pack) and the
+		// dumb protocol alike.
+		http.NotFound(w, r)
+		return "not the served repository's upload-pack"
+	}
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="flux-fleet"`)
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return "missing or wrong credentials"
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	if advertise {
+		return h.advertise(ctx, w)
+	}
+	return h.rpc(ctx, w, r)
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) string {
+	w.Header().Set("Allow", allow)
+	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+	return "method not allowed"
+}
+
+func (h *handler) authorized(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(h.user)) == 1
+	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(h.pass)) == 1
+	return userOK && passOK
+}
+
+// advertise answers GET info/refs: the service announcement, a flush, then
+// upload-pack's ref advertisement.
+func (h *handler) advertise(ctx context.Context, w http.ResponseWriter) string {
+	var out, stderr bytes.Buffer
+	cmd := h.uploadPackCmd(ctx, "--advertise-refs")
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return fmt.Sprintf("git upload-pack --advertise-refs: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	w.Header().Set("Content-Type", "application/x-git-upload-pack-advertisement")
+	w.Header().Set("Cache-Control", "no-cache")
+	announce := "# service=git-upload-pack\n"
+	fmt.Fprintf(w, "%04x%s0000", len(announce)+4, announce)
+	_, _ = out.WriteTo(w)
+	return ""
+}
+
+// rpc answers POST git-upload-pack by streaming the request into upload-pack
+// and its answer back, flushing as it goes so the client sees progress.
+func (h *handler) rpc(ctx context.Context, w http.ResponseWriter, r *http.Request) string {
+	body := r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		gz, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, "Bad Request", http.StatusBadRequest)
+			return fmt.Sprintf("gzip request body: %v", err)
+		}
+		defer gz.Close()
+		body = gz
+	}
+	// upload-pack may answer before it has read the whole request; by
+	// default an HTTP/1 handler's first write ends reading the body.
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	var stderr bytes.Buffer
+	cmd := h.uploadPackCmd(ctx)
+	cmd.Stdin = body
+	out := &rpcWriter{w: w, rc: rc}
+	cmd.Stdout, cmd.Stderr = out, &stderr
+	if err := cmd.Run(); err != nil {
+		if !out.started {
+			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		}
+		return fmt.Sprintf("git upload-pack: %v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	if !out.started {
+		out.start()
+	}
+	return ""
+}
+
+// uploadPackCmd runs git upload-pack on the repository with the caller's
+// GIT_* variables removed, as the snapshots do.
+func (h *handler) uploadPackCmd(ctx context.Context, extra ...string) *exec.Cmd {
+	args := append([]string{"upload-pack", "--stateless-rpc"}, extra...)
+	cmd := exec.CommandContext(ctx, "git", append(args, h.dir)...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// rpcWriter sends the response headers with upload-pack's first bytes, so a
+// git failure before any output can still become a 500.
+type rpcWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (rw *rpcWriter) start() {
+	rw.started = true
+	rw.w.Header().Set("Content-Type", "application/x-git-upload-pack-result")
+	rw.w.Header().Set("Cache-Control", "no-cache")
+	rw.w.WriteHeader(http.StatusOK)
+}
+
+func (rw *rpcWriter) Write(p []byte) (int, error) {
+	if !rw.started {
+		rw.start()
+	}
+	n, err := rw.w.Write(p)
+	if err == nil {
+		err = rw.rc.Flush()
+	}
+	return n, err
+}
+
+// statusWriter records the status code for the request log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// lineLog writes whole lines to Options.Log; concurrent requests must not
+// interleave. A nil writer discards.
+type lineLog struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lineLog) println(s string) {
+	if l.w == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, s+"\n")
+}

@@ -1,0 +1,165 @@
+package readiness
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+)
+
+func fluxGroupVersion(kind string) string {
+	k, ok := fluxobj.KindOf(kind)
+	if !ok {
+		panic("unknown Flux kind " + kind)
+	}
+	return k.GVK.GroupVersion().String()
+}
+
+func cond(t, status, reason, msg string) map[string]any {
+	return map[string]any{"type": t, "status": status, "reason": reason, "message": msg, "lastTransitionTime": "2026-11-25T22:41:07Z"}
+}
+
+func withGeneration(c map[string]any, gen int64) map[string]any {
+	c["observedGeneration"] = gen
+	return c
+}
+
+func flux(kind, ns, name string, gen, observed int64, status map[string]any, conds ...map[string]any) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": fluxGroupVersion(kind),
+		"kind":       kind,
+		"metadata":   map[string]any{"namespace": ns, "name": name, "generation": gen},
+		"spec":       map[string]any{},
+	}}
+	st := map[string]any{"observedGeneration": observed}
+	for k, v := range status {
+		st[k] = v
+	}
+	var cs []any
+	for _, c := range conds {
+		cs = append(cs, c)
+	}
+	if len(cs) > 0 {
+		st["conditions"] = cs
+	}
+	u.Object["status"] = st
+	return u
+}
+
+func waitingPod(reason string) *corev1.Pod {
+	ctrl := true
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web-7d9f-abcde", UID: "uid-1",
+			Labels:          map[string]string{"pod-template-hash": "7d9f"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-7d9f", Controller: &ctrl}}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{
+			Name: "web", Image: "fleet-kit/does-not-exist:v0",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: "Back-off pulling image"}},
+		}}},
+	}
+}
+
+func TestPodTracker(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name   string
+		steps  []string // waiting reason per observation, 5s apart; "" = running
+		failAt int      // index of the observation that fails, -1 = never
+	}{
+		{"backoff outlasts grace", []string{"ErrImagePull", "ImagePullBackOff", "ErrImagePull"}, 2},
+		{"recovers before grace", []string{"ErrImagePull", "", "ErrImagePull"}, -1},
+		{"crash loop", []string{"CrashLoopBackOff", "CrashLoopBackOff", "CrashLoopBackOff"}, 2},
+		{"creating is fine", []string{"ContainerCreating", "ContainerCreating", "ContainerCreating"}, -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newPodTracker(10 * time.Second)
+			for i, reason := range tc.steps {
+				pod := waitingPod(reason)
+				if reason == "" {
+					pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}
+					pod.Status.ContainerStatuses[0].Ready = true
+				}
+				fe, next := tr.observe(pod, t0.Add(time.Duration(i)*5*time.Second))
+				if (fe != nil) != (i == tc.failAt) {
+					t.Fatalf("step %d (%s): failure = %v", i, reason, fe)
+				}
+				if fe == nil && reason != "" && reason != "ContainerCreating" && next.IsZero() {
+					t.Fatalf("step %d: no deadline for a stuck container", i)
+				}
+				if fe != nil {
+					if fe.Owner != "Deployment/apps/web" || fe.Container != "web" || fe.Image != "fleet-kit/does-not-exist:v0" || fe.Reason != strings.Replace(reason, "ErrImagePull", "ImagePullBackOff", 1) {
+						t.Fatalf("failure fields: %+v", fe)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestFailureErrorText(t *testing.T) {
+	cases := []struct {
+		err  *FailureError
+		want string
+	}{
+		{&FailureError{Env: "staging", Object: "Kustomization/flux-system/apps", Reason: "BuildFailed", Message: "kustomize build failed", Terminal: true},
+			"staging: Kustomization/flux-system/apps failed: BuildFailed: kustomize build failed"},
+		{&FailureError{Env: "staging", Object: "Pod/apps/web-1", Owner: "Deployment/apps/web", Container: "web", Image: "x:v0", Reason: "ImagePullBackOff", Message: "Back-off"},
+			"staging: Pod/apps/web-1 (of Deployment/apps/web) keeps failing, container web image x:v0: ImagePullBackOff: Back-off"},
+	}
+	for _, tc := range cases {
+		if got := tc.err.Error(); got != tc.want {
+			t.Errorf("Error() =\n%s\nwant\n%s", got, tc.want)
+		}
+	}
+	nr := &NotReadyError{Env: "production", Elapsed: 5 * time.Minute, Err: errors.New("context deadline exceeded"),
+		Pending: []Pending{{Object: "Kustomization/flux-system/apps", Reason: "DependencyNotReady", Message: "dependency 'flux-system/infra' is not ready"}}}
+	if s := nr.Error(); !strings.Contains(s, "production: not ready after 5m0s") || !strings.Contains(s, "Kustomization/flux-system/apps  DependencyNotReady: dependency") {
+		t.Errorf("NotReadyError text: %s", s)
+	}
+}
+
+func TestMatchers(t *testing.T) {
+	g := NewWithT(t)
+	ready := flux("Kustomization", "flux-system", "apps", 1, 1, nil, cond("Ready", "True", "ReconciliationSucceeded", "Applied revision"))
+	failing := flux("Kustomization", "flux-system", "apps", 1, 1, nil, cond("Ready", "False", "BuildFailed", "kustomize build failed: accumulating resources"))
+	g.Expect(ready).To(BeReady())
+	g.Expect(*ready).To(BeReady())
+	g.Expect(failing).NotTo(BeReady())
+	g.Expect(flux("Kustomization", "flux-system", "apps", 2, 1, nil, cond("Ready", "True", "x", ""))).NotTo(BeReady())
+	g.Expect(failing).To(HaveCondition("Ready", metav1.ConditionFalse))
+
+	ok, err := BeReady().Match(failing)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(ok).To(BeFalse())
+	msg := BeReady().FailureMessage(failing)
+	g.Expect(msg).To(ContainSubstring("Kustomization/flux-system/apps: Ready=False BuildFailed: kustomize build failed"))
+
+	m := BeReady()
+	_, _ = m.Match(failing)
+	g.Expect(m.FailureMessage(failing)).To(ContainSubstring("Ready=False BuildFailed"))
+
+	typed := &kustomizev1.Kustomization{
+		TypeMeta:   metav1.TypeMeta{Kind: "Kustomization", APIVersion: "kustomize.toolkit.fluxcd.io/v1"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "infra", Generation: 1},
+		Status: kustomizev1.KustomizationStatus{ObservedGeneration: 1,
+			Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionFalse, Reason: "DependencyNotReady", Message: "waiting"}}},
+	}
+	g.Expect(typed).NotTo(BeReady())
+	tm := BeReady()
+	_, _ = tm.Match(typed)
+	g.Expect(tm.FailureMessage(typed)).To(ContainSubstring("Kustomization/flux-system/infra: Ready=False DependencyNotReady: waiting"))
+	typed.Status.Conditions[0].Status = metav1.ConditionTrue
+	g.Expect(typed).To(BeReady())
+
+	_, err = BeReady().Match("not an object")
+	g.Expect(err).To(HaveOccurred())
+}
