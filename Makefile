@@ -3,6 +3,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 FLEET ?= .
+N ?= 10
 ENV ?= staging,production
 # The test run syncs the fixture fleets: they need no chart repository or
 # registry. helm has the real fleet's shape (HelmReleases from the harness's
@@ -17,12 +18,12 @@ GO_TEST_FLAGS ?= -count=1 -v -p 1 -timeout 75m
 # recipe runs, so reading this Makefile builds nothing.
 LOAD_KIT = set -a; . "$$(bash hack/kit/build.sh --print)"; set +a
 
-.PHONY: all test e2e validate preflight offline-images lint docker-engine
+.PHONY: all test e2e soak validate preflight offline-images lint docker-engine host-tools
 
 all: test
 
 ## test: everything CI runs — offline kit, lint, unit + offline validation, real-kind harness and e2e tests.
-test: offline-images lint
+test: offline-images host-tools lint
 	@echo "== go test (fleet under e2e: $(TEST_FLEET))"
 	$(LOAD_KIT); E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) ./...
 	@echo "== go test ./e2e/ (plain-manifest fleet: $(PLAIN_FLEET), staging)"
@@ -33,6 +34,10 @@ test: offline-images lint
 e2e: docker-engine
 	if [[ "$(FLEET)" == fixtures/* ]]; then bash hack/kit/build.sh; $(LOAD_KIT); fi; \
 	E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
+
+## soak: N runs (default 10) of the fixture e2e suite on fresh clusters; passes and min/median/max time to green.
+soak: offline-images
+	$(LOAD_KIT); E2E_FLEET="$(TEST_FLEET)" go run ./hack/soak -n $(N)
 
 ## validate: offline checks of a fleet directory (default: this repository).
 validate:
@@ -48,6 +53,14 @@ offline-images:
 
 docker-engine:
 	bash hack/kit/docker-engine.sh
+
+# host-tools: what the tests run on the host besides Docker: git (the git
+# server) and redis-server (the fixture app's real-redis test).
+host-tools:
+	@missing=""; for t in git:git redis-server:redis-server; do \
+	  command -v "$${t%%:*}" >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then echo "== installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 lint:
 	@echo "== gofmt / go vet"

@@ -127,6 +127,8 @@ type failure struct {
 	object  *regexp.Regexp
 	reason  string
 	message *regexp.Regexp
+	// summary, when set, must match the diagnostics screen (log lines).
+	summary *regexp.Regexp
 }
 
 func TestBrokenFleetsFailFast(t *testing.T) {
@@ -134,23 +136,25 @@ func TestBrokenFleetsFailFast(t *testing.T) {
 		fleet string
 		want  failure
 	}{
-		{"broken-image", failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`fleet-kit/fleet-app:does-not-exist`)}},
-		{"wrong-path", failure{regexp.MustCompile(`^Kustomization/flux-system/apps$`), "ArtifactFailed", regexp.MustCompile(`kustomization path not found`)}},
-		{"helm-no-version", failure{regexp.MustCompile(`^HelmChart/flux-system/redis-redis$`), "ChartPullError", regexp.MustCompile(`>=9\.0\.0`)}},
-		{"helm-bad-value", failure{regexp.MustCompile(`^HelmRelease/nginx/nginx$`), "InstallFailed", regexp.MustCompile(`values don't meet the specifications of the schema`)}},
-		{"helm-never-ready", failure{regexp.MustCompile(`^Pod/nginx/nginx-[a-z0-9]+-[a-z0-9]+$`), "NotReady", regexp.MustCompile(`running since .* but not ready.*last probe failure: Readiness probe failed: HTTP probe failed with statuscode: 404`)}},
-		{"helm-missing-image", failure{regexp.MustCompile(`^Pod/podinfo/podinfo-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`ghcr\.io/stefanprodan/podinfo`)}},
+		{"broken-image", failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`fleet-kit/fleet-app:does-not-exist`), nil}},
+		{"wrong-path", failure{regexp.MustCompile(`^Kustomization/flux-system/apps$`), "ArtifactFailed", regexp.MustCompile(`kustomization path not found`), nil}},
+		{"helm-no-version", failure{regexp.MustCompile(`^HelmChart/flux-system/redis-redis$`), "ChartPullError", regexp.MustCompile(`>=9\.0\.0`), nil}},
+		{"helm-bad-value", failure{regexp.MustCompile(`^HelmRelease/nginx/nginx$`), "InstallFailed", regexp.MustCompile(`values don't meet the specifications of the schema`), nil}},
+		{"helm-never-ready", failure{regexp.MustCompile(`^Pod/nginx/nginx-[a-z0-9]+-[a-z0-9]+$`), "NotReady", regexp.MustCompile(`running since .* but not ready.*last probe failure: Readiness probe failed: HTTP probe failed with statuscode: 404`), nil}},
+		{"helm-missing-image", failure{regexp.MustCompile(`^Pod/podinfo/podinfo-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`ghcr\.io/stefanprodan/podinfo`), nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fleet, func(t *testing.T) {
 			t.Parallel()
 			opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", tt.fleet), "ff-"+tt.fleet+"-")
-			// The clusters' own fail-fast is what is proven here; the
-			// pre-flight's is TestPreflightStopsBrokenFleets.
-			opts.Preflight = false
+			// The clusters' own fail-fast is what is proven here; the checks
+			// before any cluster are TestPreflightStopsBrokenFleets and
+			// TestInvalidFleetFailsBeforeAnyCluster.
+			opts.OfflineChecks, opts.Preflight = false, false
 			requireKit(t, opts)
-			_, e, took := bringUp(t, opts)
+			run, e, took := bringUp(t, opts)
 			assertFailedFast(t, e, took, tt.want)
+			logTimeToFail(t, run)
 		})
 	}
 }
@@ -170,10 +174,24 @@ func assertFailedFast(t *testing.T, e *fleetenv.Environment, took time.Duration,
 	if !want.message.MatchString(got.Error()) {
 		t.Errorf("failure %q does not say %s", got.Error(), want.message)
 	}
+	if want.summary != nil && !want.summary.MatchString(e.Summary) {
+		t.Errorf("the diagnostics summary does not show %s:\n%s", want.summary, e.Summary)
+	}
 	if !strings.Contains(e.Summary, got.Object) || !strings.Contains(e.Summary, want.reason) {
 		t.Errorf("the diagnostics summary does not show %s with %s:\n%s", got.Object, want.reason, e.Summary)
 	}
 	t.Logf("failed fast in %s (setup included): %v", took.Round(100*time.Millisecond), got)
+}
+
+// logTimeToFail prints how long the readiness wait ran before it failed:
+// the time from the sync to the verdict.
+func logTimeToFail(t *testing.T, run *fleetenv.Run) {
+	t.Helper()
+	for _, st := range run.Timings() {
+		if st.Name == "wait" {
+			t.Logf("time to fail after the sync: %s", st.Took.Round(100*time.Millisecond))
+		}
+	}
 }
 
 // TestPreflightStopsBrokenFleets: the broken HelmRelease fleets that can be
@@ -216,22 +234,33 @@ func TestPreflightStopsBrokenFleets(t *testing.T) {
 // TestInvalidFleetFailsBeforeAnyCluster: a fleet the offline tier rejects
 // fails in seconds, before any cluster or server exists.
 func TestInvalidFleetFailsBeforeAnyCluster(t *testing.T) {
-	opts := options(t, filepath.Join(repoRoot(t), "fixtures", "invalid", "dependson-cycle"), "ff-invalid-")
-	run := fleetenv.New(opts, testWriter{t})
-	t.Cleanup(func() { _ = run.Down(context.Background()) })
-	start := time.Now()
-	err := run.Up(t.Context())
-	took := time.Since(start)
-	if err == nil {
-		t.Fatal("a fleet with a dependsOn cycle was brought up")
+	tests := []struct {
+		fleet string
+		want  string
+	}{
+		{"invalid/dependson-cycle", "Kustomization/flux-system/apps: spec.dependsOn forms a cycle"},
+		{"fleets/wrong-path", `Kustomization/flux-system/apps: spec.path "./apps/does-not-exist" does not exist in the repository`},
 	}
-	if !strings.HasPrefix(err.Error(), "offline checks: ") || !strings.Contains(err.Error(), "spec.dependsOn forms a cycle") {
-		t.Fatalf("want the offline checks to report the dependsOn cycle, got: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.fleet, func(t *testing.T) {
+			opts := options(t, filepath.Join(repoRoot(t), "fixtures", tt.fleet), "ff-invalid-")
+			run := fleetenv.New(opts, testWriter{t})
+			t.Cleanup(func() { _ = run.Down(context.Background()) })
+			start := time.Now()
+			err := run.Up(t.Context())
+			took := time.Since(start)
+			if err == nil {
+				t.Fatal("the fleet was brought up")
+			}
+			if !strings.HasPrefix(err.Error(), "offline checks: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("want the offline checks to report %q, got: %v", tt.want, err)
+			}
+			if run.Env("staging") != nil {
+				t.Fatal("a cluster was created for a fleet the offline checks reject")
+			}
+			t.Logf("rejected in %s, before any cluster: %v", took.Round(10*time.Millisecond), err)
+		})
 	}
-	if run.Env("staging") != nil {
-		t.Fatal("a cluster was created for a fleet the offline checks reject")
-	}
-	t.Logf("rejected in %s, before any cluster: %v", took.Round(10*time.Millisecond), err)
 }
 
 // TestRealFleetFailsFastOffline syncs the repository's own fleet where no
@@ -252,7 +281,7 @@ func TestRealFleetFailsFastOffline(t *testing.T) {
 	}
 	wants := map[string]failure{
 		"HelmRepository/flux-system/podinfo":      {reason: "Failed", message: regexp.MustCompile(`stefanprodan\.github\.io`)},
-		"OCIRepository/flux-system/nginx-ingress": {reason: "OCIArtifactPullFailed", message: regexp.MustCompile(`ghcr\.io/nginx/charts/nginx-ingress`)},
+		"OCIRepository/flux-system/nginx-ingress": {reason: "ReadOperationFailed", message: regexp.MustCompile(`ghcr\.io/nginx/charts/nginx-ingress`)},
 		"HelmChart/flux-system/redis-redis":       {reason: "ChartPullError", message: regexp.MustCompile(`registry-1\.docker\.io`)},
 	}
 	want, ok := wants[got.Object]
@@ -275,7 +304,8 @@ func TestFixBrokenRollout(t *testing.T) {
 	requireKit(t, opts)
 	run, e, took := bringUp(t, opts)
 	assertFailedFast(t, e, took, failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "CrashLoopBackOff",
-		regexp.MustCompile(`last exit code 1 .*crash mode enabled`)})
+		regexp.MustCompile(`last exit code 1 \(Error\), [1-9] restarts`), regexp.MustCompile(`\| .*crash mode enabled`)})
+	logTimeToFail(t, run)
 
 	fixed := fixCrash(t, fleet)
 	t.Logf("fixed %s; publishing", fixed)

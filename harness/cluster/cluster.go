@@ -112,6 +112,14 @@ type Cluster struct {
 	KubeconfigPath string
 	RESTConfig     *rest.Config
 	Reused         bool // true when it existed before this run
+	// CreateTook is how long Create spent creating the cluster: kind's
+	// create and the wait for Ready nodes (zero for a reused cluster).
+	CreateTook time.Duration
+	// LoadTook is how long the last LoadImages took, the check of which
+	// images the nodes already have included; Loaded are the images it
+	// actually sent (none when the node image carries them all).
+	LoadTook time.Duration
+	Loaded   []string
 
 	provider *kindcluster.Provider
 	log      *lineWriter
@@ -323,7 +331,8 @@ func (p *plan) run(ctx context.Context) (*Cluster, error) {
 		c.cleanupAfterFailure()
 		return nil, err
 	}
-	c.log.printf("cluster %s created in %.1fs", c.Name, time.Since(start).Seconds())
+	c.CreateTook = time.Since(start)
+	c.log.printf("cluster %s created in %.1fs", c.Name, c.CreateTook.Seconds())
 	if err := c.LoadImages(ctx, spec.PreloadImages...); err != nil {
 		c.cleanupAfterFailure()
 		return nil, err
@@ -632,13 +641,15 @@ func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
 		return fmt.Errorf("loading images into cluster %s: %w", c.Name, err)
 	}
 	if len(missing) == 0 {
-		c.log.printf("cluster %s: images already present: %s", c.Name, strings.Join(images, " "))
+		c.LoadTook, c.Loaded = time.Since(start), nil
+		c.log.printf("cluster %s: images already present: %s (checked in %.1fs)", c.Name, strings.Join(images, " "), c.LoadTook.Seconds())
 		return nil
 	}
 	if err := loadArchive(ctx, nodeList, missing); err != nil {
 		return fmt.Errorf("loading images %s into cluster %s: %w", strings.Join(missing, ", "), c.Name, err)
 	}
-	c.log.printf("cluster %s: loaded %d image(s) in %.1fs: %s", c.Name, len(missing), time.Since(start).Seconds(), strings.Join(missing, " "))
+	c.LoadTook, c.Loaded = time.Since(start), missing
+	c.log.printf("cluster %s: loaded %d image(s) in %.1fs: %s", c.Name, len(missing), c.LoadTook.Seconds(), strings.Join(missing, " "))
 	return nil
 }
 

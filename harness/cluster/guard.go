@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 )
 
 // KeepPolicy says when clusters created by a run survive its end.
@@ -59,16 +56,12 @@ func (k KeepPolicy) Keep(failed bool) bool {
 type Guard struct {
 	Keep KeepPolicy
 	Log  io.Writer // nil = os.Stderr
-	// Exit ends the process after the cleanup WatchSignals does on a
-	// signal; nil = os.Exit. Tests set it to observe the cleanup instead.
-	Exit func(code int)
 	// RunID names this run in the ownership marker of the clusters created
 	// through the Guard whose Spec has none (NewGuard sets a NewRunID).
 	RunID string
 
 	mu       sync.Mutex
 	clusters []*Cluster
-	inflight sync.WaitGroup
 }
 
 // NewGuard returns a Guard with the given policy, logging to log.
@@ -103,11 +96,9 @@ func (g *Guard) Track(c *Cluster) {
 	g.clusters = append(g.clusters, c)
 }
 
-// Create is Create plus Track. While it runs, a signal handled by
-// WatchSignals waits for it to abort and delete its partial cluster.
+// Create is Create plus Track. When ctx ends while kind is still creating,
+// Create deletes the partial cluster before it returns.
 func (g *Guard) Create(ctx context.Context, spec Spec) (*Cluster, error) {
-	g.inflight.Add(1)
-	defer g.inflight.Done()
 	c, err := Create(ctx, g.withRun(spec))
 	if err == nil {
 		g.Track(c)
@@ -124,8 +115,6 @@ func (g *Guard) withRun(s Spec) Spec {
 
 // CreateAll is CreateAll plus Track.
 func (g *Guard) CreateAll(ctx context.Context, specs []Spec) ([]*Cluster, error) {
-	g.inflight.Add(1)
-	defer g.inflight.Done()
 	own := make([]Spec, len(specs))
 	for i, s := range specs {
 		own[i] = g.withRun(s)
@@ -172,79 +161,6 @@ func (g *Guard) Cleanup(ctx context.Context, failed bool) error {
 	g.clusters = append(remaining, g.clusters...)
 	g.mu.Unlock()
 	return errors.Join(errs...)
-}
-
-// WatchSignals returns a context that is cancelled on SIGINT or SIGTERM.
-// On such a signal it also waits (bounded) for Creates in flight through
-// this Guard to delete their partial clusters, runs Cleanup as for a failed
-// run, and exits with 128+signal like a process killed by it would. A
-// second signal exits at once. Call stop to stop watching.
-func (g *Guard) WatchSignals(parent context.Context) (ctx context.Context, stop context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(parent)
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			signal.Stop(sigs)
-			close(done)
-			cancel(context.Canceled)
-		})
-	}
-	go func() {
-		var sig os.Signal
-		select {
-		case sig = <-sigs:
-		case <-done:
-			return
-		}
-		code := exitCode(sig)
-		go func() {
-			select {
-			case <-sigs:
-				g.exit(code)
-			case <-done:
-			}
-		}()
-		log := g.log()
-		log.printf("received %s: cleaning up kind clusters (keep=%s)", sig, g.Keep)
-		cancel(fmt.Errorf("received signal %s", sig))
-		g.waitInflight(45 * time.Second)
-		if err := g.Cleanup(context.Background(), true); err != nil {
-			log.printf("cleanup after %s: %v", sig, err)
-		}
-		g.exit(code)
-	}()
-	return ctx, stop
-}
-
-func (g *Guard) waitInflight(limit time.Duration) {
-	finished := make(chan struct{})
-	go func() {
-		g.inflight.Wait()
-		close(finished)
-	}()
-	select {
-	case <-finished:
-	case <-time.After(limit):
-		g.log().printf("cluster creation still running after %s: cleaning up anyway", limit)
-	}
-}
-
-func (g *Guard) exit(code int) {
-	if g.Exit != nil {
-		g.Exit(code)
-		return
-	}
-	os.Exit(code)
-}
-
-func exitCode(sig os.Signal) int {
-	if s, ok := sig.(syscall.Signal); ok {
-		return 128 + int(s)
-	}
-	return 1
 }
 
 func (c *Cluster) isDeleted() bool {

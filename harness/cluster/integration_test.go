@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -381,7 +382,8 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 }
 
 // TestIntegrationInterrupt runs a child process that creates a cluster
-// under Guard.WatchSignals and signals it; afterwards nothing may be left.
+// through a Guard, with the one signal handler a test process has, and
+// signals it; afterwards nothing may be left.
 func TestIntegrationInterrupt(t *testing.T) {
 	if os.Getenv(interruptChildEnv) != "" {
 		interruptChild(t)
@@ -463,8 +465,19 @@ func TestIntegrationInterrupt(t *testing.T) {
 func interruptChild(t *testing.T) {
 	env := requireKind(t)
 	guard := NewGuard(KeepNever, os.Stdout)
-	ctx, stop := guard.WatchSignals(context.Background())
-	defer stop()
+	// The process's one signal handler: the signal ends ctx, the Guard's
+	// create gives up and deletes its partial cluster, Cleanup deletes a
+	// finished one, and the process exits like one killed by the signal.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan syscall.Signal, 1)
+	go func() {
+		sig := (<-sigs).(syscall.Signal)
+		got <- sig
+		cancel()
+	}()
 	spec := env.spec(t, "hx-cluster-c", os.Getenv(interruptChildEnv))
 	spec.Log = os.Stdout
 	if _, err := guard.Create(ctx, spec); err != nil {
@@ -472,13 +485,14 @@ func interruptChild(t *testing.T) {
 	} else {
 		fmt.Println("CHILD-READY")
 	}
-	// The guard's signal handler exits the process; wait for it.
 	select {
 	case <-time.After(3 * time.Minute):
 		t.Fatal("no signal arrived")
-	case <-ctx.Done():
-		time.Sleep(2 * time.Minute)
-		t.Fatal("guard did not exit the process after the signal")
+	case sig := <-got:
+		if err := guard.Cleanup(context.Background(), true); err != nil {
+			fmt.Println("child: cleanup:", err)
+		}
+		os.Exit(128 + int(sig))
 	}
 }
 

@@ -43,6 +43,9 @@ type Options struct {
 	// FluxComponents are the controllers to install; default the kit's, or
 	// flux2's default four.
 	FluxComponents []string
+	// OfflineChecks runs the offline tier (harness/validate) on the fleet
+	// before anything is created (E2E_OFFLINE_CHECKS, default true).
+	OfflineChecks bool
 	// Preflight resolves and renders every HelmRelease before any cluster
 	// is created (E2E_PREFLIGHT, default true).
 	Preflight bool
@@ -87,6 +90,9 @@ func OptionsFromEnv(root string) (Options, error) {
 		return o, fmt.Errorf("E2E_KEEP: %w", err)
 	}
 	if o.Reuse, err = parseBool("E2E_REUSE", getenv("E2E_REUSE", "false")); err != nil {
+		return o, err
+	}
+	if o.OfflineChecks, err = parseBool("E2E_OFFLINE_CHECKS", getenv("E2E_OFFLINE_CHECKS", "true")); err != nil {
 		return o, err
 	}
 	if o.Preflight, err = parseBool("E2E_PREFLIGHT", getenv("E2E_PREFLIGHT", "true")); err != nil {

@@ -60,6 +60,8 @@ type Run struct {
 	gateway    string
 	chartsPort int
 
+	timings []StepTiming
+
 	failed    atomic.Bool
 	diagnosed sync.Map // env name → struct{}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -31,12 +32,12 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
-// The offline kit profile variables.
+// The offline kit profile variables a test may require.
 const (
-	NodeImageVar     = "FLEET_NODE_IMAGE"
-	KindConfigVar    = "FLEET_KIND_CONFIG"
-	FluxManifestsVar = "FLEET_FLUX_MANIFESTS"
-	PreloadImagesVar = "FLEET_PRELOAD_IMAGES"
+	NodeImageVar     = kitprofile.NodeImageVar
+	KindConfigVar    = kitprofile.KindConfigVar
+	FluxManifestsVar = kitprofile.FluxManifestsVar
+	PreloadImagesVar = kitprofile.PreloadImagesVar
 )
 
 // createTimeout bounds cluster creation plus image loading: two cores may be
@@ -47,19 +48,16 @@ const createTimeout = 6 * time.Minute
 // answer in this time cannot run kind either.
 const dockerInfoTimeout = 30 * time.Second
 
-// Profile is the offline kit profile read from the FLEET_* variables.
-type Profile struct {
-	NodeImage     string
-	KindConfig    []byte // contents of FLEET_KIND_CONFIG
-	FluxManifests string // offline Flux manifests directory
-	PreloadImages []string
-}
+// Profile is the offline kit profile (harness/kitprofile) plus what the
+// harness's own tests do with it.
+type Profile struct{ kitprofile.Profile }
 
 // Require skips the test, saying why, when it runs with -short, when there is
 // no Docker engine, or when the profile lacks FLEET_NODE_IMAGE,
 // FLEET_KIND_CONFIG or any of vars: this machine cannot pull images, so kind
-// only works from the kit. Under CI=true a missing Docker engine fails the
-// test instead: CI must run the real-kind tests, not pass by skipping them.
+// only works from the kit. Under CI=true a missing Docker engine or profile
+// fails the test instead: CI must run the real-kind tests, not pass by
+// skipping them.
 func Require(t testing.TB, vars ...string) Profile {
 	t.Helper()
 	if testing.Short() {
@@ -77,33 +75,18 @@ func Require(t testing.TB, vars ...string) Profile {
 	}
 	for _, v := range append([]string{NodeImageVar, KindConfigVar}, vars...) {
 		if os.Getenv(v) == "" {
-			t.Skipf("%s is unset: source the offline kit profile (make offline-images; hack/kit/build.sh --print names it) to run real-kind tests, this machine cannot pull images", v)
+			msg := fmt.Sprintf("%s is unset: source the offline kit profile (make offline-images; hack/kit/build.sh --print names it) to run real-kind tests, this machine cannot pull images", v)
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s (CI=true: real-kind tests must run)", msg)
+			}
+			t.Skip(msg)
 		}
 	}
-	raw, err := os.ReadFile(os.Getenv(KindConfigVar))
+	kit, err := kitprofile.FromEnv()
 	if err != nil {
-		t.Fatalf("reading %s: %v", KindConfigVar, err)
+		t.Fatalf("reading the offline kit profile: %v", err)
 	}
-	p := Profile{NodeImage: os.Getenv(NodeImageVar), KindConfig: raw, FluxManifests: os.Getenv(FluxManifestsVar)}
-	for _, img := range strings.Split(os.Getenv(PreloadImagesVar), ",") {
-		if img = strings.TrimSpace(img); img != "" {
-			p.PreloadImages = append(p.PreloadImages, img)
-		}
-	}
-	return p
-}
-
-// FluxImages returns the Flux controller images of the preload list: tests
-// that install Flux need nothing else, and workload images would only slow
-// the load down.
-func (p Profile) FluxImages() []string {
-	var images []string
-	for _, img := range p.PreloadImages {
-		if strings.HasPrefix(img, "ghcr.io/fluxcd/") {
-			images = append(images, img)
-		}
-	}
-	return images
+	return Profile{kit}
 }
 
 // Cluster creates the kind cluster name from the profile (deleting a leftover
