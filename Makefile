@@ -18,7 +18,7 @@ GO_TEST_FLAGS ?= -count=1 -v -p 1 -timeout 75m
 # recipe runs, so reading this Makefile builds nothing.
 LOAD_KIT = set -a; . "$$(bash hack/kit/build.sh --print)"; set +a
 
-.PHONY: all test e2e soak validate preflight offline-images lint docker-engine host-tools
+.PHONY: all test e2e e2e-upgrade soak bench validate preflight offline-images lint docker-engine host-tools
 
 all: test
 
@@ -35,9 +35,22 @@ e2e: docker-engine
 	if [[ "$(FLEET)" == fixtures/* ]]; then bash hack/kit/build.sh; $(LOAD_KIT); fi; \
 	E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
 
+## e2e-upgrade: converge BASE (a git revision: origin/main, HEAD~1, a tag) and check it, then roll to the working
+## tree (or E2E_REVISION) and run the e2e suite there. FLEET=fixtures/... runs on the offline kit, built first.
+e2e-upgrade: docker-engine
+	if [[ -z "$(BASE)" ]]; then echo "usage: make e2e-upgrade BASE=<git revision> [ENV=...] [FLEET=...]" >&2; exit 2; fi; \
+	if [[ "$(FLEET)" == fixtures/* ]]; then bash hack/kit/build.sh; $(LOAD_KIT); fi; \
+	E2E_BASE="$(BASE)" E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
+
 ## soak: N runs (default 10) of the fixture e2e suite on fresh clusters; passes and min/median/max time to green.
 soak: offline-images
 	$(LOAD_KIT); E2E_FLEET="$(TEST_FLEET)" go run ./hack/soak -n $(N)
+
+## bench: where the seconds of a bring-up go — N runs from nothing with the preloaded node image and with
+## kind load (interleaved), N re-syncs on kept clusters; min/median/max per phase (BENCH="-n 3 -fleet DIR").
+BENCH ?=
+bench: offline-images
+	$(LOAD_KIT); go run ./hack/bench $(BENCH)
 
 ## validate: offline checks of a fleet directory (default: this repository).
 validate:

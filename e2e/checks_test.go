@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -162,100 +160,29 @@ func assertInventoryReady(ctx context.Context, t *testing.T, e *fleetenv.Environ
 	t.Logf("%s: %d object(s) of Kustomization %s Ready", e.Name, checked, name)
 }
 
-// appRoute is how a request reaches the app: the ingress controller's
-// Service and the host the app's Ingress claims.
-type appRoute struct {
-	host      string
-	namespace string // of the Ingress, hence of the app
-	forward   *probe.Forward
-}
-
 // openAppRoute finds the app's Ingress host and port-forwards to the nginx
-// ingress controller's Service.
-func openAppRoute(ctx context.Context, t *testing.T, e *fleetenv.Environment) appRoute {
+// ingress controller's Service (probe.OpenAppRoute, which the harness's
+// upgrade checks and availability watch use too).
+func openAppRoute(ctx context.Context, t *testing.T, e *fleetenv.Environment) *probe.AppRoute {
 	t.Helper()
 	g := NewWithT(t)
-	c := clientsFor(t, e)
-	ingresses, err := c.Kube.NetworkingV1().Ingresses(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	g.Expect(err).NotTo(HaveOccurred(), "listing Ingresses")
-	var route appRoute
-	for _, ing := range ingresses.Items {
-		for _, rule := range ing.Spec.Rules {
-			if rule.Host != "" && strings.Contains(rule.Host, e.Name) && route.host == "" {
-				route.host, route.namespace = rule.Host, ing.Namespace
-			}
-		}
-	}
-	g.Expect(route.host).NotTo(BeEmpty(), "%s: no Ingress claims a host for this environment (want a host containing %q)%s", e.Name, e.Name, waitOutcome(e))
-
-	svc, err := serviceWithPort(ctx, c, "nginx", 80, 8080)
-	g.Expect(err).NotTo(HaveOccurred(), "%s: finding the nginx ingress Service%s", e.Name, waitOutcome(e))
-	route.forward, err = probe.ToService(ctx, e.Clients, svc)
-	g.Expect(err).NotTo(HaveOccurred(), "%s: port-forward to the nginx ingress%s", e.Name, waitOutcome(e))
-	t.Cleanup(route.forward.Close)
+	route, err := probe.OpenAppRoute(ctx, clientsFor(t, e), e.Name)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: the route to the app through the nginx ingress%s", e.Name, waitOutcome(e))
+	t.Cleanup(route.Close)
 	return route
-}
-
-// serviceWithPort finds a non-headless Service in ns exposing one of ports.
-func serviceWithPort(ctx context.Context, c clients, ns string, ports ...int32) (probe.Target, error) {
-	list, err := c.Kube.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return probe.Target{}, err
-	}
-	for _, want := range ports {
-		for _, s := range list.Items {
-			if s.Spec.ClusterIP == corev1.ClusterIPNone {
-				continue
-			}
-			for _, p := range s.Spec.Ports {
-				if p.Port == want {
-					return probe.Target{Namespace: ns, Service: s.Name, Port: p.Port}, nil
-				}
-			}
-		}
-	}
-	return probe.Target{}, fmt.Errorf("no Service in namespace %s exposes port %v", ns, ports)
-}
-
-func (r appRoute) do(ctx context.Context, method, path string, body io.Reader) (int, []byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+r.forward.Addr+path, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Host = r.host
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, data, err
 }
 
 func assertTrafficReachesApp(ctx context.Context, t *testing.T, e *fleetenv.Environment) {
 	g := NewWithT(t)
 	route := openAppRoute(ctx, t, e)
 	start := time.Now()
-	code, body, err := route.do(ctx, http.MethodGet, "/", nil)
-	g.Expect(err).NotTo(HaveOccurred(), "%s: GET / with Host %s through %s", e.Name, route.host, route.forward.Pod)
-	g.Expect(code).To(Equal(http.StatusOK), "%s: GET / with Host %s answered %d: %s", e.Name, route.host, code, truncate(body))
-
-	// The app answers with its pod's hostname: proof that the request crossed
-	// the ingress and landed on a pod of the app, not on an nginx default page.
-	var answer struct {
-		Hostname string `json:"hostname"`
-	}
-	g.Expect(json.Unmarshal(body, &answer)).To(Succeed(), "%s: the answer to Host %s is not the app's JSON: %s", e.Name, route.host, truncate(body))
-	pods, err := clientsFor(t, e).Kube.CoreV1().Pods(route.namespace).List(ctx, metav1.ListOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	var names []string
-	for _, p := range pods.Items {
-		names = append(names, p.Name)
-	}
-	g.Expect(names).To(ContainElement(answer.Hostname), "%s: answer came from %q, which is not a pod of namespace %s", e.Name, answer.Hostname, route.namespace)
-	t.Logf("%s: GET http://%s/ via nginx (%s) answered by pod %s/%s in %s", e.Name, route.host, route.forward.Pod, route.namespace, answer.Hostname, time.Since(start).Round(time.Millisecond))
+	// CheckApp asserts the answer: 200, the app's JSON, and — its pod's
+	// hostname among the app's pods — proof that the request crossed the
+	// ingress and landed on a pod of the app, not on an nginx default page.
+	answer, err := route.CheckApp(ctx)
+	g.Expect(err).NotTo(HaveOccurred(), "%s: through %s%s", e.Name, route.Forward.Pod, waitOutcome(e))
+	g.Expect(answer.Pods).To(ContainElement(answer.Hostname), "%s: answer came from %q, which is not a pod of namespace %s", e.Name, answer.Hostname, route.Namespace)
+	t.Logf("%s: GET http://%s/ via nginx (%s) answered by pod %s/%s in %s", e.Name, route.Host, route.Forward.Pod, route.Namespace, answer.Hostname, time.Since(start).Round(time.Millisecond))
 }
 
 func assertAppUsesRedis(ctx context.Context, t *testing.T, e *fleetenv.Environment) {
@@ -263,19 +190,19 @@ func assertAppUsesRedis(ctx context.Context, t *testing.T, e *fleetenv.Environme
 	route := openAppRoute(ctx, t, e)
 	key, value := "e2e-"+e.Name+"-"+randomHex(4), "written-by-e2e-"+randomHex(8)
 
-	code, body, err := route.do(ctx, http.MethodPost, "/cache/"+key, strings.NewReader(value))
+	code, body, err := route.Do(ctx, http.MethodPost, "/cache/"+key, strings.NewReader(value))
 	g.Expect(err).NotTo(HaveOccurred(), "%s: POST /cache/%s", e.Name, key)
 	g.Expect(code).To(BeElementOf(http.StatusOK, http.StatusCreated, http.StatusAccepted, http.StatusNoContent),
-		"%s: POST /cache/%s answered %d: %s", e.Name, key, code, truncate(body))
-	code, body, err = route.do(ctx, http.MethodGet, "/cache/"+key, nil)
+		"%s: POST /cache/%s answered %d: %s", e.Name, key, code, probe.Truncate(body))
+	code, body, err = route.Do(ctx, http.MethodGet, "/cache/"+key, nil)
 	g.Expect(err).NotTo(HaveOccurred(), "%s: GET /cache/%s", e.Name, key)
-	g.Expect(code).To(Equal(http.StatusOK), "%s: GET /cache/%s answered %d: %s", e.Name, key, code, truncate(body))
+	g.Expect(code).To(Equal(http.StatusOK), "%s: GET /cache/%s answered %d: %s", e.Name, key, code, probe.Truncate(body))
 	g.Expect(string(body)).To(Equal(value), "%s: the app returned another value for %s", e.Name, key)
 
 	// Read the key straight from the fleet's redis: the app must use that
 	// redis, not a cache of its own.
 	c := clientsFor(t, e)
-	target, err := serviceWithPort(ctx, c, "redis", 6379)
+	target, err := probe.ServiceWithPort(ctx, c, "redis", 6379)
 	g.Expect(err).NotTo(HaveOccurred(), "%s: finding the redis Service", e.Name)
 	fwd, err := probe.ToService(ctx, e.Clients, target)
 	g.Expect(err).NotTo(HaveOccurred(), "%s: port-forward to %s", e.Name, target)
@@ -285,7 +212,7 @@ func assertAppUsesRedis(ctx context.Context, t *testing.T, e *fleetenv.Environme
 	stored, err := rdb.Get(ctx, key).Result()
 	g.Expect(err).NotTo(HaveOccurred(), "%s: GET %s from %s: the app did not store it in the fleet's redis", e.Name, key, target)
 	g.Expect(stored).To(Equal(value))
-	t.Logf("%s: app at %s wrote %s to redis %s (%s) and read it back", e.Name, route.host, key, target, fwd.Pod)
+	t.Logf("%s: app at %s wrote %s to redis %s (%s) and read it back", e.Name, route.Host, key, target, fwd.Pod)
 }
 
 func deploymentAvailable(d *appsv1.Deployment) bool {
@@ -306,15 +233,6 @@ func deploymentConditions(d *appsv1.Deployment) string {
 		return "no conditions yet"
 	}
 	return strings.Join(parts, "; ")
-}
-
-func truncate(b []byte) string {
-	const max = 300
-	s := strings.TrimSpace(string(b))
-	if len(s) > max {
-		return s[:max] + "…"
-	}
-	return s
 }
 
 func randomHex(n int) string {

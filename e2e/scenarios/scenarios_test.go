@@ -137,6 +137,7 @@ func TestBrokenFleetsFailFast(t *testing.T) {
 		want  failure
 	}{
 		{"broken-image", failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`fleet-kit/fleet-app:does-not-exist`), nil}},
+		{"unschedulable", failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "Unschedulable", regexp.MustCompile(`Insufficient cpu`), nil}},
 		{"wrong-path", failure{regexp.MustCompile(`^Kustomization/flux-system/apps$`), "ArtifactFailed", regexp.MustCompile(`kustomization path not found`), nil}},
 		{"helm-no-version", failure{regexp.MustCompile(`^HelmChart/flux-system/redis-redis$`), "ChartPullError", regexp.MustCompile(`>=9\.0\.0`), nil}},
 		{"helm-bad-value", failure{regexp.MustCompile(`^HelmRelease/nginx/nginx$`), "InstallFailed", regexp.MustCompile(`values don't meet the specifications of the schema`), nil}},

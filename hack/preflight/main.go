@@ -12,16 +12,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/hack/internal/repo"
 	"github.com/flux-fleet/flux-fleet/harness/preflight"
 )
 
@@ -49,31 +48,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	root, rootErr := repoRoot()
-	// An empty -fleet (as `make preflight` passes without FLEET=) means the default.
-	dir := *fleet
-	if dir == "" {
-		dir = os.Getenv("FLEET_DIR")
-	}
-	if dir == "" {
-		if rootErr != nil {
-			fmt.Fprintf(stderr, "preflight: %v (pass -fleet DIR)\n", rootErr)
-			return 2
-		}
-		dir = root
+	dir, err := repo.FleetDir(*fleet)
+	if err != nil {
+		fmt.Fprintf(stderr, "preflight: %v (pass -fleet DIR)\n", err)
+		return 2
 	}
 	kv := *kubeVersion
 	if kv == "" {
-		if rootErr != nil {
-			fmt.Fprintf(stderr, "preflight: %v (pass -kube-version)\n", rootErr)
-			return 2
+		root, err := repo.Root()
+		if err == nil {
+			kv, err = preflight.KitKubeVersion(root)
 		}
-		v, err := preflight.KitKubeVersion(root)
 		if err != nil {
 			fmt.Fprintf(stderr, "preflight: %v (pass -kube-version)\n", err)
 			return 2
 		}
-		kv = v
 	}
 	var names []string
 	for _, e := range strings.Split(*envs, ",") {
@@ -101,22 +90,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod found above the working directory")
-		}
-		dir = parent
-	}
 }

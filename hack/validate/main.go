@@ -10,14 +10,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 
+	"github.com/flux-fleet/flux-fleet/hack/internal/repo"
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
 
@@ -41,18 +40,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return 2
 	}
-	// An empty -fleet (as `make validate` passes without FLEET=) means the default.
-	dir := *fleet
-	if dir == "" {
-		dir = os.Getenv("FLEET_DIR")
-	}
-	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			fmt.Fprintf(stderr, "validate: %v (pass -fleet DIR)\n", err)
-			return 2
-		}
-		dir = root
+	dir, err := repo.FleetDir(*fleet)
+	if err != nil {
+		fmt.Fprintf(stderr, "validate: %v (pass -fleet DIR)\n", err)
+		return 2
 	}
 	res, err := validate.Validate(ctx, dir)
 	if err != nil {
@@ -73,22 +64,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// repoRoot walks up from the working directory to the directory holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod found above the working directory")
-		}
-		dir = parent
-	}
 }

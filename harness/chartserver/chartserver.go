@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
 )
 
 // Options configures Start.
@@ -55,7 +57,7 @@ type Chart struct {
 // Server serves the charts found in Options.ChartDirs.
 type Server struct {
 	opts   Options
-	log    *lineLogger
+	log    *httplog.Log
 	tmpDir string
 	port   int
 	host   string
@@ -89,7 +91,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating chart server directory: %w", err)
 	}
-	s := &Server{opts: opts, log: &lineLogger{w: opts.Log}, tmpDir: tmp}
+	s := &Server{opts: opts, log: httplog.New(opts.Log, "chartserver: "), tmpDir: tmp}
 	ok := false
 	defer func() {
 		if !ok {
@@ -123,7 +125,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.serve(l)
-	s.log.printf("serving %d charts at %s", len(s.Charts()), s.URL())
+	s.log.Printf("serving %d charts at %s", len(s.Charts()), s.URL())
 	ok = true
 	return s, nil
 }
@@ -217,7 +219,7 @@ func (s *Server) AddListener(ctx context.Context, ip string) (hostPort string, e
 	}
 	s.serve(l)
 	hostPort = l.Addr().String()
-	s.log.printf("also serving at http://%s", hostPort)
+	s.log.Printf("also serving at http://%s", hostPort)
 	return hostPort, nil
 }
 
@@ -313,38 +315,32 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 	}
 }
 
-// serveHTTP authenticates every request, then routes it to the repository
-// index, an archive or the registry; everything else is 404.
+// serveHTTP logs every request that route answers.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	began := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
-	s.route(rec, r)
-	if rec.status == 0 {
-		rec.status = http.StatusOK
-	}
-	// RequestURI as sent (no credentials: those travel in a header), so
-	// that a refused "/%2e%2e/x" is logged as the client wrote it.
-	s.log.printf("%s %s %d %s", r.Method, r.RequestURI, rec.status, time.Since(began).Round(time.Millisecond))
+	s.log.Serve(w, r, s.route)
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+// route authenticates every request, then routes it to the repository
+// index, an archive or the registry; everything else is 404. It has no
+// note for the log.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 	if !s.authorized(r) {
 		// OCI clients only send credentials after a Basic challenge.
 		w.Header().Set("WWW-Authenticate", `Basic realm="chart-server"`)
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
-		return
+		return ""
 	}
 	p := r.URL.Path
 	if !cleanPath(p) {
 		http.NotFound(w, r)
-		return
+		return ""
 	}
 	// Clients only read: pushes would change the registry behind the
 	// snapshot that Publish made.
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
+		return ""
 	}
 	snap := s.snap.Load()
 	switch {
@@ -356,7 +352,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		c, ok := snap.archives[strings.TrimPrefix(p, "/charts/")]
 		if !ok {
 			http.NotFound(w, r)
-			return
+			return ""
 		}
 		w.Header().Set("Content-Type", "application/gzip")
 		http.ServeContent(w, r, c.file, snap.published, bytes.NewReader(c.archive))
@@ -365,6 +361,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+	return ""
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -392,44 +389,4 @@ func cleanPath(p string) bool {
 		}
 	}
 	return true
-}
-
-// statusRecorder remembers the status code for the request log.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// lineLogger serialises log lines from concurrent requests.
-type lineLogger struct {
-	mu sync.Mutex
-	w  io.Writer // nil discards
-}
-
-func (l *lineLogger) printf(format string, args ...any) {
-	_, _ = fmt.Fprintf(l, "chartserver: "+format+"\n", args...)
-}
-
-// Write lets the HTTP server's error log share the writer and its lock.
-func (l *lineLogger) Write(b []byte) (int, error) {
-	if l.w == nil {
-		return len(b), nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }

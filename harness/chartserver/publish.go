@@ -102,7 +102,7 @@ func (s *Server) Publish(ctx context.Context) ([]Chart, error) {
 	}
 	s.snap.Store(snap)
 	for _, c := range charts {
-		s.log.printf("published %s %s (%s) from %s", c.Name, c.Version, c.Digest, c.dir)
+		s.log.Printf("published %s %s (%s) from %s", c.Name, c.Version, c.Digest, c.dir)
 	}
 	return s.Charts(), nil
 }

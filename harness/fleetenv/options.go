@@ -52,6 +52,19 @@ type Options struct {
 	// ChartDirs are served by the chart server (each a chart or a directory
 	// of charts): the project's fixtures/charts and the kit's extra charts.
 	ChartDirs []string
+
+	// Revision is a git revision of the repository that holds FleetDir to
+	// serve instead of the working tree (E2E_REVISION): exactly what that
+	// commit held. With Base it is the head of the upgrade.
+	Revision string
+	// Base, when set (E2E_BASE), is a git revision served first: the run
+	// converges and checks it, then rolls to the head (Revision, or the
+	// working tree) in an extra step, "upgrade".
+	Base string
+	// MaxFailedRequests fails the upgrade when more requests to the app
+	// failed while the head rolled out (E2E_MAX_FAILED_REQUESTS); negative,
+	// the default of OptionsFromEnv: report only.
+	MaxFailedRequests int
 }
 
 // Offline reports whether the run uses the offline kit's Flux manifests.
@@ -102,6 +115,9 @@ func OptionsFromEnv(root string) (Options, error) {
 		return o, err
 	}
 	if o.PodFailureGrace, err = parseDuration("E2E_POD_FAILURE_GRACE", o.PodFailureGrace); err != nil {
+		return o, err
+	}
+	if o.Revision, o.Base, o.MaxFailedRequests, err = upgradeOptionsFromEnv(o.FleetDir); err != nil {
 		return o, err
 	}
 	if len(o.Envs) == 0 {

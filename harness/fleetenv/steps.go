@@ -53,7 +53,7 @@ func (r *Run) Timings() []StepTiming {
 // Steps are the bring-up in order. Checks that need no cluster come first,
 // so a broken fleet fails in seconds.
 func (r *Run) Steps() []Step {
-	return []Step{
+	steps := []Step{
 		{"offline checks", r.checkFleet},
 		{"chart server", r.serveCharts},
 		{"pre-flight", r.preflight},
@@ -63,6 +63,10 @@ func (r *Run) Steps() []Step {
 		{"sync", r.sync},
 		{"wait", r.wait},
 	}
+	if r.opts.Base != "" {
+		steps = append(steps, Step{"upgrade", r.upgrade})
+	}
+	return steps
 }
 
 // Setup returns the steps as e2e-framework environment functions; the
@@ -263,14 +267,14 @@ func (r *Run) exposeServers(ctx context.Context) error {
 		return err
 	}
 	r.gateway = host
-	git, err := gitserver.Start(ctx, gitserver.Options{Addr: host, SourceDir: r.opts.FleetDir, Log: prefixed(r.out, "git")})
+	git, err := gitserver.Start(ctx, gitserver.Options{Addr: host, SourceDir: r.opts.FleetDir, Revision: r.opts.firstRevision(), Log: prefixed(r.out, "git")})
 	if err != nil {
 		return fmt.Errorf("serving fleet %s: %w", r.opts.FleetDir, err)
 	}
 	r.mu.Lock()
 	r.git = git
 	r.mu.Unlock()
-	r.logf("serving %s at %s (revision %s)", r.opts.FleetDir, git.URL(), git.Revision())
+	r.logf("serving %s at %s (revision %s: %s)", r.opts.FleetDir, git.URL(), git.Revision(), git.Origin())
 	if r.charts != nil {
 		hostPort, err := r.charts.AddListener(ctx, host)
 		if err != nil {
@@ -406,6 +410,7 @@ func (r *Run) waitEnv(ctx context.Context, e *Environment, start time.Time) erro
 	r.mu.Lock()
 	e.Report, e.Ready = report, err
 	r.mu.Unlock()
+	defer r.writeRecord(ctx, e)
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", e.Name, err)
@@ -421,9 +426,10 @@ func (r *Run) waitEnv(ctx context.Context, e *Environment, start time.Time) erro
 	return nil
 }
 
-// Republish snapshots the fleet and its charts again, points every
-// environment at the new revision and waits for them: the edit → re-sync
-// loop on kept clusters. ctx bounds it; so does the run's Timeout.
+// Republish snapshots the fleet (with Options.Revision, that revision
+// again) and its charts, points every environment at the new revision and
+// waits for them: the edit → re-sync loop on kept clusters. ctx bounds it;
+// so does the run's Timeout.
 func (r *Run) Republish(ctx context.Context) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
@@ -433,7 +439,7 @@ func (r *Run) Republish(ctx context.Context) (time.Duration, error) {
 			return 0, fmt.Errorf("publishing charts: %w", err)
 		}
 	}
-	rev, err := r.git.Publish(ctx)
+	rev, err := r.publishHead(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("publishing fleet: %w", err)
 	}

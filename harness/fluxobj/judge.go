@@ -151,10 +151,13 @@ func Judge(u *unstructured.Unstructured, sourceRev string) Verdict {
 		attempted, _, _ := unstructured.NestedString(u.Object, "status", "lastAttemptedRevision")
 		onCurrent := attempted != "" && (sourceRev == "" || attempted == sourceRev)
 		pathMissing := ready.Reason == meta.ArtifactFailedReason && strings.Contains(ready.Message, "path not found")
+		rejected := ready.Reason == meta.ReconciliationFailedReason && apiServerRejected(ready.Message)
 		switch {
-		case onCurrent && (ready.Reason == meta.BuildFailedReason || pathMissing):
+		case onCurrent && (ready.Reason == meta.BuildFailedReason || pathMissing || rejected):
 			v.Phase, v.Terminal = Failed, true
-			v.Message = fmt.Sprintf("%s (revision %s)", ready.Message, attempted)
+			// kustomize-controller ends an apply failure with a newline
+			// and the partial change set, often empty.
+			v.Message = fmt.Sprintf("%s (revision %s)", strings.TrimSpace(ready.Message), attempted)
 		case pathMissing && attempted == "":
 			// A missing path fails before any revision is attempted, so which
 			// revision it refers to is unknown: fatal once it persists.
@@ -172,6 +175,21 @@ func Judge(u *unstructured.Unstructured, sourceRev string) Verdict {
 		v.Graced = sourceFailureReasons[ready.Reason]
 	}
 	return v
+}
+
+// apiServerRejected reports whether a Kustomization's apply failure is the
+// API server refusing an object as invalid — an immutable field changed (a
+// Deployment's selector, a Service's clusterIP, a Job's template), a value
+// out of range, a field the schema does not have. kustomize-controller
+// reports it as ReconciliationFailed and retries every retryInterval, but
+// the same revision is refused the same way each time. Other apply failures
+// (a namespace or CRD that another Kustomization has yet to create, an
+// unreachable webhook) can heal and stay Progressing. The message is pkg/ssa's
+// DryRunErr: "<Kind/ns/name> dry-run failed (<API reason>): <API message>".
+func apiServerRejected(msg string) bool {
+	return strings.Contains(msg, " dry-run failed (Invalid): ") ||
+		strings.Contains(msg, " dry-run failed (BadRequest): ") ||
+		strings.Contains(msg, "field is immutable")
 }
 
 // judgeWithoutReady judges a Flux object that has no Ready condition the way

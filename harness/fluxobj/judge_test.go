@@ -83,6 +83,10 @@ func TestJudge(t *testing.T) {
 		{"build failed on current revision", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, cond("Ready", "False", "BuildFailed", "kustomize build failed")), rev, Failed, "BuildFailed", true, false},
 		{"build failed on old revision", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": "main@sha1:old"}, cond("Ready", "False", "BuildFailed", "kustomize build failed")), rev, Progressing, "BuildFailed", false, false},
 		{"path not found", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, cond("Ready", "False", "ArtifactFailed", "kustomization path not found: stat /tmp/x: no such file")), rev, Failed, "ArtifactFailed", true, false},
+		{"apply refused on the current revision: immutable Deployment selector", flux("Kustomization", "flux-system", "apps", 2, 2, map[string]any{"lastAttemptedRevision": rev, "lastAppliedRevision": "main@sha1:old"}, cond("Ready", "False", "ReconciliationFailed", `Deployment/apps/fleet-app dry-run failed (Invalid): Deployment.apps "fleet-app" is invalid: spec.selector: Invalid value: {"matchLabels":{"app.kubernetes.io/name":"fleet-app","app.kubernetes.io/instance":"v2"}}: field is immutable`)), rev, Failed, "ReconciliationFailed", true, false},
+		{"apply refused on the current revision: field not in the schema", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, cond("Ready", "False", "ReconciliationFailed", `Deployment/apps/web dry-run failed (BadRequest): .spec.replica: field not declared in schema`)), rev, Failed, "ReconciliationFailed", true, false},
+		{"apply refused on an older revision (a fix may be on its way)", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": "main@sha1:old"}, cond("Ready", "False", "ReconciliationFailed", `Deployment/apps/fleet-app dry-run failed (Invalid): Deployment.apps "fleet-app" is invalid: spec.selector: field is immutable`)), rev, Progressing, "ReconciliationFailed", false, false},
+		{"apply failed on a namespace another Kustomization creates (heals)", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, cond("Ready", "False", "ReconciliationFailed", `Deployment/apps/web not found: namespaces "apps" not found`)), rev, Progressing, "ReconciliationFailed", false, false},
 		{"artifact download failed", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, cond("Ready", "False", "ArtifactFailed", "failed to download archive")), rev, Progressing, "ArtifactFailed", false, false},
 		{"dependency not ready", flux("Kustomization", "flux-system", "apps", 1, 1, nil, cond("Ready", "False", "DependencyNotReady", "dependency 'flux-system/infra' is not ready")), "", Progressing, "DependencyNotReady", false, false},
 		{"health check failed", flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, cond("Ready", "False", "HealthCheckFailed", "timeout")), rev, Progressing, "HealthCheckFailed", false, false},
@@ -170,5 +174,18 @@ func TestJudgeWorkload(t *testing.T) {
 	}
 	if v := JudgeWorkload(dep(2, 1, 2, 2)); v.Phase != Progressing {
 		t.Errorf("unobserved deployment: %+v", v)
+	}
+}
+
+// TestJudgeRefusedApplyMessage: the verdict carries the API server's message
+// as kustomize-controller reports it, without the empty change set that
+// follows it, and names the revision.
+func TestJudgeRefusedApplyMessage(t *testing.T) {
+	const rev = "main@sha1:abc"
+	msg := "Deployment/apps/fleet-app dry-run failed (Invalid): Deployment.apps \"fleet-app\" is invalid: spec.selector: Invalid value: {}: field is immutable\n"
+	v := Judge(flux("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, cond("Ready", "False", "ReconciliationFailed", msg)), rev)
+	want := "Deployment/apps/fleet-app dry-run failed (Invalid): Deployment.apps \"fleet-app\" is invalid: spec.selector: Invalid value: {}: field is immutable (revision main@sha1:abc)"
+	if v.Message != want {
+		t.Errorf("message %q\nwant    %q", v.Message, want)
 	}
 }

@@ -3,7 +3,9 @@
 // records the files git would see (tracked and untracked-not-ignored, with
 // their current content) as a new commit in a private bare repository,
 // served read-only with per-run basic-auth credentials; no other path of
-// the host is reachable through it.
+// the host is reachable through it. PublishRevision (and Options.Revision)
+// serves a committed revision instead, its tree unchanged, to replay
+// exactly what a commit held.
 package gitserver
 
 import (
@@ -33,6 +35,11 @@ type Options struct {
 	SourceDir string // working tree to snapshot
 	RepoName  string // served as /<RepoName>.git; "" = "fleet"
 	Branch    string // "" = "main"
+	// Revision, when set, is a git revision (commit, branch, tag or an
+	// expression such as HEAD~1) of the checkout that contains SourceDir:
+	// Start publishes SourceDir's tree at that commit instead of the
+	// working tree.
+	Revision string
 	// Username and Password protect the repository; random per run when empty.
 	Username string
 	Password string
@@ -54,7 +61,41 @@ type Server struct {
 	mu       sync.Mutex
 	snap     *snapshotter
 	revision string
+	origin   Origin
 	closed   bool
+}
+
+// Origin is what a published commit holds: a commit of the checkout, or the
+// working tree as it was.
+type Origin struct {
+	// Ref is the revision as asked for (e.g. "HEAD~1"); "" for a snapshot
+	// of the working tree.
+	Ref string
+	// Commit is the checkout's commit the tree comes from: Ref resolved, or
+	// for a working-tree snapshot the checkout's HEAD ("" outside a
+	// checkout or before its first commit).
+	Commit string
+	// WorkingTree marks a snapshot of the working tree, uncommitted edits
+	// included.
+	WorkingTree bool
+	// Path is SourceDir relative to the checkout root ("" at the root or
+	// outside a checkout).
+	Path string
+}
+
+// String describes the origin in one phrase, for log lines.
+func (o Origin) String() string {
+	short := o.Commit[:min(len(o.Commit), 12)]
+	switch {
+	case !o.WorkingTree && o.Ref != "" && o.Ref != o.Commit:
+		return fmt.Sprintf("commit %s (%s)", short, o.Ref)
+	case !o.WorkingTree:
+		return "commit " + short
+	case short != "":
+		return "working tree (on " + short + ")"
+	default:
+		return "working tree"
+	}
 }
 
 // Start creates the bare repository, publishes the first snapshot and
@@ -79,7 +120,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Publish(ctx); err != nil {
+	if opts.Revision != "" {
+		_, err = s.PublishRevision(ctx, opts.Revision)
+	} else {
+		_, err = s.Publish(ctx)
+	}
+	if err != nil {
 		return nil, err
 	}
 
@@ -197,7 +243,53 @@ func (s *Server) Publish(ctx context.Context) (revision string, err error) {
 		return "", fmt.Errorf("publishing snapshot of %s: %w", s.opts.SourceDir, err)
 	}
 	s.revision = rev
+	s.origin = Origin{Commit: s.snap.head(ctx), WorkingTree: true, Path: strings.TrimSuffix(s.snap.prefix, "/")}
 	return rev, nil
+}
+
+// PublishRevision publishes SourceDir's tree at a revision of the checkout
+// that contains it — the committed tree object itself, so the content is
+// exactly the commit's, whatever the working tree holds — as a new commit on
+// the branch whose parent is the previous publish, and returns that commit.
+func (s *Server) PublishRevision(ctx context.Context, rev string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", errors.New("git server is closed")
+	}
+	served, source, err := s.snap.commitRevision(ctx, rev, s.revision)
+	if err != nil {
+		return "", fmt.Errorf("publishing revision %s of %s: %w", rev, s.opts.SourceDir, err)
+	}
+	s.revision = served
+	s.origin = Origin{Ref: rev, Commit: source, Path: strings.TrimSuffix(s.snap.prefix, "/")}
+	return served, nil
+}
+
+// Origin says what the latest publish holds.
+func (s *Server) Origin() Origin {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.origin
+}
+
+// ResolveRevision resolves a revision of the checkout that contains dir to
+// its commit and checks that dir exists as a directory at that commit, so a
+// mistyped or unfetched revision is reported before anything starts.
+func ResolveRevision(ctx context.Context, dir, rev string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("resolving %s: %w", dir, err)
+	}
+	co, err := locateCheckout(ctx, abs)
+	if err != nil {
+		return "", err
+	}
+	if co == nil {
+		return "", fmt.Errorf("%s is not inside a git checkout: only a checkout has revisions to serve", abs)
+	}
+	commit, _, err := revisionTree(ctx, abs, co.prefix, rev)
+	return commit, err
 }
 
 // Close stops serving and removes the repository.

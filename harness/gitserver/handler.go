@@ -11,8 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
 )
 
 // requestTimeout bounds one git request (a fetch of the whole fleet
@@ -31,7 +32,7 @@ type handler struct {
 	uploadPack string // "/<name>.git/git-upload-pack"
 	dir        string // the bare repository
 	user, pass string
-	log        *lineLog
+	log        *httplog.Log
 }
 
 func newHandler(repoName, dir, user, pass string, log io.Writer) *handler {
@@ -42,23 +43,12 @@ func newHandler(repoName, dir, user, pass string, log io.Writer) *handler {
 		dir:        dir,
 		user:       user,
 		pass:       pass,
-		log:        &lineLog{w: log},
+		log:        httplog.New(log, ""),
 	}
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	note := h.serve(sw, r)
-	if sw.status == 0 {
-		sw.status = http.StatusOK
-	}
-	// RequestURI carries no credentials: basic auth travels in a header.
-	line := fmt.Sprintf("%s %s %d %s", r.Method, r.RequestURI, sw.status, time.Since(start).Round(time.Millisecond))
-	if note != "" {
-		line += ": " + note
-	}
-	h.log.println(line)
+	h.log.Serve(w, r, h.serve)
 }
 
 // serve answers the request and returns a note for the log.
@@ -202,43 +192,4 @@ func (rw *rpcWriter) Write(p []byte) (int, error) {
 		err = rw.rc.Flush()
 	}
 	return n, err
-}
-
-// statusWriter records the status code for the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(p []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// lineLog writes whole lines to Options.Log; concurrent requests must not
-// interleave. A nil writer discards.
-type lineLog struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lineLog) println(s string) {
-	if l.w == nil {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	_, _ = io.WriteString(l.w, s+"\n")
 }

@@ -4,18 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/sync/errgroup"
-	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
@@ -33,43 +31,26 @@ var podSpecPath = map[string][]string{
 }
 
 // imagesOf lists, sorted and without duplicates, the images of every
-// container, init container and ephemeral container in the rendered
-// manifests.
-func imagesOf(manifests []string) ([]string, error) {
+// container, init container and ephemeral container of the workloads.
+func imagesOf(objs Objects) []string {
 	seen := map[string]bool{}
-	for _, m := range manifests {
-		dec := k8syaml.NewYAMLOrJSONDecoder(strings.NewReader(m), 4096)
-		for {
-			var obj map[string]any
-			if err := dec.Decode(&obj); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return nil, err
-			}
-			kind, _ := obj["kind"].(string)
-			path, ok := podSpecPath[kind]
-			if !ok {
-				continue
-			}
-			spec := nested(obj, path)
-			for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
-				list, _ := spec[field].([]any)
-				for _, c := range list {
-					cm, _ := c.(map[string]any)
-					if img, _ := cm["image"].(string); img != "" {
-						seen[img] = true
-					}
+	for _, u := range objs {
+		path, ok := podSpecPath[u.GetKind()]
+		if !ok {
+			continue
+		}
+		spec := nested(u.Object, path)
+		for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
+			list, _ := spec[field].([]any)
+			for _, c := range list {
+				cm, _ := c.(map[string]any)
+				if img, _ := cm["image"].(string); img != "" {
+					seen[img] = true
 				}
 			}
 		}
 	}
-	out := make([]string, 0, len(seen))
-	for img := range seen {
-		out = append(out, img)
-	}
-	sort.Strings(out)
-	return out, nil
+	return slices.Sorted(maps.Keys(seen))
 }
 
 func nested(obj map[string]any, path []string) map[string]any {

@@ -102,8 +102,13 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), "80")
 }
 
-// credential returns the credentials for a host as written in the fleet.
-func (r *runner) credential(host string) *Credential {
+// credential returns the credentials for a host as written in the fleet,
+// for a source with a secretRef only: source-controller sends none to the
+// others.
+func (r *runner) credential(hasSecretRef bool, host string) *Credential {
+	if !hasSecretRef {
+		return nil
+	}
 	if c, ok := r.opts.Credentials[host]; ok {
 		return &c
 	}

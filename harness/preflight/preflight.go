@@ -1,8 +1,8 @@
 // Package preflight checks, before any cluster exists, that every HelmRelease
 // of a fleet can be installed: it resolves each chart version the way
 // source-controller does, renders the chart with the Helm SDK the way
-// helm-controller does, and checks that every image the rendered manifests
-// use exists in its registry.
+// helm-controller does (Render does the same for one chart directory), and
+// checks that every image the rendered manifests use exists in its registry.
 package preflight
 
 import (
@@ -13,13 +13,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"golang.org/x/sync/errgroup"
+	"helm.sh/helm/v4/pkg/chart/common"
 
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
@@ -85,8 +85,12 @@ func (f Finding) String() string {
 	if f.Env == "" { // about the run, not one environment
 		return f.Reason
 	}
-	v := validate.Finding{Env: f.Env, File: f.File, Object: f.Object, Reason: f.Reason}
-	return v.String()
+	return f.base().String()
+}
+
+// base is the finding as the offline tier words and orders it.
+func (f Finding) base() validate.Finding {
+	return validate.Finding{Env: f.Env, File: f.File, Object: f.Object, Reason: f.Reason}
 }
 
 // Release is the outcome for one HelmRelease.
@@ -97,10 +101,17 @@ type Release struct {
 	Chart, Version string
 	// Source describes where the chart came from: Kind/ns/name and URL.
 	Source string
+	// SourceRef is the source the chart comes from, as the HelmRelease (or
+	// the HelmChart of its chartRef) names it: a HelmRepository,
+	// GitRepository or OCIRepository; zero when it names none.
+	SourceRef validate.ObjectRef
 	// Digest of the chart archive ("sha256:…"), empty for charts read from the fleet directory.
 	Digest string
 	// Cached reports that the archive came from the cache, not the network.
 	Cached bool
+	// Objects are the rendered manifests (CRDs and hooks included, test
+	// hooks only with spec.test.enable); nil when the chart did not render.
+	Objects Objects
 	// Images used by the rendered manifests (hooks included), sorted.
 	Images []string
 	// Notes are things pre-flight could not check (valuesFrom, postRenderers);
@@ -251,7 +262,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.KubeVersion == "" {
 		return nil, errors.New("preflight: Options.KubeVersion is required (see KitKubeVersion)")
 	}
-	kubeVersion, err := parseKubeVersion(opts.KubeVersion)
+	kubeVersion, err := common.ParseKubeVersion(opts.KubeVersion)
 	if err != nil {
 		return nil, fmt.Errorf("preflight: Options.KubeVersion %q: %w", opts.KubeVersion, err)
 	}
@@ -383,26 +394,7 @@ func (r *runner) env(ctx context.Context, env *validate.Env) (*EnvReport, []Find
 }
 
 func sortFindings(fs []Finding) []Finding {
-	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := fs[i], fs[j]
-		if a.Env != b.Env {
-			return a.Env < b.Env
-		}
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Object != b.Object {
-			return a.Object.String() < b.Object.String()
-		}
-		return a.Reason < b.Reason
-	})
+	slices.SortStableFunc(fs, func(a, b Finding) int { return a.base().Compare(b.base()) })
 	// Two releases sharing a broken source report it once.
-	out := fs[:0]
-	for i, f := range fs {
-		if i > 0 && f == fs[i-1] {
-			continue
-		}
-		out = append(out, f)
-	}
-	return out
+	return slices.Compact(fs)
 }

@@ -26,7 +26,7 @@ import (
 )
 
 // chartHost is the chart server's in-cluster name, as fleet files write it.
-const chartHost = "chart-server.flux-system.svc.cluster.local"
+const chartHost = chartserver.InClusterHost
 
 // world is what the tests run against: the harness's chart server on
 // loopback serving the test chart at two versions, and an image registry
@@ -281,18 +281,30 @@ func edit(t *testing.T, files map[string]string, file, old, new string) map[stri
 }
 
 type releaseSummary struct {
-	Object, Chart, Version string
-	Images                 []string
+	Object, Chart, Version, Source string
+	Images                         []string
+	// Objects are the rendered objects as Kind/namespace/name.
+	Objects []string
 }
 
 func summarize(r *Report) map[string][]releaseSummary {
 	out := map[string][]releaseSummary{}
 	for _, e := range r.Envs {
 		for _, rel := range e.Releases {
-			out[e.Name] = append(out[e.Name], releaseSummary{Object: rel.Object.String(), Chart: rel.Chart, Version: rel.Version, Images: rel.Images})
+			var objs []string
+			for _, o := range rel.Objects {
+				objs = append(objs, validate.ObjectRef{Kind: o.GetKind(), Namespace: o.GetNamespace(), Name: o.GetName()}.String())
+			}
+			out[e.Name] = append(out[e.Name], releaseSummary{Object: rel.Object.String(), Chart: rel.Chart, Version: rel.Version,
+				Source: rel.SourceRef.String(), Images: rel.Images, Objects: objs})
 		}
 	}
 	return out
+}
+
+// rendered is what the test chart renders for a release in namespace apps.
+func rendered(release string) []string {
+	return []string{"CustomResourceDefinition/widgets.example.com", "Deployment/apps/" + release}
 }
 
 func TestRunCleanFleet(t *testing.T) {
@@ -314,9 +326,9 @@ func TestRunCleanFleet(t *testing.T) {
 	}
 	present := []string{w.registry + "/img:present"}
 	perEnv := []releaseSummary{
-		{Object: "HelmRelease/apps/app-http", Chart: "app", Version: "1.2.0", Images: present},
-		{Object: "HelmRelease/apps/app-oci", Chart: "app", Version: "1.2.0", Images: present},
-		{Object: "HelmRelease/apps/app-ref", Chart: "app", Version: "1.2.0", Images: present},
+		{Object: "HelmRelease/apps/app-http", Chart: "app", Version: "1.2.0", Source: "HelmRepository/flux-system/charts", Images: present, Objects: rendered("app-http")},
+		{Object: "HelmRelease/apps/app-oci", Chart: "app", Version: "1.2.0", Source: "HelmRepository/flux-system/charts-oci", Images: present, Objects: rendered("app-oci")},
+		{Object: "HelmRelease/apps/app-ref", Chart: "app", Version: "1.2.0", Source: "OCIRepository/flux-system/app", Images: present, Objects: rendered("app-ref")},
 	}
 	want := map[string][]releaseSummary{"production": perEnv, "staging": perEnv}
 	if diff := cmp.Diff(want, summarize(report)); diff != "" {
@@ -338,8 +350,16 @@ func TestRunCleanFleet(t *testing.T) {
 
 	// Second run: every archive comes from the cache; only the index, tag
 	// lists and manifests are asked for again.
-	if cold := w.log.take(); !strings.Contains(cold, "GET /charts/app-1.2.0.tgz 200") {
-		t.Errorf("the cold run did not download the archive:\n%s", cold)
+	// Whichever release asks first downloads the archive, from the HTTP
+	// repository or as the OCI layer (the same bytes, one digest).
+	var digest string
+	for _, c := range w.charts.Charts() {
+		if c.Name == "app" && c.Version == "1.2.0" {
+			digest = c.Digest
+		}
+	}
+	if cold := w.log.take(); !strings.Contains(cold, "GET /charts/app-1.2.0.tgz 200") && !strings.Contains(cold, "/blobs/"+digest+" 200") {
+		t.Errorf("the cold run did not download the archive (%s):\n%s", digest, cold)
 	}
 	opts.Out = nil
 	start := time.Now()
@@ -386,6 +406,12 @@ func TestRunFindings(t *testing.T) {
 				Reason: `spec.chart.spec.version ">=2.0.0": no chart version matches in ` + chartIndex + ` (newest: 1.3.0-rc.1, 1.2.0)`}},
 		},
 		{
+			name:  "chart the HTTP repository does not have",
+			files: edit(t, base, "releases/http.yaml", "chart: app\n", "chart: nope\n"),
+			want: []Finding{{File: "releases/http.yaml", Object: hr("app-http"),
+				Reason: `chart "nope" is not in ` + chartIndex + ` (it has: app)`}},
+		},
+		{
 			name:  "OCI repository range matches nothing",
 			files: edit(t, base, "releases/oci.yaml", `version: ">=1.0.0 <2.0.0"`, `version: "~1.1.0"`),
 			want: []Finding{{File: "releases/oci.yaml", Object: hr("app-oci"),
@@ -410,14 +436,7 @@ func TestRunFindings(t *testing.T) {
 		{
 			name:  "value the schema rejects",
 			files: edit(t, base, "clusters/staging/releases.yaml", `replicas: "2"`, `replicas: "0"`),
-			want: func() []Finding {
-				var fs []Finding
-				for _, n := range []string{"app-http", "app-oci", "app-ref"} {
-					fs = append(fs, Finding{File: "releases/" + strings.TrimPrefix(n, "app-") + ".yaml", Object: hr(n),
-						Reason: "values rejected by values.schema.json of chart app 1.2.0: app: at '/replicaCount': minimum: got 0, want 1"})
-				}
-				return fs
-			}(),
+			want:  eachRelease("values rejected by values.schema.json of chart app 1.2.0: app: at '/replicaCount': minimum: got 0, want 1"),
 		},
 		{
 			name:  "image tag that does not exist",
@@ -463,14 +482,7 @@ func TestRunFindings(t *testing.T) {
 			name:  "kind node too old for the chart",
 			files: base,
 			opts:  func(o *Options) { o.KubeVersion = "v1.29.4" },
-			want: func() []Finding {
-				var fs []Finding
-				for _, n := range []string{"app-http", "app-oci", "app-ref"} {
-					fs = append(fs, Finding{File: "releases/" + strings.TrimPrefix(n, "app-") + ".yaml", Object: hr(n),
-						Reason: "rendering chart app 1.2.0: chart requires kubeVersion: >=1.30.0-0 which is incompatible with Kubernetes v1.29.4"})
-				}
-				return fs
-			}(),
+			want:  eachRelease("rendering chart app 1.2.0: chart requires kubeVersion: >=1.30.0-0 which is incompatible with Kubernetes v1.29.4"),
 		},
 	}
 	for _, tc := range tests {
@@ -505,6 +517,15 @@ func hr(name string) validate.ObjectRef {
 	return validate.ObjectRef{Kind: "HelmRelease", Namespace: "apps", Name: name}
 }
 
+// eachRelease is the same finding for each HelmRelease of baseFleet.
+func eachRelease(reason string) []Finding {
+	var fs []Finding
+	for _, n := range []string{"http", "oci", "ref"} {
+		fs = append(fs, Finding{File: "releases/" + n + ".yaml", Object: hr("app-" + n), Reason: reason})
+	}
+	return fs
+}
+
 func TestRunPreReleaseRange(t *testing.T) {
 	w := startWorld(t)
 	files := edit(t, baseFleet(w), "releases/http.yaml", `version: ">=1.0.0 <2.0.0"`, `version: ">=1.0.0-0 <2.0.0"`)
@@ -517,9 +538,9 @@ func TestRunPreReleaseRange(t *testing.T) {
 	}
 	present := []string{w.registry + "/img:present"}
 	want := map[string][]releaseSummary{"production": {
-		{Object: "HelmRelease/apps/app-http", Chart: "app", Version: "1.3.0-rc.1", Images: present},
-		{Object: "HelmRelease/apps/app-oci", Chart: "app", Version: "1.2.0", Images: present},
-		{Object: "HelmRelease/apps/app-ref", Chart: "app", Version: "1.3.0-rc.1", Images: present},
+		{Object: "HelmRelease/apps/app-http", Chart: "app", Version: "1.3.0-rc.1", Source: "HelmRepository/flux-system/charts", Images: present, Objects: rendered("app-http")},
+		{Object: "HelmRelease/apps/app-oci", Chart: "app", Version: "1.2.0", Source: "HelmRepository/flux-system/charts-oci", Images: present, Objects: rendered("app-oci")},
+		{Object: "HelmRelease/apps/app-ref", Chart: "app", Version: "1.3.0-rc.1", Source: "OCIRepository/flux-system/app", Images: present, Objects: rendered("app-ref")},
 	}}
 	if diff := cmp.Diff(want, summarize(report)); diff != "" {
 		t.Errorf("releases (-want +got):\n%s\nfindings: %v", diff, report.Findings())

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -23,14 +25,12 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	v2util "helm.sh/helm/v4/pkg/chart/v2/util"
 	releasev1 "helm.sh/helm/v4/pkg/release/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
-
-func parseKubeVersion(v string) (*common.KubeVersion, error) {
-	return common.ParseKubeVersion(v)
-}
 
 // release pre-flights one HelmRelease: resolve, load, check values, render.
 func (r *runner) release(ctx context.Context, env *validate.Env, hrObj *validate.Object, rel *Release) []Finding {
@@ -43,7 +43,7 @@ func (r *runner) release(ctx context.Context, env *validate.Env, hrObj *validate
 	if rc.archive != nil {
 		rel.Digest, rel.Cached = rc.archive.digest, rc.archive.cached
 	}
-	findings = append(findings, r.render(env.Name, hrObj, hr, rc, rel)...)
+	findings = append(findings, r.render(ctx, env.Name, hrObj, hr, rc, rel)...)
 	rel.Findings = append(rel.Findings, findings...)
 	return findings
 }
@@ -58,8 +58,9 @@ func (rc *resolvedChart) load() (*chart.Chart, error) {
 // render loads the chart, applies valuesFiles like source-controller,
 // checks the HelmRelease's values (unknown keys, values.schema.json) and
 // renders the chart like helm-controller's install (client-side, CRDs
-// included, the kind node's Kubernetes version), recording the images.
-func (r *runner) render(env string, hrObj *validate.Object, hr *helmv2.HelmRelease, rc *resolvedChart, rel *Release) []Finding {
+// included, the kind node's Kubernetes version), recording the objects and
+// their images.
+func (r *runner) render(ctx context.Context, env string, hrObj *validate.Object, hr *helmv2.HelmRelease, rc *resolvedChart, rel *Release) []Finding {
 	chrt, err := rc.load()
 	if err != nil {
 		return []Finding{finding(env, hrObj, false, "loading chart %s %s: %v", rel.Chart, rel.Version, err)}
@@ -107,52 +108,153 @@ func (r *runner) render(env string, hrObj *validate.Object, hr *helmv2.HelmRelea
 		findings = append(findings, *f)
 	}
 
-	manifests, err := r.template(hr, chrt, values)
+	objs, err := renderChart(ctx, chrt, values, renderSettings{
+		releaseName:  hr.GetReleaseName(),
+		namespace:    hr.GetReleaseNamespace(),
+		kubeVersion:  r.kubeVersion,
+		disableHooks: hr.GetInstall().DisableHooks,
+		testHooks:    hr.GetTest().Enable,
+		skipSchema:   true,
+	})
 	if err != nil {
 		return append(findings, finding(env, hrObj, false, "rendering %s: %s", label, oneLine(err.Error())))
 	}
-	images, err := imagesOf(manifests)
-	if err != nil {
-		return append(findings, finding(env, hrObj, false, "reading the manifests rendered by %s: %v", label, err))
-	}
-	rel.Images = images
+	rel.Objects, rel.Images = objs, imagesOf(objs)
 	return findings
 }
 
-// template renders the chart like `helm template`, with helm-controller's
-// install settings: release name and namespace, hooks unless disabled (test
-// hooks only with spec.test.enable), CRDs included. Schema validation is done separately, so that remote
-// $refs go through this run's bounded, cached HTTP client.
-func (r *runner) template(hr *helmv2.HelmRelease, chrt *chart.Chart, values map[string]any) ([]string, error) {
+// renderSettings are the install settings helm-controller takes from a
+// HelmRelease (Render uses a HelmRelease's defaults).
+type renderSettings struct {
+	releaseName, namespace string
+	// kubeVersion is the cluster's; nil is Helm's client-only default.
+	kubeVersion  *common.KubeVersion
+	disableHooks bool
+	// testHooks keeps hooks that run only for `helm test` (spec.test.enable).
+	testHooks bool
+	// skipSchema leaves values.schema.json to the caller: Run validates it
+	// itself so that remote $refs go through its bounded, cached client.
+	skipSchema bool
+}
+
+// renderChart renders a loaded chart like `helm template` with
+// helm-controller's install settings: the release name shortened as the
+// controller does, CRDs included, hooks unless disabled (test hooks only
+// when asked for), pre-releases allowed. Helm's own error is returned as
+// it is, so callers can show what helm-controller would.
+func renderChart(ctx context.Context, chrt *chart.Chart, values map[string]any, s renderSettings) (Objects, error) {
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
 	install := action.NewInstall(cfg)
 	install.DryRunStrategy = action.DryRunClient
-	install.ReleaseName = shortenName(hr.GetReleaseName())
-	install.Namespace = hr.GetReleaseNamespace()
+	install.ReleaseName = shortenName(s.releaseName)
+	install.Namespace = s.namespace
 	install.IncludeCRDs = true
-	install.KubeVersion = r.kubeVersion
-	install.SkipSchemaValidation = true
+	install.KubeVersion = s.kubeVersion
+	install.SkipSchemaValidation = s.skipSchema
 	install.Devel = true
-	install.DisableHooks = hr.GetInstall().DisableHooks
-	out, err := install.RunWithContext(context.Background(), chrt, values)
+	install.DisableHooks = s.disableHooks
+	out, err := install.RunWithContext(ctx, chrt, values)
 	if err != nil {
 		return nil, err
 	}
 	rel, ok := out.(*releasev1.Release)
 	if !ok {
-		return nil, fmt.Errorf("unexpected release type %T", out)
+		return nil, fmt.Errorf("helm returned a %T, not a v1 release", out)
 	}
 	docs := []string{rel.Manifest}
-	testsRun := hr.GetTest().Enable
 	for _, h := range rel.Hooks {
-		// Test hooks run only when spec.test.enable is set.
 		onlyTest := len(h.Events) > 0 && !slices.ContainsFunc(h.Events, func(e releasev1.HookEvent) bool { return e != releasev1.HookTest })
-		if onlyTest && !testsRun {
+		if onlyTest && !s.testHooks {
 			continue
 		}
 		docs = append(docs, h.Manifest)
 	}
-	return docs, nil
+	objs, err := decodeManifests(docs)
+	if err != nil {
+		return nil, fmt.Errorf("decoding the rendered manifests: %w", err)
+	}
+	return objs, nil
+}
+
+// Objects are a chart's rendered manifests in Helm's install order, hooks
+// last.
+type Objects []*unstructured.Unstructured
+
+// Get returns the object of that kind, namespace and name, or nil.
+func (o Objects) Get(kind, namespace, name string) *unstructured.Unstructured {
+	for _, u := range o {
+		if u.GetKind() == kind && u.GetNamespace() == namespace && u.GetName() == name {
+			return u
+		}
+	}
+	return nil
+}
+
+func decodeManifests(docs []string) (Objects, error) {
+	var out Objects
+	for _, doc := range docs {
+		dec := k8syaml.NewYAMLOrJSONDecoder(strings.NewReader(doc), 4096)
+		for {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, err
+			}
+			if s := strings.TrimSpace(string(raw)); s == "" || s == "null" {
+				continue // a template rendered to nothing
+			}
+			// Through unstructured's JSON decoding, so that numbers are
+			// int64 as in objects read from the API server.
+			u := &unstructured.Unstructured{}
+			if err := u.UnmarshalJSON(raw); err != nil {
+				return nil, err
+			}
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// RenderOptions say which release to render a chart for.
+type RenderOptions struct {
+	// ReleaseName and Namespace are the release's (a HelmRelease's
+	// spec.releaseName and spec.targetNamespace, or their defaults).
+	ReleaseName, Namespace string
+	// Values are the release's values, as in spec.values; Render does not
+	// modify them.
+	Values map[string]any
+	// KubeVersion is the cluster's Kubernetes version (e.g. v1.37.2), for
+	// the chart's kubeVersion constraint and .Capabilities; empty means
+	// Helm's client-only default, which is too old for many charts.
+	KubeVersion string
+}
+
+// Render renders one chart directory the way Run renders a HelmRelease's
+// chart, with the settings of a HelmRelease that sets only its values.
+// Unlike Run, it lets Helm validate the values against values.schema.json
+// itself, as helm-controller's install does, so that a rejection is Helm's
+// exact error (wrapped once: errors.Unwrap gives the text helm-controller
+// puts after "Helm install failed for release <ns>/<name> with chart
+// <chart>@<version>: "); remote $refs then go through Helm's own client,
+// so it is meant for charts whose schemas are self-contained.
+func Render(ctx context.Context, chartDir string, opts RenderOptions) (Objects, error) {
+	chrt, err := loader.LoadDir(chartDir)
+	if err != nil {
+		return nil, fmt.Errorf("loading chart %s: %w", chartDir, err)
+	}
+	s := renderSettings{releaseName: opts.ReleaseName, namespace: opts.Namespace}
+	if opts.KubeVersion != "" {
+		if s.kubeVersion, err = common.ParseKubeVersion(opts.KubeVersion); err != nil {
+			return nil, fmt.Errorf("rendering chart %s: Kubernetes version %q: %w", chartDir, opts.KubeVersion, err)
+		}
+	}
+	objs, err := renderChart(ctx, chrt, opts.Values, s)
+	if err != nil {
+		return nil, fmt.Errorf("rendering chart %s as release %s/%s: %w", chartDir, opts.Namespace, opts.ReleaseName, err)
+	}
+	return objs, nil
 }
 
 // shortenName is helm-controller's rule for release names over Helm's

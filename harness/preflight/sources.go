@@ -65,6 +65,17 @@ func finding(env string, o *validate.Object, unreachable bool, format string, ar
 	return Finding{Env: env, File: o.File, Object: o.Ref, Reason: fmt.Sprintf(format, args...), Unreachable: unreachable}
 }
 
+// fetchFailed is the finding for a request to a source that failed: a
+// source that could not be reached is the source's fault (and marked
+// unreachable); an answer refusing the request is atFault's, the object
+// whose request it was, with what it was doing.
+func (r *runner) fetchFailed(env string, source, atFault *validate.Object, location string, err error, what string) []Finding {
+	if isUnreachable(err) {
+		return []Finding{finding(env, source, true, "source unreachable: %s: %s", location, describeErr(err, r.opts.RequestTimeout))}
+	}
+	return []Finding{finding(env, atFault, false, "%s: %s", what, describeErr(err, r.opts.RequestTimeout))}
+}
+
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
@@ -98,7 +109,7 @@ func (r *runner) resolve(ctx context.Context, env *validate.Env, hrObj *validate
 			ignoreMissing: t.IgnoreMissingValuesFiles, owner: hrObj, field: "spec.chart.spec"}, rel)
 	case hr.Spec.ChartRef != nil:
 		ref := validate.ObjectRef{Kind: hr.Spec.ChartRef.Kind, Namespace: orDefault(hr.Spec.ChartRef.Namespace, hr.Namespace), Name: hr.Spec.ChartRef.Name}
-		rel.Source = ref.String()
+		rel.Source, rel.SourceRef = ref.String(), ref
 		obj := env.Object(ref)
 		if obj == nil {
 			return nil, []Finding{finding(env.Name, hrObj, false, "spec.chartRef %s is not defined in this environment", ref)}
@@ -124,7 +135,7 @@ func (r *runner) resolve(ctx context.Context, env *validate.Env, hrObj *validate
 
 func (r *runner) resolveSpec(ctx context.Context, env *validate.Env, spec chartSpec, rel *Release) (*resolvedChart, []Finding) {
 	rel.Chart = spec.chart
-	rel.Source = spec.sourceRef.String()
+	rel.Source, rel.SourceRef = spec.sourceRef.String(), spec.sourceRef
 	obj := env.Object(spec.sourceRef)
 	if obj == nil {
 		return nil, []Finding{finding(env.Name, spec.owner, false, "%s.sourceRef %s is not defined in this environment", spec.field, spec.sourceRef)}
@@ -178,10 +189,7 @@ func (r *runner) httpHelmChart(ctx context.Context, env string, repoObj *validat
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, []Finding{finding(env, repoObj, false, "spec.url %q is not an http(s) URL", repo.Spec.URL)}
 	}
-	var cred *Credential
-	if repo.Spec.SecretRef != nil {
-		cred = r.credential(u.Host)
-	}
+	cred := r.credential(repo.Spec.SecretRef != nil, u.Host)
 	indexURL := base + "/index.yaml"
 	idx, err := r.indexes.do(memoKey(indexURL, cred), func() (*indexResult, error) {
 		data, err := r.get(ctx, indexURL, cred)
@@ -195,12 +203,9 @@ func (r *runner) httpHelmChart(ctx context.Context, env string, repoObj *validat
 		return &indexResult{index: index}, nil
 	})
 	if err != nil {
-		if isUnreachable(err) {
-			return nil, []Finding{finding(env, repoObj, true, "source unreachable: %s: %s", indexURL, describeErr(err, r.opts.RequestTimeout))}
-		}
 		var sErr *httpStatusError
-		if errors.As(err, &sErr) {
-			return nil, []Finding{finding(env, repoObj, false, "fetching %s: %s", indexURL, describeErr(err, r.opts.RequestTimeout))}
+		if isUnreachable(err) || errors.As(err, &sErr) {
+			return nil, r.fetchFailed(env, repoObj, repoObj, indexURL, err, "fetching "+indexURL)
 		}
 		return nil, []Finding{finding(env, repoObj, false, "%v", err)}
 	}
@@ -256,10 +261,7 @@ func (r *runner) httpHelmChart(ctx context.Context, env string, repoObj *validat
 		return f, nil
 	})
 	if err != nil {
-		if isUnreachable(err) {
-			return nil, []Finding{finding(env, repoObj, true, "source unreachable: %s: %s", chartURL, describeErr(err, r.opts.RequestTimeout))}
-		}
-		return nil, []Finding{finding(env, repoObj, false, "downloading chart %s %s: %s", spec.chart, cv.Version, describeErr(err, r.opts.RequestTimeout))}
+		return nil, r.fetchFailed(env, repoObj, repoObj, chartURL.String(), err, fmt.Sprintf("downloading chart %s %s", spec.chart, cv.Version))
 	}
 	return &resolvedChart{archive: f, valuesFiles: spec.valuesFiles, ignoreMissing: spec.ignoreMissing, owner: spec.owner}, nil
 }
@@ -311,6 +313,22 @@ func constraint(ver string) (*semver.Constraints, error) {
 		return nil, fmt.Errorf("not a semver range: %w", err)
 	}
 	return c, nil
+}
+
+// VersionMatches reports whether a chart version is one a version range
+// admits, read the way source-controller reads spec.chart.spec.version:
+// empty or "*" admits any stable version, and a pre-release only a range
+// that names one.
+func VersionMatches(versionRange, version string) (bool, error) {
+	c, err := constraint(versionRange)
+	if err != nil {
+		return false, fmt.Errorf("version range %q: %w", versionRange, err)
+	}
+	v, err := parseVersion(version)
+	if err != nil {
+		return false, fmt.Errorf("chart version %q: %w", version, err)
+	}
+	return c.Check(v), nil
 }
 
 // pickIndexVersion selects an index entry like source-controller: an exact
@@ -437,18 +455,12 @@ func (r *runner) ociHelmChart(ctx context.Context, env string, repoObj *validate
 		return nil, []Finding{finding(env, repoObj, false, "spec.url: %v", err)}
 	}
 	location := "oci://" + repo.String()
-	var cred *Credential
-	if hrepo.Spec.SecretRef != nil {
-		cred = r.credential(repo.RegistryStr())
-	}
+	cred := r.credential(hrepo.Spec.SecretRef != nil, repo.RegistryStr())
 	tag := strings.ReplaceAll(spec.version, "+", "_")
 	if _, err := parseVersion(spec.version); err != nil {
 		tags, err := r.listTags(ctx, repo, cred)
 		if err != nil {
-			if isUnreachable(err) {
-				return nil, []Finding{finding(env, repoObj, true, "source unreachable: %s: %s", location, describeErr(err, r.opts.RequestTimeout))}
-			}
-			return nil, []Finding{finding(env, spec.owner, false, "listing the tags of %s: %s", location, describeErr(err, r.opts.RequestTimeout))}
+			return nil, r.fetchFailed(env, repoObj, spec.owner, location, err, "listing the tags of "+location)
 		}
 		if tag, err = pickTag(tags, spec.version, true); err != nil {
 			return nil, []Finding{finding(env, spec.owner, false, "%s.version %q: %v at %s (newest: %s)", spec.field, spec.version, err, location, newest(helmVersions(tags)))}
@@ -457,10 +469,7 @@ func (r *runner) ociHelmChart(ctx context.Context, env string, repoObj *validate
 	rel.Version = strings.ReplaceAll(tag, "_", "+")
 	f, err := r.pullChart(ctx, repo.Tag(tag), cred, []string{helmChartLayer, helmChartLayerLegacy})
 	if err != nil {
-		if isUnreachable(err) {
-			return nil, []Finding{finding(env, repoObj, true, "source unreachable: %s: %s", location, describeErr(err, r.opts.RequestTimeout))}
-		}
-		return nil, []Finding{finding(env, spec.owner, false, "pulling chart %s:%s: %s", location, tag, describeErr(err, r.opts.RequestTimeout))}
+		return nil, r.fetchFailed(env, repoObj, spec.owner, location, err, fmt.Sprintf("pulling chart %s:%s", location, tag))
 	}
 	return &resolvedChart{archive: f, valuesFiles: spec.valuesFiles, ignoreMissing: spec.ignoreMissing, owner: spec.owner}, nil
 }
@@ -487,10 +496,7 @@ func (r *runner) ociRepositoryChart(ctx context.Context, env string, obj *valida
 		return nil, []Finding{finding(env, obj, false, "spec.url: %v", err)}
 	}
 	location := "oci://" + repo.String()
-	var cred *Credential
-	if oci.Spec.SecretRef != nil {
-		cred = r.credential(repo.RegistryStr())
-	}
+	cred := r.credential(oci.Spec.SecretRef != nil, repo.RegistryStr())
 	mediaType := oci.GetLayerMediaType()
 	var ref name.Reference = repo.Tag(name.DefaultTag)
 	ociRef := oci.Spec.Reference
@@ -500,10 +506,7 @@ func (r *runner) ociRepositoryChart(ctx context.Context, env string, obj *valida
 	case ociRef != nil && ociRef.SemVer != "":
 		tags, err := r.listTags(ctx, repo, cred)
 		if err != nil {
-			if isUnreachable(err) {
-				return nil, []Finding{finding(env, obj, true, "source unreachable: %s: %s", location, describeErr(err, r.opts.RequestTimeout))}
-			}
-			return nil, []Finding{finding(env, obj, false, "listing the tags of %s: %s", location, describeErr(err, r.opts.RequestTimeout))}
+			return nil, r.fetchFailed(env, obj, obj, location, err, "listing the tags of "+location)
 		}
 		if ociRef.SemverFilter != "" {
 			re, err := regexp.Compile(ociRef.SemverFilter)
@@ -534,10 +537,7 @@ func (r *runner) ociRepositoryChart(ctx context.Context, env string, obj *valida
 	}
 	f, err := r.pullChart(ctx, ref, cred, mediaTypes)
 	if err != nil {
-		if isUnreachable(err) {
-			return nil, []Finding{finding(env, obj, true, "source unreachable: %s: %s", location, describeErr(err, r.opts.RequestTimeout))}
-		}
-		return nil, []Finding{finding(env, obj, false, "pulling %s: %s", ref.Name(), describeErr(err, r.opts.RequestTimeout))}
+		return nil, r.fetchFailed(env, obj, obj, location, err, "pulling "+ref.Name())
 	}
 	return &resolvedChart{archive: f, owner: obj}, nil
 }

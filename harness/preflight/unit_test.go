@@ -114,6 +114,38 @@ func TestPickIndexVersion(t *testing.T) {
 	}
 }
 
+func TestVersionMatches(t *testing.T) {
+	tests := []struct {
+		rng, version string
+		want         bool
+		err          string
+	}{
+		// The real fleet's podinfo ranges and the kit's podinfo chart.
+		{">=6.0.0-alpha <7.0.0", "6.9.2", true, ""},
+		{">=6.9.1 <6.10.0", "6.9.2", true, ""},
+		{">=6.9.1 <6.10.0", "6.10.0", false, ""},
+		{"", "0.2.0", true, ""},
+		{"*", "7.0.0-rc.1", false, ""}, // pre-releases only for a range that names one
+		{">=7.0.0-0", "7.0.0-rc.1", true, ""},
+		{"0.2.0", "0.2.0", true, ""},
+		{">=9.0.0", "0.1.0", false, ""},
+		{"not a range", "0.1.0", false, `version range "not a range": not a semver range: improper constraint: "not a range"`},
+		{"*", "6.9", false, `chart version "6.9": invalid semantic version`},
+	}
+	for _, tc := range tests {
+		got, err := VersionMatches(tc.rng, tc.version)
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%q %q: error %v, want %q", tc.rng, tc.version, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q %q: got %v, %v; want %v", tc.rng, tc.version, got, err, tc.want)
+		}
+	}
+}
+
 func TestPickTag(t *testing.T) {
 	tags := []string{"2.6.3", "2.6.4", "2.7.0-rc.1", "1.0.0_build.5", "latest", "sha256-abc.sig"}
 	tests := []struct {
@@ -194,10 +226,11 @@ spec:
     spec:
       containers: [{name: r, image: "docker.io/bitnamilegacy/redis:8.2.1-debian-12-r0"}]
 `}
-	got, err := imagesOf(manifests)
+	objs, err := decodeManifests(manifests)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := imagesOf(objs)
 	want := []string{"busybox:1", "debug:1", "docker.io/bitnamilegacy/redis:8.2.1-debian-12-r0", "init:2"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("images (-want +got):\n%s", diff)

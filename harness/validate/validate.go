@@ -8,11 +8,12 @@
 package validate
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,27 +189,23 @@ func Validate(ctx context.Context, fleetDir string) (*Result, error) {
 	return &Result{Fleet: fleet, Findings: sortFindings(findings), Duration: time.Since(start)}, nil
 }
 
-func sortFindings(fs []Finding) []Finding {
-	sort.SliceStable(fs, func(i, j int) bool {
-		a, b := fs[i], fs[j]
-		if a.Env != b.Env {
-			return a.Env < b.Env
-		}
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		if a.Object != b.Object {
-			return a.Object.Less(b.Object)
-		}
-		return a.Reason < b.Reason
-	})
-	// The same problem can be reached twice (e.g. a file built by two paths).
-	out := fs[:0]
-	for i, f := range fs {
-		if i > 0 && f == fs[i-1] {
-			continue
-		}
-		out = append(out, f)
+// Compare orders findings by environment, file, object and reason, the
+// order reports list them in.
+func (f Finding) Compare(g Finding) int {
+	if c := cmp.Or(strings.Compare(f.Env, g.Env), strings.Compare(f.File, g.File)); c != 0 {
+		return c
 	}
-	return out
+	switch {
+	case f.Object.Less(g.Object):
+		return -1
+	case g.Object.Less(f.Object):
+		return 1
+	}
+	return strings.Compare(f.Reason, g.Reason)
+}
+
+func sortFindings(fs []Finding) []Finding {
+	slices.SortStableFunc(fs, Finding.Compare)
+	// The same problem can be reached twice (e.g. a file built by two paths).
+	return slices.Compact(fs)
 }

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
+	"github.com/flux-fleet/flux-fleet/harness/probe"
+)
+
+const s = time.Second
+
+func TestStatsOf(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []time.Duration
+		want stats
+	}{
+		{"none", nil, stats{}},
+		{"one", []time.Duration{3 * s}, stats{1, 3 * s, 3 * s, 3 * s}},
+		{"odd, unsorted", []time.Duration{5 * s, 1 * s, 3 * s}, stats{3, 1 * s, 3 * s, 5 * s}},
+		{"even: mean of the middle two", []time.Duration{4 * s, 1 * s, 2 * s, 9 * s}, stats{4, 1 * s, 3 * s, 9 * s}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := statsOf(tt.in); got != tt.want {
+				t.Errorf("statsOf(%v) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRatio(t *testing.T) {
+	tests := []struct {
+		a, b time.Duration
+		want string
+	}{
+		{30 * s, 10 * s, "3.0×"},
+		{10 * s, 40 * s, "0.2×"},
+		{10 * s, 0, "—"},
+		{0, 10 * s, "—"},
+	}
+	for _, tt := range tests {
+		if got := ratio(tt.a, tt.b); got != tt.want {
+			t.Errorf("ratio(%s, %s) = %q, want %q", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+type clusterTiming struct {
+	env          string
+	create, load time.Duration
+	loaded       []string
+}
+
+func clustersOf(cs ...clusterTiming) func(func(string, time.Duration, time.Duration, []string)) {
+	return func(yield func(string, time.Duration, time.Duration, []string)) {
+		for _, c := range cs {
+			yield(c.env, c.create, c.load, c.loaded)
+		}
+	}
+}
+
+func TestFromSteps(t *testing.T) {
+	steps := []fleetenv.StepTiming{
+		{Name: "offline checks", Took: 1 * s},
+		{Name: "chart server", Took: 0},
+		{Name: "pre-flight", Took: 2 * s},
+		{Name: "clusters", Took: 20 * s},
+		{Name: "servers on the kind network", Took: 1 * s},
+		{Name: "flux install", Took: 12 * s},
+		{Name: "sync", Took: 1 * s},
+		{Name: "wait", Took: 9 * s},
+	}
+	var smp sample
+	smp.phases = map[string]time.Duration{}
+	err := smp.fromSteps(steps, clustersOf(
+		clusterTiming{"staging", 15 * s, 3 * s, []string{"app"}},
+		clusterTiming{"production", 17 * s, 1 * s, nil},
+	))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{
+		phasePrepare: 4 * s,  // offline checks + chart server + pre-flight + servers
+		phaseCreate:  17 * s, // the slowest environment's
+		phaseImages:  3 * s,
+		phaseFlux:    12 * s,
+		phaseSync:    1 * s,
+		phaseReady:   9 * s,
+	}
+	for p, d := range want {
+		if smp.phases[p] != d {
+			t.Errorf("phase %s = %s, want %s", p, smp.phases[p], d)
+		}
+	}
+	if len(smp.loaded["staging"]) != 1 || len(smp.loaded["production"]) != 0 {
+		t.Errorf("loaded = %v, want staging [app], production none", smp.loaded)
+	}
+}
+
+func TestFromStepsRejectsUnknownStep(t *testing.T) {
+	smp := sample{phases: map[string]time.Duration{}}
+	err := smp.fromSteps([]fleetenv.StepTiming{{Name: "warp drive", Took: s}}, clustersOf())
+	if err == nil || !strings.Contains(err.Error(), `"warp drive"`) {
+		t.Fatalf("want an error naming the unknown step, got %v", err)
+	}
+}
+
+// Every step the harness runs has a phase: a renamed or added step must
+// fail here, not vanish from the table.
+func TestEveryBringUpStepHasAPhase(t *testing.T) {
+	for _, st := range fleetenv.New(fleetenv.Options{}, io.Discard).Steps() {
+		if _, ok := stepPhase[st.Name]; !ok {
+			t.Errorf("step %q has no phase in stepPhase", st.Name)
+		}
+	}
+}
+
+func TestTouchFleet(t *testing.T) {
+	fleet := t.TempDir()
+	for path, body := range map[string]string{
+		"clusters/staging/apps.yaml":          "kind: Kustomization\n",
+		"apps/base/podinfo/release.yaml":      "kind: HelmRelease\n",
+		"apps/base/podinfo/kustomization.yml": "resources: []\n",
+		"apps/README.md":                      "not yaml\n",
+	} {
+		p := filepath.Join(fleet, path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := touchFleet(fleet, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// WalkDir is lexical: kustomization.yml comes before release.yaml.
+	if want := filepath.Join("apps", "base", "podinfo", "kustomization.yml"); got != want {
+		t.Fatalf("edited %s, want %s", got, want)
+	}
+	data, err := os.ReadFile(filepath.Join(fleet, got))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), "resources: []\n") || !strings.Contains(string(data), "\n# bench re-sync 3 at ") {
+		t.Errorf("edited file = %q, want the original content and a re-sync comment", data)
+	}
+	if _, err := touchFleet(t.TempDir(), 1); err == nil || !strings.Contains(err.Error(), "no YAML file") {
+		t.Errorf("empty fleet: want a no-YAML-file error, got %v", err)
+	}
+}
+
+func TestIngressHost(t *testing.T) {
+	ing := func(ns string, hosts ...string) networkingv1.Ingress {
+		i := networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns}}
+		for _, h := range hosts {
+			i.Spec.Rules = append(i.Spec.Rules, networkingv1.IngressRule{Host: h})
+		}
+		return i
+	}
+	items := []networkingv1.Ingress{ing("other", ""), ing("podinfo", "podinfo.production", "podinfo.staging")}
+	tests := []struct{ env, host, ns string }{
+		{"staging", "podinfo.staging", "podinfo"},
+		{"production", "podinfo.production", "podinfo"},
+		{"dev", "", ""},
+	}
+	for _, tt := range tests {
+		host, ns := ingressHost(items, tt.env)
+		if host != tt.host || ns != tt.ns {
+			t.Errorf("ingressHost(%s) = %q, %q; want %q, %q", tt.env, host, ns, tt.host, tt.ns)
+		}
+	}
+}
+
+func TestServiceWithPort(t *testing.T) {
+	svc := func(name, clusterIP string, ports ...int32) corev1.Service {
+		s := corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "nginx", Name: name}, Spec: corev1.ServiceSpec{ClusterIP: clusterIP}}
+		for _, p := range ports {
+			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: p})
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		svcs []corev1.Service
+		want probe.Target
+		ok   bool
+	}{
+		{"port 80 wins over 8080", []corev1.Service{svc("alt", "10.0.0.2", 8080), svc("web", "10.0.0.1", 80)}, probe.Target{Namespace: "nginx", Service: "web", Port: 80}, true},
+		{"headless skipped", []corev1.Service{svc("hl", corev1.ClusterIPNone, 80), svc("alt", "10.0.0.2", 8080)}, probe.Target{Namespace: "nginx", Service: "alt", Port: 8080}, true},
+		{"none", []corev1.Service{svc("metrics", "10.0.0.3", 9113)}, probe.Target{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := serviceWithPort(tt.svcs, ingressPorts)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+		check   func(config) bool
+	}{
+		{nil, "", func(c config) bool {
+			return c.runs == 5 && c.fleet == "fixtures/fleets/helm" && strings.Join(c.envs, ",") == "staging,production" && c.bare
+		}},
+		{[]string{"-n", "2", "-envs", "staging", "-bare=false"}, "", func(c config) bool {
+			return c.runs == 2 && strings.Join(c.envs, ",") == "staging" && !c.bare
+		}},
+		{[]string{"-n", "0"}, "want at least 1 run", nil},
+		{[]string{"-envs", " , "}, "-envs is empty", nil},
+		{[]string{"extra"}, "unexpected arguments", nil},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			c, err := parseFlags(tt.args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("want error %q, got %v", tt.wantErr, err)
+				}
+				return
+			}
+			if err != nil || !tt.check(c) {
+				t.Fatalf("parseFlags(%q) = %+v, %v", tt.args, c, err)
+			}
+		})
+	}
+}
+
+func TestReport(t *testing.T) {
+	mk := func(w string, green time.Duration) sample {
+		return sample{way: w, phases: map[string]time.Duration{phaseGreen: green}}
+	}
+	failed := mk("kind load", time.Hour)
+	failed.err = io.ErrUnexpectedEOF
+	samples := []sample{mk("preloaded", 30*s), mk("kind load", 90*s), mk("preloaded", 40*s), mk("kind load", 110*s), failed}
+	samples[0].resyncs = []time.Duration{2 * s, 3 * s}
+	got := report(samples, []way{{name: "preloaded"}, {name: "kind load"}})
+	for _, want := range []string{
+		"preloaded (n=2)", "kind load (n=2)", // the failed run is left out
+		"green          30.0s  35.0s  40.0s     90.0s 100.0s 110.0s    2.9×",
+		"re-sync         2.0s   2.5s   3.0s    (n=2",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+}
