@@ -1,8 +1,10 @@
 // Package probe reaches workloads inside a cluster from the test process, the
 // way a user would check a rollout by hand: it port-forwards to a ready pod
 // behind a Service and hands back a local address to talk HTTP (or any TCP
-// protocol) to. It needs nothing on the cluster but the apiserver, so it works
-// the same on kind, on a laptop and in CI.
+// protocol) to; AppRoute requests the fleet's app through its ingress, once
+// (the traffic check) or continuously while a revision rolls out (WatchApp).
+// It needs nothing on the cluster but the apiserver, so it works the same on
+// kind, on a laptop and in CI.
 package probe
 
 import (
