@@ -7,9 +7,6 @@ package chartserver
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +23,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
+	"github.com/flux-fleet/flux-fleet/harness/internal/basicauth"
 	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
 )
 
@@ -146,11 +144,8 @@ func (o *Options) setDefaults() error {
 		dirs[i] = abs
 	}
 	o.ChartDirs = dirs
-	if o.Username == "" {
-		o.Username = "charts-" + randomHex(4)
-	}
-	if o.Password == "" {
-		o.Password = randomHex(16)
+	if o.Username == "" || o.Password == "" {
+		o.Username, o.Password = basicauth.Random("charts-")
 	}
 	return nil
 }
@@ -176,12 +171,6 @@ func listen(ctx context.Context, ip string, port int) (net.Listener, error) {
 		return nil, fmt.Errorf("chart server listening on %s: %w", addr, err)
 	}
 	return l, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
 }
 
 // serve runs the HTTP server on l until Close.
@@ -324,10 +313,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // index, an archive or the registry; everything else is 404. It has no
 // note for the log.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
-	if !s.authorized(r) {
-		// OCI clients only send credentials after a Basic challenge.
-		w.Header().Set("WWW-Authenticate", `Basic realm="chart-server"`)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	if !basicauth.Allows(r, s.opts.Username, s.opts.Password) {
+		basicauth.Challenge(w, "chart-server")
 		return ""
 	}
 	p := r.URL.Path
@@ -362,14 +349,6 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 		http.NotFound(w, r)
 	}
 	return ""
-}
-
-func (s *Server) authorized(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	// Both compares always run so that timing does not tell which was wrong.
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(s.opts.Username))
-	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(s.opts.Password))
-	return ok && userOK&passOK == 1
 }
 
 // cleanPath reports whether p has no empty, "." or ".." segment (a

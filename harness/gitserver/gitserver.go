@@ -10,8 +10,6 @@ package gitserver
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/basicauth"
 )
 
 // Options configures Start.
@@ -191,19 +191,10 @@ func (o *Options) setDefaults() error {
 	if o.Branch == "" {
 		o.Branch = "main"
 	}
-	if o.Username == "" {
-		o.Username = "fleet-" + randomHex(4)
-	}
-	if o.Password == "" {
-		o.Password = randomHex(16)
+	if o.Username == "" || o.Password == "" {
+		o.Username, o.Password = basicauth.Random("fleet-")
 	}
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
 }
 
 // URL is the clone URL, http://<addr>:<port>/<repo>.git.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/harness/internal/basicauth"
 	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
 )
 
@@ -73,9 +73,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) string {
 		http.NotFound(w, r)
 		return "not the served repository's upload-pack"
 	}
-	if !h.authorized(r) {
-		w.Header().Set("WWW-Authenticate", `Basic realm="flux-fleet"`)
-		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+	if !basicauth.Allows(r, h.user, h.pass) {
+		basicauth.Challenge(w, "flux-fleet")
 		return "missing or wrong credentials"
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
@@ -90,16 +89,6 @@ func methodNotAllowed(w http.ResponseWriter, allow string) string {
 	w.Header().Set("Allow", allow)
 	http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 	return "method not allowed"
-}
-
-func (h *handler) authorized(r *http.Request) bool {
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return false
-	}
-	userOK := subtle.ConstantTimeCompare([]byte(user), []byte(h.user)) == 1
-	passOK := subtle.ConstantTimeCompare([]byte(pass), []byte(h.pass)) == 1
-	return userOK && passOK
 }
 
 // advertise answers GET info/refs: the service announcement, a flush, then
