@@ -17,6 +17,7 @@ import (
 // upgraded by helm-controller and live in the running Deployment, on the
 // same cluster, in seconds.
 func TestHelmValueResync(t *testing.T) {
+	t.Parallel() // see parallelNote
 	fleet := t.TempDir()
 	if err := os.CopyFS(fleet, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", "helm"))); err != nil {
 		t.Fatal(err)

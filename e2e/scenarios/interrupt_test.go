@@ -26,6 +26,7 @@ const childVar = "FLEET_SCENARIO_INTERRUPT_CHILD"
 // process must exit 130 leaving no container of its cluster, no listening
 // server and nothing in its temporary directory.
 func TestInterruptLeavesNothing(t *testing.T) {
+	t.Parallel() // see parallelNote
 	if os.Getenv(childVar) != "" {
 		t.Skip("this is the child of TestInterruptLeavesNothing")
 	}
@@ -42,6 +43,7 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	}
 	for _, ph := range phases {
 		t.Run(strings.ReplaceAll(ph.name, " ", "-"), func(t *testing.T) {
+			t.Parallel() // each child has its own cluster prefix and TMPDIR
 			prefix := "ff-sig-" + strings.ReplaceAll(ph.name, " ", "") + "-"
 			tmp := t.TempDir()
 			ctx, cancel := context.WithTimeout(contextBeforeTestTimeout(t), 5*time.Minute)

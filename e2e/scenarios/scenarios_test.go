@@ -132,6 +132,7 @@ type failure struct {
 }
 
 func TestBrokenFleetsFailFast(t *testing.T) {
+	t.Parallel() // see parallelNote
 	tests := []struct {
 		fleet string
 		want  failure
@@ -268,6 +269,7 @@ func TestInvalidFleetFailsBeforeAnyCluster(t *testing.T) {
 // chart repository or registry can be reached: the harness must name a
 // source of the fleet and its fetch failure within minutes.
 func TestRealFleetFailsFastOffline(t *testing.T) {
+	t.Parallel() // see parallelNote
 	opts := options(t, repoRoot(t), "ff-real-")
 	if !opts.Offline() {
 		t.Skip("runs with the offline kit only (FLEET_FLUX_MANIFESTS unset): where registries are reachable the real fleet is expected to converge, which the nightly workflow proves")
@@ -297,6 +299,7 @@ func TestRealFleetFailsFastOffline(t *testing.T) {
 // app fails fast, the fix is edited into the (copied) fleet, published, and
 // the same cluster converges.
 func TestFixBrokenRollout(t *testing.T) {
+	t.Parallel() // see parallelNote
 	fleet := t.TempDir()
 	if err := os.CopyFS(fleet, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", "crashing-app"))); err != nil {
 		t.Fatal(err)

@@ -10,49 +10,9 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj/fluxobjtest"
 )
-
-func fluxGroupVersion(kind string) string {
-	k, ok := fluxobj.KindOf(kind)
-	if !ok {
-		panic("unknown Flux kind " + kind)
-	}
-	return k.GVK.GroupVersion().String()
-}
-
-func cond(t, status, reason, msg string) map[string]any {
-	return map[string]any{"type": t, "status": status, "reason": reason, "message": msg, "lastTransitionTime": "2026-11-25T22:41:07Z"}
-}
-
-func withGeneration(c map[string]any, gen int64) map[string]any {
-	c["observedGeneration"] = gen
-	return c
-}
-
-func flux(kind, ns, name string, gen, observed int64, status map[string]any, conds ...map[string]any) *unstructured.Unstructured {
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": fluxGroupVersion(kind),
-		"kind":       kind,
-		"metadata":   map[string]any{"namespace": ns, "name": name, "generation": gen},
-		"spec":       map[string]any{},
-	}}
-	st := map[string]any{"observedGeneration": observed}
-	for k, v := range status {
-		st[k] = v
-	}
-	var cs []any
-	for _, c := range conds {
-		cs = append(cs, c)
-	}
-	if len(cs) > 0 {
-		st["conditions"] = cs
-	}
-	u.Object["status"] = st
-	return u
-}
 
 func waitingPod(reason string) *corev1.Pod {
 	ctrl := true
@@ -129,12 +89,12 @@ func TestFailureErrorText(t *testing.T) {
 
 func TestMatchers(t *testing.T) {
 	g := NewWithT(t)
-	ready := flux("Kustomization", "flux-system", "apps", 1, 1, nil, cond("Ready", "True", "ReconciliationSucceeded", "Applied revision"))
-	failing := flux("Kustomization", "flux-system", "apps", 1, 1, nil, cond("Ready", "False", "BuildFailed", "kustomize build failed: accumulating resources"))
+	ready := fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, nil, fluxobjtest.Cond("Ready", "True", "ReconciliationSucceeded", "Applied revision"))
+	failing := fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, nil, fluxobjtest.Cond("Ready", "False", "BuildFailed", "kustomize build failed: accumulating resources"))
 	g.Expect(ready).To(BeReady())
 	g.Expect(*ready).To(BeReady())
 	g.Expect(failing).NotTo(BeReady())
-	g.Expect(flux("Kustomization", "flux-system", "apps", 2, 1, nil, cond("Ready", "True", "x", ""))).NotTo(BeReady())
+	g.Expect(fluxobjtest.Object("Kustomization", "flux-system", "apps", 2, 1, nil, fluxobjtest.Cond("Ready", "True", "x", ""))).NotTo(BeReady())
 	g.Expect(failing).To(HaveCondition("Ready", metav1.ConditionFalse))
 
 	ok, err := BeReady().Match(failing)

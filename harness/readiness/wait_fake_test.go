@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj/fluxobjtest"
 )
 
 // fakeWaiter runs the real watch loop against the client-go fake dynamic
@@ -36,8 +38,8 @@ func fakeWaiter(t *testing.T, out *bytes.Buffer, objs ...runtime.Object) (*Waite
 
 func TestWaitWatchesTransitions(t *testing.T) {
 	const rev = "main@sha1:abc"
-	git := flux("GitRepository", "flux-system", "flux-system", 1, 1, map[string]any{"artifact": map[string]any{"revision": rev}}, cond("Ready", "True", "Succeeded", ""))
-	ks := flux("Kustomization", "flux-system", "flux-system", 1, 1, nil, cond("Ready", "Unknown", "Progressing", "reconciling"))
+	git := fluxobjtest.Object("GitRepository", "flux-system", "flux-system", 1, 1, map[string]any{"artifact": map[string]any{"revision": rev}}, fluxobjtest.Cond("Ready", "True", "Succeeded", ""))
+	ks := fluxobjtest.Object("Kustomization", "flux-system", "flux-system", 1, 1, nil, fluxobjtest.Cond("Ready", "Unknown", "Progressing", "reconciling"))
 	_ = unstructured.SetNestedField(ks.Object, map[string]any{"kind": "GitRepository", "name": "flux-system"}, "spec", "sourceRef")
 	ksGVR := schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
 
@@ -100,7 +102,7 @@ func TestWaitWatchesTransitions(t *testing.T) {
 }
 
 func TestWaitTimeoutListsPending(t *testing.T) {
-	ks := flux("Kustomization", "flux-system", "flux-system", 1, 1, nil, cond("Ready", "False", "DependencyNotReady", "dependency 'flux-system/infra' is not ready"))
+	ks := fluxobjtest.Object("Kustomization", "flux-system", "flux-system", 1, 1, nil, fluxobjtest.Cond("Ready", "False", "DependencyNotReady", "dependency 'flux-system/infra' is not ready"))
 	var out bytes.Buffer
 	w, _ := fakeWaiter(t, &out, ks)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)

@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj/fluxobjtest"
 )
 
 // newTestRun builds a run over in-memory stores, as the informers would fill them.
@@ -53,12 +55,12 @@ func deployment(ready bool) *unstructured.Unstructured {
 
 func TestEvaluate(t *testing.T) {
 	const rev = "main@sha1:abc"
-	git := flux("GitRepository", "flux-system", "flux-system", 1, 1, map[string]any{"artifact": map[string]any{"revision": rev}}, cond("Ready", "True", "Succeeded", ""))
+	git := fluxobjtest.Object("GitRepository", "flux-system", "flux-system", 1, 1, map[string]any{"artifact": map[string]any{"revision": rev}}, fluxobjtest.Cond("Ready", "True", "Succeeded", ""))
 	root := func(ready string, reason string) *unstructured.Unstructured {
-		u := flux("Kustomization", "flux-system", "flux-system", 1, 1, map[string]any{
+		u := fluxobjtest.Object("Kustomization", "flux-system", "flux-system", 1, 1, map[string]any{
 			"lastAppliedRevision": rev, "lastAttemptedRevision": rev,
 			"inventory": map[string]any{"entries": []any{map[string]any{"id": "apps_web_apps_Deployment", "v": "v1"}}},
-		}, cond("Ready", ready, reason, "message of "+reason))
+		}, fluxobjtest.Cond("Ready", ready, reason, "message of "+reason))
 		_ = unstructured.SetNestedField(u.Object, map[string]any{"kind": "GitRepository", "name": "flux-system"}, "spec", "sourceRef")
 		return u
 	}
@@ -94,7 +96,7 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestEvaluateSourceGraceAndDedupe(t *testing.T) {
-	git := flux("GitRepository", "flux-system", "flux-system", 1, 1, nil, cond("Ready", "False", "GitOperationFailed", "authentication required"))
+	git := fluxobjtest.Object("GitRepository", "flux-system", "flux-system", 1, 1, nil, fluxobjtest.Cond("Ready", "False", "GitOperationFailed", "authentication required"))
 	// The condition flips during the wait, not in the fixture's past.
 	conds, _, _ := unstructured.NestedSlice(git.Object, "status", "conditions")
 	conds[0].(map[string]any)["lastTransitionTime"] = time.Now().UTC().Add(time.Second).Format(time.RFC3339)
