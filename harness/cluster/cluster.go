@@ -247,6 +247,20 @@ func localImageID(ctx context.Context, image string) string {
 
 // readMarker reads the marker from the labels of the cluster's nodes.
 func (c *Cluster) readMarker(ctx context.Context) (marker, error) {
+	m, err := c.readMarkerFromAPI(ctx)
+	if err == nil {
+		return m, nil
+	}
+	// A cluster whose API does not answer (containers stopped by an engine
+	// restart) still has the marker in its nodes' files.
+	if fm, ferr := readMarkerFromContainers(ctx, c.Name); ferr == nil && fm.owned {
+		c.log.printf("cluster %s: API unreachable (%v); ownership read from its node containers", c.Name, err)
+		return fm, nil
+	}
+	return marker{}, err
+}
+
+func (c *Cluster) readMarkerFromAPI(ctx context.Context) (marker, error) {
 	ctx, cancel := context.WithTimeout(ctx, markerReadTimeout)
 	defer cancel()
 	raw, err := kindCall(ctx, "reading its kubeconfig", func() (string, error) { return c.provider.KubeConfig(c.Name, false) })

@@ -104,7 +104,7 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 		t.Fatalf("Summarize: %v\n%s", err, sum)
 	}
 	t.Logf("Summarize took %s:\n%s", time.Since(start).Round(time.Millisecond), sum)
-	for _, want := range []string{"Pod " + ns + "/" + podName, "fleet-kit/does-not-exist:v0", "Kustomization/apps/apps  NOT READY  BuildFailed"} {
+	for _, want := range []string{"Pod/" + ns + "/" + podName, "fleet-kit/does-not-exist:v0", "Kustomization/apps/apps  NOT READY  BuildFailed"} {
 		if !strings.Contains(sum, want) {
 			t.Errorf("summary lacks %q", want)
 		}

@@ -26,7 +26,7 @@ func TestInstallKind(t *testing.T) {
 	defer cancel()
 
 	opts := Options{
-		Components:   []string{"source-controller", "kustomize-controller"},
+		Components:   kit.FluxComponents,
 		ManifestsDir: manifests,
 		ExtraCRDsDir: filepath.Join(manifests, "extra-crds"),
 		ClusterName:  c.Name,
@@ -65,7 +65,8 @@ func TestInstallKind(t *testing.T) {
 	for _, crd := range []string{
 		"kustomizations.kustomize.toolkit.fluxcd.io",
 		"gitrepositories.source.toolkit.fluxcd.io",
-		"helmreleases.helm.toolkit.fluxcd.io", // from the extra CRDs
+		"helmreleases.helm.toolkit.fluxcd.io",   // from helm-controller's manifests
+		"alerts.notification.toolkit.fluxcd.io", // from the extra CRDs
 	} {
 		if !crdEstablished(ctx, t, kc, crd) {
 			t.Errorf("CRD %s is not Established", crd)

@@ -205,7 +205,7 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 			t.Fatalf("want *FailureError, got %v", r.err)
 		}
 		t.Logf("failed %s after the status write: %v", r.at.Sub(flip).Round(time.Millisecond), fe)
-		if fe.Reason != reason || fe.Terminal != terminal || fe.Object != "Kustomization "+ns+"/root" {
+		if fe.Reason != reason || fe.Terminal != terminal || fe.Object != "Kustomization/"+ns+"/root" {
 			t.Errorf("failure = %+v", fe)
 		}
 		if r.at.Sub(flip) > 5*time.Second {
@@ -261,10 +261,10 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		}
 		took := r.at.Sub(created)
 		t.Logf("failed %s after the Deployment was created: %v", took.Round(time.Millisecond), fe)
-		if fe.Reason != "ErrImagePull" && fe.Reason != "ImagePullBackOff" {
-			t.Errorf("reason = %q", fe.Reason)
+		if fe.Reason != fluxobj.ImagePullReason {
+			t.Errorf("reason = %q, want %s", fe.Reason, fluxobj.ImagePullReason)
 		}
-		if fe.Owner != "Deployment "+ns+"/bad" || fe.Image != "fleet-kit/does-not-exist:v0" || fe.Container != "app" {
+		if fe.Owner != "Deployment/"+ns+"/bad" || fe.Image != "fleet-kit/does-not-exist:v0" || fe.Container != "app" {
 			t.Errorf("failure fields = %+v", fe)
 		}
 		if limit := 10*time.Second + 10*time.Second; took > limit {

@@ -1,0 +1,9 @@
+package readiness
+
+import (
+	"testing"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
+)
+
+func TestMain(m *testing.M) { kindtest.Main(m) }
