@@ -273,10 +273,25 @@ func podStates(ctx context.Context, c client.Client, d *appsv1.Deployment) ([]st
 				what += " container " + pr.Container + " (" + pr.Image + ")"
 			}
 			out = append(out, fmt.Sprintf("%s: %s: %s", what, pr.Reason, pr.Message))
-			// A container still starting is not stuck; anything else does
-			// not heal by waiting.
-			stuck = stuck || pr.Reason != fluxobj.NotReadyReason
+			stuck = stuck || stuckAtInstall(pr)
 		}
 	}
 	return out, stuck
+}
+
+// stuckAtInstall reports whether a controller pod's problem does not heal by
+// waiting. A container still starting is not stuck. Nor is one that exited
+// at start a time or two: on busy cores kube-proxy programs the Service
+// network 10–25 s after the node is Ready, and a controller started before
+// that cannot reach the API server, exits, and runs fine after kubelet's
+// next restart. Anything else (an image that does not pull, a crash that
+// keeps repeating) is stuck.
+func stuckAtInstall(p fluxobj.PodProblem) bool {
+	switch {
+	case p.Reason == fluxobj.NotReadyReason:
+		return false
+	case p.Container != "" && p.Logs && p.Restarts < 3:
+		return false
+	}
+	return true
 }

@@ -1,6 +1,8 @@
 package fluxinstall
 
 import (
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+
 	"context"
 	"strings"
 	"testing"
@@ -94,5 +96,24 @@ func TestWaitDeployments(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestStuckAtInstall(t *testing.T) {
+	tests := []struct {
+		name string
+		p    fluxobj.PodProblem
+		want bool
+	}{
+		{"starting", fluxobj.PodProblem{Container: "manager", Reason: fluxobj.NotReadyReason, Logs: true}, false},
+		{"first exit while the Service network is not ready", fluxobj.PodProblem{Container: "manager", Reason: "CrashLoopBackOff", Restarts: 1, Logs: true}, false},
+		{"a crash that keeps repeating", fluxobj.PodProblem{Container: "manager", Reason: "CrashLoopBackOff", Restarts: 3, Logs: true}, true},
+		{"image that does not pull", fluxobj.PodProblem{Container: "manager", Reason: fluxobj.ImagePullReason}, true},
+		{"unschedulable", fluxobj.PodProblem{Reason: "Unschedulable"}, true},
+	}
+	for _, tt := range tests {
+		if got := stuckAtInstall(tt.p); got != tt.want {
+			t.Errorf("%s: stuckAtInstall = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
