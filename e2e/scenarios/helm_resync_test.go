@@ -12,44 +12,35 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// TestHelmValueResync is the edit → re-sync loop on the Helm path: a value
+// helmValueResync is the edit → re-sync loop on the Helm path: a value
 // of the podinfo HelmRelease is edited in the (copied) fleet, published,
 // upgraded by helm-controller and live in the running Deployment, on the
 // same cluster, in seconds.
-func TestHelmValueResync(t *testing.T) {
-	t.Parallel() // see parallelNote
-	fleet := t.TempDir()
-	if err := os.CopyFS(fleet, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", "helm"))); err != nil {
-		t.Fatal(err)
-	}
-	opts := options(t, fleet, "ff-value-")
-	requireKit(t, opts)
-	run, e, took := bringUp(t, opts)
+func helmValueResync(t *testing.T, shared *sharedCluster) {
+	e, took := shared.bringUp(t, "helm")
 	if e.Ready != nil {
 		t.Fatalf("the Helm fixture fleet did not converge: %v", e.Ready)
 	}
-	t.Logf("green in %s (setup included)", took.Round(100*time.Millisecond))
+	t.Logf("green in %s", took.Round(100*time.Millisecond))
 
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	message := "resync-" + hex.EncodeToString(b)
-	patch := filepath.Join(fleet, "apps", "staging", "podinfo-patch.yaml")
-	data, err := os.ReadFile(patch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// podinfo's chart turns ui.message into PODINFO_UI_MESSAGE.
-	edited := strings.Replace(string(data), "  values:\n", "  values:\n    ui:\n      message: "+message+"\n", 1)
-	if edited == string(data) {
-		t.Fatalf("%s has no values: block to edit", patch)
-	}
-	if err := os.WriteFile(patch, []byte(edited), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	resync, err := run.Republish(contextBeforeTestTimeout(t))
-	if err != nil {
-		t.Fatalf("re-sync after editing a HelmRelease value: %v", err)
-	}
+	resync := shared.edit(t, func(fleet string) {
+		patch := filepath.Join(fleet, "apps", "staging", "podinfo-patch.yaml")
+		data, err := os.ReadFile(patch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// podinfo's chart turns ui.message into PODINFO_UI_MESSAGE.
+		edited := strings.Replace(string(data), "  values:\n", "  values:\n    ui:\n      message: "+message+"\n", 1)
+		if edited == string(data) {
+			t.Fatalf("%s has no values: block to edit", patch)
+		}
+		if err := os.WriteFile(patch, []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if e.Ready != nil {
 		t.Fatalf("not Ready after the edit: %v", e.Ready)
 	}

@@ -101,13 +101,28 @@ func requireKit(t *testing.T, opts fleetenv.Options) {
 // environment and the time from start to the end of the wait.
 func bringUp(t *testing.T, opts fleetenv.Options) (*fleetenv.Run, *fleetenv.Environment, time.Duration) {
 	t.Helper()
-	run := fleetenv.New(opts, testWriter{t})
-	t.Cleanup(func() {
+	run := newRun(t, opts)
+	e, took := up(t, run)
+	return run, e, took
+}
+
+// newRun prepares a run whose progress goes to owner's log and whose
+// clusters are deleted when owner ends.
+func newRun(owner *testing.T, opts fleetenv.Options) *fleetenv.Run {
+	run := fleetenv.New(opts, testWriter{owner})
+	owner.Cleanup(func() {
 		run.MarkFailed() // every scenario fails on purpose: keep only if E2E_KEEP=always
 		if err := run.Down(context.Background()); err != nil {
-			t.Errorf("tearing down: %v", err)
+			owner.Errorf("tearing down: %v", err)
 		}
 	})
+	return run
+}
+
+// up runs every step of run, failing t when one cannot run, and returns
+// the staging environment and the time to the end of the wait.
+func up(t *testing.T, run *fleetenv.Run) (*fleetenv.Environment, time.Duration) {
+	t.Helper()
 	start := time.Now()
 	err := run.Up(contextBeforeTestTimeout(t))
 	took := time.Since(start)
@@ -118,7 +133,7 @@ func bringUp(t *testing.T, opts fleetenv.Options) (*fleetenv.Run, *fleetenv.Envi
 	if e == nil {
 		t.Fatal("environment staging was not brought up")
 	}
-	return run, e, took
+	return e, took
 }
 
 // failure is what a broken fleet must be reported as: the object (exactly,
@@ -131,6 +146,12 @@ type failure struct {
 	summary *regexp.Regexp
 }
 
+// TestBrokenFleetsFailFast brings every broken fixture fleet up in turn on
+// one cluster, the way a user fixes one rollout after another on a kept
+// cluster: the first fleet on a fresh cluster, each next one edited into the
+// served copy and published after the previous one was cleared off (Flux
+// prunes it, helm-controller uninstalls its releases). Each must fail fast
+// naming the object and the reason.
 func TestBrokenFleetsFailFast(t *testing.T) {
 	t.Parallel() // see parallelNote
 	tests := []struct {
@@ -145,19 +166,110 @@ func TestBrokenFleetsFailFast(t *testing.T) {
 		{"helm-never-ready", failure{regexp.MustCompile(`^Pod/nginx/nginx-[a-z0-9]+-[a-z0-9]+$`), "NotReady", regexp.MustCompile(`running since .* but not ready.*last probe failure: Readiness probe failed: HTTP probe failed with statuscode: 404`), nil}},
 		{"helm-missing-image", failure{regexp.MustCompile(`^Pod/podinfo/podinfo-[a-z0-9]+-[a-z0-9]+$`), "ImagePullBackOff", regexp.MustCompile(`ghcr\.io/stefanprodan/podinfo`), nil}},
 	}
+	shared := newSharedCluster(t, "ff-broken-", func(opts *fleetenv.Options) {
+		// The clusters' own fail-fast is what is proven here; the checks
+		// before any cluster are TestPreflightStopsBrokenFleets and
+		// TestInvalidFleetFailsBeforeAnyCluster.
+		opts.OfflineChecks, opts.Preflight = false, false
+	})
 	for _, tt := range tests {
 		t.Run(tt.fleet, func(t *testing.T) {
-			t.Parallel()
-			opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", tt.fleet), "ff-"+tt.fleet+"-")
-			// The clusters' own fail-fast is what is proven here; the checks
-			// before any cluster are TestPreflightStopsBrokenFleets and
-			// TestInvalidFleetFailsBeforeAnyCluster.
-			opts.OfflineChecks, opts.Preflight = false, false
-			requireKit(t, opts)
-			run, e, took := bringUp(t, opts)
+			e, took := shared.bringUp(t, tt.fleet)
 			assertFailedFast(t, e, took, tt.want)
-			logTimeToFail(t, run)
 		})
+	}
+}
+
+// sharedCluster is one staging cluster that fixture fleets are brought up
+// on in turn, the way a user fixes one rollout after another on a kept
+// cluster: the first fleet with every step on a fresh cluster, each next
+// one edited into the served copy and published after the previous one was
+// cleared off (Flux prunes it, helm-controller uninstalls its releases).
+// A cluster and a Flux install are made once for the whole group.
+type sharedCluster struct {
+	owner     *testing.T // the group's test: the cluster lives as long as it
+	prefix    string
+	configure func(*fleetenv.Options)
+	served    string
+	run       *fleetenv.Run
+	last      string
+	// dirty: a fleet could not be cleared or published; those after it
+	// would be judged on a cluster in an unknown state.
+	dirty bool
+}
+
+func newSharedCluster(t *testing.T, prefix string, configure func(*fleetenv.Options)) *sharedCluster {
+	return &sharedCluster{owner: t, prefix: prefix, configure: configure, served: t.TempDir()}
+}
+
+// bringUp puts fixture fleet name on the cluster and returns its
+// environment with the readiness outcome, and the time from the start (or
+// the publish) to the verdict.
+func (s *sharedCluster) bringUp(t *testing.T, name string) (*fleetenv.Environment, time.Duration) {
+	t.Helper()
+	if s.dirty {
+		t.Fatalf("not run: the shared cluster is in an unknown state since %s", s.last)
+	}
+	previous := s.last
+	s.last = name
+	if s.run == nil {
+		copyFleet(t, s.served, name)
+		opts := options(t, s.served, s.prefix)
+		if s.configure != nil {
+			s.configure(&opts)
+		}
+		requireKit(t, opts)
+		s.run = newRun(s.owner, opts)
+		s.dirty = true // until the bring-up returned
+		e, took := up(t, s.run)
+		s.dirty = false
+		logTimeToFail(t, s.run)
+		return e, took
+	}
+	ctx := contextBeforeTestTimeout(t)
+	s.dirty = true
+	cleared, err := s.run.Clear(ctx)
+	if err != nil {
+		t.Fatalf("clearing %s off the shared cluster: %v", previous, err)
+	}
+	t.Logf("%s cleared off the cluster in %s", previous, cleared.Round(100*time.Millisecond))
+	copyFleet(t, s.served, name)
+	took, err := s.run.Republish(ctx)
+	if err != nil {
+		t.Fatalf("publishing %s: %v", name, err)
+	}
+	s.dirty = false
+	t.Logf("verdict %s after the publish", took.Round(100*time.Millisecond))
+	return s.run.Env("staging"), took
+}
+
+// edit runs f on the served copy of the current fleet and publishes it:
+// the edit → re-sync loop on the kept cluster.
+func (s *sharedCluster) edit(t *testing.T, f func(dir string)) time.Duration {
+	t.Helper()
+	f(s.served)
+	took, err := s.run.Republish(contextBeforeTestTimeout(t))
+	if err != nil {
+		s.dirty = true
+		t.Fatalf("re-sync after editing %s: %v", s.last, err)
+	}
+	return took
+}
+
+// copyFleet makes dir hold exactly the fixture fleet name.
+func copyFleet(t *testing.T, dir, name string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, en.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", name))); err != nil {
+		t.Fatalf("copying fleet %s: %v", name, err)
 	}
 }
 
@@ -295,28 +407,24 @@ func TestRealFleetFailsFastOffline(t *testing.T) {
 	assertFailedFast(t, e, took, want)
 }
 
-// TestFixBrokenRollout is the local reproduce-fix-re-run loop: a crashing
-// app fails fast, the fix is edited into the (copied) fleet, published, and
-// the same cluster converges.
-func TestFixBrokenRollout(t *testing.T) {
+// TestEditsOnAKeptCluster is the local reproduce-fix-re-run loop, on one
+// cluster kept for both fleets: a crashing app fails fast, the fix is edited
+// into the (copied) fleet, published, and the same cluster converges; then
+// the Helm fleet is brought up on it and a HelmRelease value edited the same
+// way.
+func TestEditsOnAKeptCluster(t *testing.T) {
 	t.Parallel() // see parallelNote
-	fleet := t.TempDir()
-	if err := os.CopyFS(fleet, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", "crashing-app"))); err != nil {
-		t.Fatal(err)
-	}
-	opts := options(t, fleet, "ff-fix-")
-	requireKit(t, opts)
-	run, e, took := bringUp(t, opts)
+	shared := newSharedCluster(t, "ff-edit-", nil)
+	t.Run("fix-broken-rollout", func(t *testing.T) { fixBrokenRollout(t, shared) })
+	t.Run("helm-value-resync", func(t *testing.T) { helmValueResync(t, shared) })
+}
+
+func fixBrokenRollout(t *testing.T, shared *sharedCluster) {
+	e, took := shared.bringUp(t, "crashing-app")
 	assertFailedFast(t, e, took, failure{regexp.MustCompile(`^Pod/apps/fleet-app-[a-z0-9]+-[a-z0-9]+$`), "CrashLoopBackOff",
 		regexp.MustCompile(`last exit code 1 \(Error\), [1-9] restarts`), regexp.MustCompile(`\| .*crash mode enabled`)})
-	logTimeToFail(t, run)
 
-	fixed := fixCrash(t, fleet)
-	t.Logf("fixed %s; publishing", fixed)
-	resync, err := run.Republish(contextBeforeTestTimeout(t))
-	if err != nil {
-		t.Fatalf("re-sync after the fix: %v", err)
-	}
+	resync := shared.edit(t, func(fleet string) { t.Logf("fixed %s; publishing", fixCrash(t, fleet)) })
 	if e.Ready != nil {
 		t.Fatalf("still not Ready after the fix: %v", e.Ready)
 	}

@@ -113,8 +113,11 @@ type Cluster struct {
 	RESTConfig     *rest.Config
 	Reused         bool // true when it existed before this run
 	// CreateTook is how long Create spent creating the cluster: kind's
-	// create and the wait for Ready nodes (zero for a reused cluster).
-	CreateTook time.Duration
+	// create, the wait for Ready nodes and for the Service network (zero
+	// for a reused cluster). Images load during the last wait, which took
+	// ServiceNetworkTook.
+	CreateTook         time.Duration
+	ServiceNetworkTook time.Duration
 	// LoadTook is how long the last LoadImages took, the check of which
 	// images the nodes already have included; Loaded are the images it
 	// actually sent (none when the node image carries them all).
@@ -345,9 +348,19 @@ func (p *plan) run(ctx context.Context) (*Cluster, error) {
 		c.cleanupAfterFailure()
 		return nil, err
 	}
-	c.CreateTook = time.Since(start)
-	c.log.printf("cluster %s created in %.1fs", c.Name, c.CreateTook.Seconds())
-	if err := c.LoadImages(ctx, spec.PreloadImages...); err != nil {
+	// Images load while kube-proxy programs the Service network: neither
+	// needs the other, and both must be done before anything is deployed.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := c.waitServiceNetwork(gctx, wait); err != nil {
+			return err
+		}
+		c.CreateTook = time.Since(start)
+		c.log.printf("cluster %s created in %.1fs", c.Name, c.CreateTook.Seconds())
+		return nil
+	})
+	g.Go(func() error { return c.LoadImages(gctx, spec.PreloadImages...) })
+	if err := g.Wait(); err != nil {
 		c.cleanupAfterFailure()
 		return nil, err
 	}

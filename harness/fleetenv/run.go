@@ -64,6 +64,8 @@ type Run struct {
 
 	failed    atomic.Bool
 	diagnosed sync.Map // env name → struct{}
+	// cleared: Clear suspended the sync; the next Republish resumes it.
+	cleared atomic.Bool
 }
 
 // New prepares a run; nothing is created until its steps run.

@@ -444,11 +444,47 @@ func (r *Run) Republish(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("publishing fleet: %w", err)
 	}
 	err = r.eachEnv(ctx, func(ctx context.Context, e *Environment) error {
+		if r.cleared.Load() {
+			if err := fluxsync.Resume(ctx, e.Clients, fluxobj.Namespace, fluxobj.SyncName); err != nil {
+				return fmt.Errorf("%s: %w", e.Name, err)
+			}
+		}
 		if err := r.fetchRevision(ctx, e, rev); err != nil {
 			return err
 		}
 		return r.waitEnv(ctx, e, start)
 	})
+	r.cleared.Store(false)
+	return time.Since(start), err
+}
+
+// clearTimeout bounds Clear: uninstalling releases and terminating
+// namespaces takes seconds; a finalizer that never finishes is reported.
+const clearTimeout = 2 * time.Minute
+
+// Clear takes the fleet off every environment and keeps the clusters with
+// Flux installed, so that scenarios can share one cluster: the next fleet is
+// edited into the served directory and Republish brings it up, from a
+// cluster as empty as a fresh one, without creating a cluster and
+// installing Flux again. It returns how long the clearing took.
+func (r *Run) Clear(ctx context.Context) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, clearTimeout)
+	defer cancel()
+	start := time.Now()
+	err := r.eachEnv(ctx, func(ctx context.Context, e *Environment) error {
+		if err := fluxsync.Clear(ctx, e.Clients, fluxobj.Namespace, fluxobj.SyncName); err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
+		}
+		r.mu.Lock()
+		e.Ready, e.Report, e.Summary = nil, nil, ""
+		r.mu.Unlock()
+		r.diagnosed.Delete(e.Name)
+		return nil
+	})
+	r.cleared.Store(true)
+	if err == nil {
+		r.logf("fleet cleared from every environment in %s", since(start))
+	}
 	return time.Since(start), err
 }
 
