@@ -16,7 +16,7 @@ GO_TEST_FLAGS ?= -count=1 -v -p 1 -timeout 75m
 
 # Loads the offline kit's profile into a recipe's shell; evaluated when a
 # recipe runs, so reading this Makefile builds nothing.
-LOAD_KIT = set -a; . "$$(bash hack/kit/build.sh --print)"; set +a
+LOAD_KIT = set -a; . "$$(go run ./hack/kit -print)"; set +a
 
 .PHONY: all test e2e e2e-upgrade soak bench validate preflight offline-images lint docker-engine host-tools
 
@@ -32,14 +32,14 @@ test: offline-images host-tools lint
 ## e2e: the main job — the real fleet on kind clusters staging and production (needs Docker and internet).
 ## A fixture fleet (FLEET=fixtures/...) runs on the offline kit, which is built first.
 e2e: docker-engine
-	if [[ "$(FLEET)" == fixtures/* ]]; then bash hack/kit/build.sh; $(LOAD_KIT); fi; \
+	if [[ "$(FLEET)" == fixtures/* ]]; then go run ./hack/kit; $(LOAD_KIT); fi; \
 	E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
 
 ## e2e-upgrade: converge BASE (a git revision: origin/main, HEAD~1, a tag) and check it, then roll to the working
 ## tree (or E2E_REVISION) and run the e2e suite there. FLEET=fixtures/... runs on the offline kit, built first.
 e2e-upgrade: docker-engine
 	if [[ -z "$(BASE)" ]]; then echo "usage: make e2e-upgrade BASE=<git revision> [ENV=...] [FLEET=...]" >&2; exit 2; fi; \
-	if [[ "$(FLEET)" == fixtures/* ]]; then bash hack/kit/build.sh; $(LOAD_KIT); fi; \
+	if [[ "$(FLEET)" == fixtures/* ]]; then go run ./hack/kit; $(LOAD_KIT); fi; \
 	E2E_BASE="$(BASE)" E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
 
 ## soak: N runs (default 10) of the fixture e2e suite on fresh clusters; passes and min/median/max time to green.
@@ -62,7 +62,7 @@ preflight:
 
 ## offline-images: build (or reuse, by content hash) every image the kind tests need, without a registry.
 offline-images:
-	bash hack/kit/build.sh
+	go run ./hack/kit
 
 docker-engine:
 	bash hack/kit/docker-engine.sh

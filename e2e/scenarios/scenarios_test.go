@@ -256,7 +256,12 @@ func (s *sharedCluster) edit(t *testing.T, f func(dir string)) time.Duration {
 	return took
 }
 
-// copyFleet makes dir hold exactly the fixture fleet name.
+// realFleet names the repository's own fleet in sharedCluster.bringUp.
+const realFleet = "the real fleet"
+
+// copyFleet makes dir hold exactly the fixture fleet name, or the
+// repository's own fleet (its apps, infrastructure and clusters) for
+// realFleet.
 func copyFleet(t *testing.T, dir, name string) {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
@@ -268,8 +273,16 @@ func copyFleet(t *testing.T, dir, name string) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", name))); err != nil {
-		t.Fatalf("copying fleet %s: %v", name, err)
+	if name != realFleet {
+		if err := os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", name))); err != nil {
+			t.Fatalf("copying fleet %s: %v", name, err)
+		}
+		return
+	}
+	for _, sub := range []string{"apps", "infrastructure", "clusters"} {
+		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repoRoot(t), sub))); err != nil {
+			t.Fatalf("copying the real fleet's %s: %v", sub, err)
+		}
 	}
 }
 
@@ -377,17 +390,14 @@ func TestInvalidFleetFailsBeforeAnyCluster(t *testing.T) {
 	}
 }
 
-// TestRealFleetFailsFastOffline syncs the repository's own fleet where no
+// realFleetFailsFastOffline syncs the repository's own fleet where no
 // chart repository or registry can be reached: the harness must name a
 // source of the fleet and its fetch failure within minutes.
-func TestRealFleetFailsFastOffline(t *testing.T) {
-	t.Parallel() // see parallelNote
-	opts := options(t, repoRoot(t), "ff-real-")
-	if !opts.Offline() {
+func realFleetFailsFastOffline(t *testing.T, shared *sharedCluster) {
+	if !options(t, repoRoot(t), shared.prefix).Offline() {
 		t.Skip("runs with the offline kit only (FLEET_FLUX_MANIFESTS unset): where registries are reachable the real fleet is expected to converge, which the nightly workflow proves")
 	}
-	requireKind(t)
-	_, e, took := bringUp(t, opts)
+	e, took := shared.bringUp(t, realFleet)
 	// Whichever of the fleet's public sources the harness sees failing
 	// first; each is named with the reason source-controller gives it.
 	var got *readiness.FailureError
@@ -408,13 +418,14 @@ func TestRealFleetFailsFastOffline(t *testing.T) {
 }
 
 // TestEditsOnAKeptCluster is the local reproduce-fix-re-run loop, on one
-// cluster kept for both fleets: a crashing app fails fast, the fix is edited
-// into the (copied) fleet, published, and the same cluster converges; then
-// the Helm fleet is brought up on it and a HelmRelease value edited the same
-// way.
+// kept cluster: the real fleet fails fast (no registry is reachable here);
+// a crashing app fails fast, the fix is edited into the (copied) fleet,
+// published, and the same cluster converges; then the Helm fleet is brought
+// up on it and a HelmRelease value edited the same way.
 func TestEditsOnAKeptCluster(t *testing.T) {
 	t.Parallel() // see parallelNote
 	shared := newSharedCluster(t, "ff-edit-", nil)
+	t.Run("real-fleet-fails-fast-offline", func(t *testing.T) { realFleetFailsFastOffline(t, shared) })
 	t.Run("fix-broken-rollout", func(t *testing.T) { fixBrokenRollout(t, shared) })
 	t.Run("helm-value-resync", func(t *testing.T) { helmValueResync(t, shared) })
 }

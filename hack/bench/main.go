@@ -31,9 +31,6 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 )
 
-// bareNodeImageVar names the kit's node image without the baked-in images.
-const bareNodeImageVar = "FLEET_NODE_IMAGE_BARE"
-
 // clusterPrefix keeps the bench's clusters apart from the e2e suite's
 // (staging, production, ff-*), so it can run next to them.
 const clusterPrefix = "bench-"
@@ -72,7 +69,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.runs, "n", 5, "runs from nothing per node image, and re-syncs")
 	fs.StringVar(&c.fleet, "fleet", "fixtures/fleets/helm", "fleet directory (the layout of the real fleet)")
 	fs.StringVar(&envs, "envs", "staging,production", "environments, each on its own cluster "+clusterPrefix+"<env>")
-	fs.BoolVar(&c.bare, "bare", true, "also measure the bare node image ("+bareNodeImageVar+"), images sent with kind load")
+	fs.BoolVar(&c.bare, "bare", true, "also measure the bare node image ("+kitprofile.NodeImageBareVar+"), images sent with kind load")
 	fs.DurationVar(&c.timeout, "timeout", time.Hour, "bound of the whole bench")
 	fs.StringVar(&c.logPath, "log", "", "the runs' full log (default: <E2E_WORKDIR>/bench-<time>.log)")
 	fs.BoolVar(&c.verbose, "v", false, "also print the runs' full log")
@@ -114,9 +111,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	ways := []way{{"preloaded", base.Kit.NodeImage}}
 	if cfg.bare {
-		bare := strings.TrimSpace(os.Getenv(bareNodeImageVar))
+		bare := base.Kit.NodeImageBare
 		if bare == "" {
-			return fmt.Errorf("%s is unset: load the kit profile (make bench does), or pass -bare=false", bareNodeImageVar)
+			return fmt.Errorf("%s is unset: load the kit profile (make bench does), or pass -bare=false", kitprofile.NodeImageBareVar)
 		}
 		ways = append(ways, way{"kind load", bare})
 	}

@@ -68,9 +68,8 @@ log "starting dockerd (log: $dockerd_log)"
 if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
   rm -f /var/run/docker.pid
 fi
-for stale in /var/run/docker/containerd/containerd.pid; do
-  if [ -f "$stale" ] && ! kill -0 "$(cat "$stale")" 2>/dev/null; then rm -f "$stale"; fi
-done
+stale=/var/run/docker/containerd/containerd.pid
+if [ -f "$stale" ] && ! kill -0 "$(cat "$stale")" 2>/dev/null; then rm -f "$stale"; fi
 setsid dockerd >>"$dockerd_log" 2>&1 </dev/null &
 for _ in $(seq 1 60); do
   engine_answers && { log "dockerd up"; exit 0; }

@@ -37,7 +37,7 @@ type Options struct {
 	// CrashLoopBackOff and the like before the wait fails.
 	PodFailureGrace time.Duration
 
-	// Kit is the offline profile (hack/kit/build.sh); zero on a machine
+	// Kit is the offline profile (go run ./hack/kit); zero on a machine
 	// with a registry.
 	Kit kitprofile.Profile
 	// FluxComponents are the controllers to install; default the kit's, or

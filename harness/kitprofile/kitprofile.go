@@ -1,19 +1,27 @@
-// Package kitprofile reads the offline kit's profile — the node image, kind
+// Package kitprofile is the offline kit's profile — the node image, kind
 // config, Flux manifests, preloaded images and extra charts that a run
-// without a registry uses — from the FLEET_* variables hack/kit/build.sh
-// writes into profile.env, in one place for the harness and its tests.
+// without a registry uses — as one type that the kit (go run ./hack/kit)
+// writes to profile.env and the harness reads back from the FLEET_*
+// variables that file sets.
 package kitprofile
 
 import (
+	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // The profile's variables, as profile.env names them.
 const (
-	NodeImageVar      = "FLEET_NODE_IMAGE"
+	NodeImageVar = "FLEET_NODE_IMAGE"
+	// NodeImageBareVar is the node image without the baked-in images (what
+	// hack/bench compares the preloaded node image against).
+	NodeImageBareVar  = "FLEET_NODE_IMAGE_BARE"
 	KindConfigVar     = "FLEET_KIND_CONFIG"
 	FluxManifestsVar  = "FLEET_FLUX_MANIFESTS"
 	FluxComponentsVar = "FLEET_FLUX_COMPONENTS"
@@ -21,11 +29,21 @@ const (
 	ExtraChartsVar    = "FLEET_EXTRA_CHARTS"
 )
 
+// KitDirVar overrides the kit directory (see DefaultDir).
+const KitDirVar = "FLEET_KIT_DIR"
+
+// ProfileFile is the profile's file name in the kit directory.
+const ProfileFile = "profile.env"
+
 // Profile is the offline kit profile. The zero value means "no kit": kind
 // pulls its default node image and Flux is installed from its release.
 type Profile struct {
 	NodeImage string
-	// KindConfigPath is the kind config file; KindConfig its contents.
+	// NodeImageBare is NodeImage without the images baked into its
+	// containerd store.
+	NodeImageBare string
+	// KindConfigPath is the kind config file; KindConfig its contents
+	// (read, never written, by this package).
 	KindConfigPath string
 	KindConfig     []byte
 	// FluxManifests is the offline manifests directory install.Generate reads.
@@ -39,16 +57,84 @@ type Profile struct {
 	ExtraCharts []string
 }
 
-// FromEnv reads the profile from the environment. A variable that names a
-// file or directory that does not exist is an error naming it.
-func FromEnv() (Profile, error) {
-	p := Profile{
-		NodeImage:      strings.TrimSpace(os.Getenv(NodeImageVar)),
-		KindConfigPath: strings.TrimSpace(os.Getenv(KindConfigVar)),
-		FluxManifests:  strings.TrimSpace(os.Getenv(FluxManifestsVar)),
-		FluxComponents: List(os.Getenv(FluxComponentsVar)),
-		PreloadImages:  List(os.Getenv(PreloadImagesVar)),
-		ExtraCharts:    List(os.Getenv(ExtraChartsVar)),
+// variable is one profile variable and the Profile field it fills.
+type variable struct {
+	name   string
+	scalar func(*Profile) *string
+	list   func(*Profile) *[]string
+}
+
+// variables lists the profile's variables in the order profile.env holds them.
+func variables() []variable {
+	return []variable{
+		{name: NodeImageVar, scalar: func(p *Profile) *string { return &p.NodeImage }},
+		{name: NodeImageBareVar, scalar: func(p *Profile) *string { return &p.NodeImageBare }},
+		{name: KindConfigVar, scalar: func(p *Profile) *string { return &p.KindConfigPath }},
+		{name: FluxManifestsVar, scalar: func(p *Profile) *string { return &p.FluxManifests }},
+		{name: FluxComponentsVar, list: func(p *Profile) *[]string { return &p.FluxComponents }},
+		{name: PreloadImagesVar, list: func(p *Profile) *[]string { return &p.PreloadImages }},
+		{name: ExtraChartsVar, list: func(p *Profile) *[]string { return &p.ExtraCharts }},
+	}
+}
+
+// FromEnv reads the profile from the environment (profile.env sourced by
+// make). A variable that names a file or directory that does not exist is
+// an error naming it.
+func FromEnv() (Profile, error) { return parse(os.Getenv) }
+
+// Load reads a profile.env file the way a shell sourcing it would see it,
+// with the same checks as FromEnv.
+func Load(path string) (Profile, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return Profile{}, fmt.Errorf("reading the kit profile: %w", err)
+	}
+	known := map[string]bool{}
+	for _, v := range variables() {
+		known[v.name] = true
+	}
+	vals, seen := map[string]string{}, map[string]bool{}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		switch {
+		case !ok:
+			return Profile{}, fmt.Errorf("%s:%d: %q is not NAME=value", path, n, line)
+		case !known[name]:
+			return Profile{}, fmt.Errorf("%s:%d: unknown variable %s", path, n, name)
+		case seen[name]:
+			return Profile{}, fmt.Errorf("%s:%d: %s is set twice", path, n, name)
+		}
+		if err := checkWord(value); err != nil {
+			return Profile{}, fmt.Errorf("%s:%d: %s: %w", path, n, name, err)
+		}
+		vals[name] = value
+		seen[name] = true
+	}
+	if err := sc.Err(); err != nil {
+		return Profile{}, fmt.Errorf("reading %s: %w", path, err)
+	}
+	p, err := parse(func(name string) string { return vals[name] })
+	if err != nil {
+		return p, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+// parse fills a profile from the variables get returns: the one reading
+// shared by FromEnv and Load.
+func parse(get func(string) string) (Profile, error) {
+	var p Profile
+	for _, v := range variables() {
+		if v.scalar != nil {
+			*v.scalar(&p) = strings.TrimSpace(get(v.name))
+		} else {
+			*v.list(&p) = List(get(v.name))
+		}
 	}
 	if p.KindConfigPath != "" {
 		raw, err := os.ReadFile(p.KindConfigPath)
@@ -68,6 +154,111 @@ func FromEnv() (Profile, error) {
 		}
 	}
 	return p, nil
+}
+
+// Write writes the profile to path as profile.env: a generated-file header
+// and one NAME=value line per variable, values unquoted so that both a
+// shell (set -a; . profile.env) and a CI env file ($GITHUB_ENV) read them
+// as they are. It writes a temporary file next to path and renames it, so a
+// reader never sees half a profile. A value a shell would split or expand
+// is an error naming its variable.
+func (p Profile) Write(path string) error {
+	if missing := p.Missing(); len(missing) > 0 {
+		return fmt.Errorf("writing the kit profile %s: %s unset", path, strings.Join(missing, ", "))
+	}
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "# Offline kit profile, generated by go run ./hack/kit on %s: do not edit.\n", time.Now().UTC().Format(time.RFC3339))
+	buf.WriteString("# Source it before go test: set -a; . profile.env; set +a\n")
+	for _, v := range variables() {
+		var value string
+		if v.scalar != nil {
+			value = *v.scalar(&p)
+			if err := checkWord(value); err != nil {
+				return fmt.Errorf("writing the kit profile %s: %s: %w", path, v.name, err)
+			}
+		} else {
+			items := *v.list(&p)
+			for _, item := range items {
+				if err := checkWord(item); err != nil || strings.Contains(item, ",") || item == "" {
+					return fmt.Errorf("writing the kit profile %s: %s: item %q cannot be listed in a comma-separated word", path, v.name, item)
+				}
+			}
+			value = strings.Join(items, ",")
+		}
+		fmt.Fprintf(&buf, "%s=%s\n", v.name, value)
+	}
+	return writeAtomic(path, buf.Bytes())
+}
+
+// writeAtomic writes data to a temporary file in path's directory and
+// renames it to path.
+func writeAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkWord accepts a value a shell reads unquoted as one word, unchanged:
+// image references, absolute paths (module cache paths included) and lists
+// of them.
+func checkWord(s string) error {
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("_-./:,@+=%!", r):
+		case r == '~' && i > 0:
+		default:
+			return fmt.Errorf("value %q holds %q, which a shell would not read unquoted", s, r)
+		}
+	}
+	return nil
+}
+
+// DefaultDir is the kit directory: $FLEET_KIT_DIR, else
+// ${XDG_CACHE_HOME:-$HOME/.cache}/flux-fleet/kit, made absolute.
+func DefaultDir() (string, error) {
+	dir := os.Getenv(KitDirVar)
+	if dir == "" {
+		cache := os.Getenv("XDG_CACHE_HOME")
+		if cache == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return "", fmt.Errorf("locating the kit directory (%s and XDG_CACHE_HOME unset): %w", KitDirVar, err)
+			}
+			cache = filepath.Join(home, ".cache")
+		}
+		dir = filepath.Join(cache, "flux-fleet", "kit")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("locating the kit directory %s: %w", dir, err)
+	}
+	return abs, nil
+}
+
+// ProfilePath is profile.env in DefaultDir.
+func ProfilePath() (string, error) {
+	dir, err := DefaultDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, ProfileFile), nil
 }
 
 // Offline reports whether the profile comes from the kit.

@@ -1,37 +1,26 @@
 package preflight
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
+
+	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 )
 
 // KitVersionsFile is where the offline kit pins the versions it builds,
 // relative to the repository root; KUBERNETES_VERSION there is the kind
 // node's version, which charts are rendered for.
-const KitVersionsFile = "hack/kit/versions.env"
+const KitVersionsFile = kitprofile.VersionsFile
 
 // KitKubeVersion reads KUBERNETES_VERSION from the kit's versions file
 // under the repository root, so the version is written in one place.
 func KitKubeVersion(repoRoot string) (string, error) {
-	p := filepath.Join(repoRoot, filepath.FromSlash(KitVersionsFile))
-	data, err := os.ReadFile(p)
+	versions, err := kitprofile.ReadVersions(repoRoot)
 	if err != nil {
 		return "", fmt.Errorf("reading the kind node's Kubernetes version: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if v, ok := strings.CutPrefix(line, "KUBERNETES_VERSION="); ok {
-			v = strings.Trim(v, `"'`)
-			if v == "" {
-				break
-			}
-			return v, nil
-		}
+	v, err := kitprofile.LookupVersion(versions, "KUBERNETES_VERSION")
+	if err != nil || v == "" {
+		return "", fmt.Errorf("reading the kind node's Kubernetes version: %s sets no KUBERNETES_VERSION", KitVersionsFile)
 	}
-	return "", fmt.Errorf("%s sets no KUBERNETES_VERSION", p)
+	return v, nil
 }

@@ -14,13 +14,19 @@ import (
 // problem is certain (a crash loop in the restart history), else once it has
 // lasted the grace period — counted from when the pod says it began, or
 // from when the tracker first saw it.
+//
+// A pod created before the wait started belongs to what was there before
+// the revision being waited for (a kept cluster, a published fix): the new
+// revision may replace it within seconds, so none of its problems is
+// certain and its grace is counted from the start of the wait.
 type podTracker struct {
-	grace time.Duration
-	since map[string]time.Time // key: pod UID/container/problem class
+	grace   time.Duration
+	started time.Time
+	since   map[string]time.Time // key: pod UID/container/problem class
 }
 
-func newPodTracker(grace time.Duration) *podTracker {
-	return &podTracker{grace: grace, since: map[string]time.Time{}}
+func newPodTracker(grace time.Duration, started time.Time) *podTracker {
+	return &podTracker{grace: grace, started: started, since: map[string]time.Time{}}
 }
 
 // observe returns a failure once a problem of pod has lasted the grace
@@ -30,6 +36,9 @@ func (t *podTracker) observe(pod *corev1.Pod, now time.Time) (*FailureError, tim
 	prefix := string(pod.UID) + "/"
 	current := map[string]bool{}
 	var next time.Time
+	// Creation times are whole seconds: a pod of the same second as the
+	// start counts as new.
+	earlier := pod.CreationTimestamp.Time.Before(t.started.Truncate(time.Second))
 	for _, p := range fluxobj.PodProblems(pod) {
 		key := prefix + p.Container + "/" + p.Reason
 		current[key] = true
@@ -39,7 +48,13 @@ func (t *podTracker) observe(pod *corev1.Pod, now time.Time) (*FailureError, tim
 			if !p.Since.IsZero() && p.Since.Before(now) {
 				since = p.Since
 			}
+			if earlier && since.Before(t.started) {
+				since = t.started
+			}
 			t.since[key] = since
+		}
+		if earlier {
+			p.Certain = false
 		}
 		if waited := now.Sub(since); p.Certain || waited >= t.grace {
 			msg := nonEmpty(p.Message, "no message")

@@ -41,7 +41,7 @@ func TestPodTracker(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tr := newPodTracker(10 * time.Second)
+			tr := newPodTracker(10*time.Second, time.Time{})
 			for i, reason := range tc.steps {
 				pod := waitingPod(reason)
 				if reason == "" {
@@ -122,4 +122,46 @@ func TestMatchers(t *testing.T) {
 
 	_, err = BeReady().Match("not an object")
 	g.Expect(err).To(HaveOccurred())
+}
+
+// A pod from before the wait (the previous revision's, on a kept cluster)
+// fails only once its problem outlasted the grace counted from the start of
+// the wait: a published fix replaces it first.
+func TestPodTrackerPodsFromBeforeTheWait(t *testing.T) {
+	start := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	crashLooping := func(created time.Time) *corev1.Pod {
+		pod := waitingPod("CrashLoopBackOff")
+		pod.CreationTimestamp = metav1.NewTime(created)
+		pod.Status.ContainerStatuses[0].RestartCount = 3
+		pod.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}
+		return pod
+	}
+	tests := []struct {
+		name    string
+		created time.Time
+		at      time.Duration // after start
+		fails   bool
+	}{
+		{"a new pod's crash loop fails at once", start.Add(2 * time.Second), 3 * time.Second, true},
+		{"a pod of the start's second counts as new", start.Add(400 * time.Millisecond), time.Second, true},
+		{"an earlier pod's crash loop waits for the grace", start.Add(-time.Minute), 3 * time.Second, false},
+		{"an earlier pod still crashing after the grace fails", start.Add(-time.Minute), 11 * time.Second, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newPodTracker(10*time.Second, start.Add(300*time.Millisecond))
+			var fe *FailureError
+			for at := time.Duration(0); at <= tt.at; at += time.Second {
+				if fe, _ = tr.observe(crashLooping(tt.created), start.Add(at)); fe != nil {
+					break
+				}
+			}
+			if (fe != nil) != tt.fails {
+				t.Fatalf("failure = %v, want failing %v", fe, tt.fails)
+			}
+			if fe != nil && fe.Reason != "CrashLoopBackOff" {
+				t.Fatalf("reason %q, want CrashLoopBackOff", fe.Reason)
+			}
+		})
+	}
 }

@@ -85,16 +85,17 @@ type run struct {
 
 // Wait runs the wait; see WaitForFlux.
 func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
+	start := time.Now()
 	r := &run{
 		opts:        w.opts,
-		start:       time.Now(),
+		start:       start,
 		seen:        map[string]readySeen{},
 		fluxStores:  map[string]cache.Store{},
 		workStores:  map[schema.GroupKind]cache.Store{},
 		printed:     map[string]string{},
 		readyAt:     map[string]ObjectTiming{},
 		failingFrom: map[string]time.Time{},
-		pods:        newPodTracker(w.opts.PodFailureGrace),
+		pods:        newPodTracker(w.opts.PodFailureGrace, start),
 		firstEval:   true,
 	}
 	r.events = func(pod *corev1.Pod) string { return lastProbeFailure(ctx, w.dyn, pod) }

@@ -21,7 +21,7 @@ func newTestRun(out *bytes.Buffer, objs ...*unstructured.Unstructured) *run {
 		opts: opts, start: time.Now(), seen: map[string]readySeen{},
 		fluxStores: map[string]cache.Store{}, workStores: map[schema.GroupKind]cache.Store{},
 		printed: map[string]string{}, readyAt: map[string]ObjectTiming{}, failingFrom: map[string]time.Time{},
-		pods: newPodTracker(opts.PodFailureGrace), firstEval: false,
+		pods: newPodTracker(opts.PodFailureGrace, time.Time{}), firstEval: false,
 	}
 	for _, k := range opts.Kinds {
 		r.fluxStores[k] = cache.NewStore(cache.MetaNamespaceKeyFunc)

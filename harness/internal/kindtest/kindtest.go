@@ -75,7 +75,7 @@ func Require(t testing.TB, vars ...string) Profile {
 	}
 	for _, v := range append([]string{NodeImageVar, KindConfigVar}, vars...) {
 		if os.Getenv(v) == "" {
-			msg := fmt.Sprintf("%s is unset: source the offline kit profile (make offline-images; hack/kit/build.sh --print names it) to run real-kind tests, this machine cannot pull images", v)
+			msg := fmt.Sprintf("%s is unset: source the offline kit profile (make offline-images; go run ./hack/kit -print names it) to run real-kind tests, this machine cannot pull images", v)
 			if os.Getenv("CI") == "true" {
 				t.Fatalf("%s (CI=true: real-kind tests must run)", msg)
 			}

@@ -1,80 +1,38 @@
 #!/usr/bin/env bash
-# The offline kit: builds every image and manifest the kind-based tests need
-# from the Go module proxy and Debian packages only, and writes the offline
-# profile ($FLEET_KIT_DIR/profile.env) the harness reads.
+# The offline kit's recipes: the shell that drives debootstrap, go build and
+# docker to make one image or directory. go run ./hack/kit decides what is
+# built (hashes, freshness, the lock, the profile) and runs one recipe per
+# artifact:
 #
-#   hack/kit/build.sh            build what is missing, print each stage's time
-#   hack/kit/build.sh --print    print the profile path only (nothing is built)
+#   bash hack/kit/recipes.sh FUNCTION [ARGS...]
 #
-# Every artefact is keyed by a hash of its inputs: the stage function's own
-# text (declare -f), versions.env, the Go toolchain and, where it applies, the
-# project sources it compiles. A second run with everything present only
-# computes hashes and inspects images.
+# Environment, set by hack/kit: KIT_DIR (the kit directory), KIT_LABEL (the
+# image label that carries an artifact's hash), DEBIAN_IMAGE (the Debian base
+# image), every versions.env variable, and GOFLAGS=-mod=mod CGO_ENABLED=0
+# GOTOOLCHAIN=local. Module directories and versions that go.mod decides are
+# passed as arguments.
 #
-# Runs sharing a kit directory (two terminals, two worktrees) take turns on
-# the lock $KIT_DIR/.lock: a second run says whom it waits for and waits.
+# A function's text, exactly as written here, is hashed into every artifact
+# whose recipe calls it (directly or through other functions), together with
+# the versions.env and top-level variables it names: editing a function
+# rebuilds what uses it, and nothing else.
 set -Eeuo pipefail
 shopt -s inherit_errexit
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
-kit_src="$repo/hack/kit"
-# shellcheck source=versions.env
-. "$kit_src/versions.env"
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
-KIT_DIR=${FLEET_KIT_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flux-fleet/kit}
-mkdir -p "$KIT_DIR"
-KIT_DIR=$(cd "$KIT_DIR" && pwd)
-export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
-LABEL=io.flux-fleet.kit-hash
-
-current_stage=setup
-log() { printf '[kit %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR in stage '$current_stage': $*"; exit 1; }
-trap 'rc=$?; log "ERROR: stage \"$current_stage\" failed (exit $rc, line $LINENO)"; exit $rc' ERR
-
-declare -a timings=()
-run_stage() { # name function
-  local name=$1 fn=$2 t0 t1
-  current_stage=$name
-  t0=$(date +%s%N)
-  "$fn"
-  t1=$(date +%s%N)
-  timings+=("$(printf '%-22s %7.1fs' "$name" "$(((t1 - t0) / 1000000))e-3")")
-  current_stage=done
+# log, die and on_error only report: they are left out of the hashes.
+log() { printf '%s\n' "$*" >&2; }
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+on_error() { # status line
+  log "ERROR: $kit_recipe failed (exit $1, line $2)"
+  exit "$1"
 }
 
-# ---- hashing ---------------------------------------------------------------
-
-go_version=$(go env GOVERSION)
-hash_of() { # stage-function [extra inputs...]
-  local body
-  body=$(declare -f "$1")
-  # Only the versions this function names: bumping one version rebuilds only
-  # what uses it.
-  { echo "$body"; used_versions "$body ${*:2}"; echo "$go_version"; printf '%s\n' "${@:2}"; } |
-    sha256sum | cut -c1-12
-}
-used_versions() { # text -> the versions.env assignments it references
-  local var
-  for var in $(sed -nE 's/^([A-Z_]+)=.*/\1/p' "$kit_src/versions.env"); do
-    case "$1" in *"\$$var"* | *"\${$var"*) echo "$var=${!var}" ;; esac
-  done
-}
-hash_files() { # paths... -> hash of their contents (sorted, names included)
-  (cd "$repo" && find "$@" -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-12
-}
-image_hash() { docker image inspect -f "{{index .Config.Labels \"$LABEL\"}}" "$1" 2>/dev/null || true; }
-image_fresh() { [ "$(image_hash "$1")" = "$2" ]; }
-
-# ---- helpers ---------------------------------------------------------------
-
-mod_dir() { # module@version -> its directory in the module cache
-  local info
-  # On failure go prints the JSON with an Error field and exits non-zero.
-  info=$(go mod download -json "$1") ||
-    die "the Go module proxy does not serve $1: $(jq -r '.Error // "no reason given"' <<<"$info" 2>/dev/null)"
-  jq -er .Dir <<<"$info"
-}
+# ---- helpers -----------------------------------------------------------------
 
 # scratch_module DIR REQUIRE... : a throwaway module requiring the given module@versions.
 scratch_module() {
@@ -102,7 +60,9 @@ import_dir() {
     docker import --change "LABEL $LABEL=$hash" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "$@" - "$image" >/dev/null
 }
 
-# ---- stage: Kubernetes binaries ----------------------------------------------
+# ---- binaries (hack/kit keeps each in $KIT_DIR/bin/<name>-<hash>) ------------
+
+# Each build_*_binary OUT writes its binaries into the directory OUT.
 
 k8s_staging_version() { echo "v0.${KUBERNETES_VERSION#v1.}"; }
 
@@ -112,6 +72,7 @@ build_k8s_binaries() {
   info=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION")
   gomod=$(jq -er .GoMod <<<"$info")
   # k8s.io/kubernetes replaces its staging modules with local paths; point them at the proxy.
+  # shellcheck disable=SC2013 # module paths hold no blanks: one per word
   for p in $(sed -nE 's#^[[:space:]]*(replace[[:space:]]+)?(k8s\.io/[a-z0-9-]+)[[:space:]]+=>[[:space:]]+\./staging/.*#\2#p' "$gomod"); do
     (cd "$src" && go mod edit -replace "$p=$p@$(k8s_staging_version)")
   done
@@ -158,25 +119,7 @@ build_pause_binary() {
   (cd "$repo" && go build -trimpath -ldflags "-s -w" -o "$out/pause" ./hack/kit/pause)
 }
 
-# binaries_dir NAME BUILDER : cached build output directory for a binary builder.
-binaries_dir() {
-  local name=$1 builder=$2 h out
-  h=$(hash_of "$builder" "$(declare -f scratch_module)" "$([ "$name" = pause ] && hash_files hack/kit/pause)")
-  out="$KIT_DIR/bin/$name-$h"
-  if [ ! -d "$out" ]; then
-    log "building $name binaries (cold: minutes)"
-    # Build next to the final path and rename, so an interrupted build is
-    # never mistaken for a finished one.
-    rm -rf "$out.partial.$$"
-    "$builder" "$out.partial.$$" >&2
-    mv "$out.partial.$$" "$out"
-    # Older builds of the same binaries are superseded (never another run's work in progress).
-    find "$KIT_DIR/bin" -maxdepth 1 -name "$name-*" ! -name '*.partial.*' ! -path "$out" -exec rm -rf {} + 2>/dev/null || true
-  fi
-  echo "$out"
-}
-
-# ---- stage: Debian base image ------------------------------------------------
+# ---- Debian base image -------------------------------------------------------
 
 debian_mirror() {
   # The mirror this machine's apt already uses; never hard-coded.
@@ -187,7 +130,7 @@ debian_mirror() {
   echo "$m"
 }
 
-DEBIAN_IMAGE=fleet-kit/debian:$DEBIAN_SUITE
+# build_debian_image HASH : the Debian base image DEBIAN_IMAGE, by debootstrap.
 build_debian_image() {
   local h=$1 dir="$KIT_DIR/rootfs/debian"
   command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
@@ -225,7 +168,7 @@ debian_layer() {
   rm -f "$KIT_DIR/layer-$$.log"
 }
 
-# ---- stage: control-plane images --------------------------------------------
+# ---- control-plane images ----------------------------------------------------
 
 REG=registry.k8s.io
 controlplane_images() {
@@ -234,12 +177,10 @@ controlplane_images() {
     "$REG/etcd:$ETCD_IMAGE_TAG $REG/coredns/coredns:$COREDNS_VERSION $REG/pause:$PAUSE_IMAGE_TAG"
 }
 
+# build_controlplane_images HASH K8S_BIN ETCD_BIN COREDNS_BIN PAUSE_BIN : the
+# images kubeadm runs (controlplane_images), from the binary directories.
 build_controlplane_images() {
-  local h=$1 k8s etcd coredns pause dir="$KIT_DIR/rootfs/cp" c
-  k8s=$(binaries_dir kubernetes build_k8s_binaries)
-  etcd=$(binaries_dir etcd build_etcd_binary)
-  coredns=$(binaries_dir coredns build_coredns_binary)
-  pause=$(binaries_dir pause build_pause_binary)
+  local h=$1 k8s=$2 etcd=$3 coredns=$4 pause=$5 dir="$KIT_DIR/rootfs/cp" c
   for c in kube-apiserver kube-controller-manager kube-scheduler; do
     minimal_rootfs "$dir" && cp "$k8s/$c" "$dir/usr/local/bin/"
     import_dir "$dir" "$REG/$c:$KUBERNETES_VERSION" "$h" --change "ENTRYPOINT [\"/usr/local/bin/$c\"]"
@@ -260,16 +201,15 @@ build_controlplane_images() {
   rm -rf "$dir"
 }
 
-# ---- stage: kind node image ---------------------------------------------------
+# ---- kind node image ---------------------------------------------------------
 
 NODE_PACKAGES="systemd containerd runc nftables ethtool socat ebtables kmod util-linux mount \
 containernetworking-plugins jq libseccomp2 pigz e2fsprogs bash"
 
+# build_node_image HASH IMAGE K8S_BIN CRICTL_BIN KIND_MODULE_DIR : the kind node
+# image, with the control-plane images in its containerd store.
 build_node_image() {
-  local h=$1 image=$2 k8s crictl kindfiles dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/scratch/preload" pid i
-  k8s=$(binaries_dir kubernetes build_k8s_binaries)
-  crictl=$(binaries_dir crictl build_crictl_binary)
-  kindfiles="$(mod_dir "sigs.k8s.io/kind@$(cd "$repo" && go list -m -f '{{.Version}}' sigs.k8s.io/kind)")/images/base/files"
+  local h=$1 image=$2 k8s=$3 crictl=$4 kindfiles="$5/images/base/files" dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/scratch/preload" pid i
 
   # 1. Debian userland with what a kind node runs, trimmed the way kind's base image is.
   debian_layer fleet-kit/node-userland:build "$h" "$NODE_PACKAGES" '
@@ -354,6 +294,7 @@ TOML
     kill "$pid"
     die "preloading control-plane images failed (log: $work/containerd.log)"
   fi
+  # shellcheck disable=SC2015 # either failing means containerd is gone already
   kill "$pid" && wait "$pid" 2>/dev/null || true
   rm -rf "$work"
 
@@ -367,7 +308,7 @@ TOML
   docker rmi fleet-kit/node-rootfs:build >/dev/null
 }
 
-# ---- stage: node image with the run's images baked in --------------------------
+# ---- node image with the run's images baked in -------------------------------
 
 # store_listing DIR : every entry under DIR/var with its type, mode, size and
 # mtime, so that two listings tell which entries an import added or changed.
@@ -404,6 +345,7 @@ TOML
     docker rm -f "$name" >/dev/null
     die "baking $* into the node image failed (containerd log: $KIT_DIR/node-preload-containerd.log)"
   fi
+  # shellcheck disable=SC2015 # either failing means containerd is gone already
   kill "$pid" && wait "$pid" 2>/dev/null || true
   store_listing "$work" >"$work/after"
   # Directories are listed too: tar --no-recursion then creates new ones
@@ -416,49 +358,14 @@ TOML
   rm -rf "$work"
 }
 
-write_kind_config() { # path image
-  cat >"$1" <<YAML
-# kind config for the offline node image (written by hack/kit/build.sh).
-kind: Cluster
-apiVersion: kind.x-k8s.io/v1alpha4
-networking:
-  # The node image carries a bridge CNI config; kindnetd is not available offline.
-  disableDefaultCNI: true
-nodes:
-  - role: control-plane
-    image: $2
-kubeadmConfigPatches:
-  - |
-    kind: InitConfiguration
-    nodeRegistration:
-      ignorePreflightErrors:
-        - SystemVerification
-  - |
-    kind: KubeletConfiguration
-    # This kind of host runs cgroup v1, which kubelet 1.37 refuses by default.
-    failCgroupV1: false
-YAML
-}
+# ---- Flux controllers and manifests ------------------------------------------
 
-# ---- stage: Flux controllers and manifests ------------------------------------
-
-flux_module_dir() { mod_dir "github.com/fluxcd/flux2/v2@$(cd "$repo" && go list -m -f '{{.Version}}' github.com/fluxcd/flux2/v2)"; }
-# The controller version flux2 bundles: the release URL in manifests/bases/<c>.
-flux_controller_version() {
-  sed -nE "s#.*/$1/releases/download/(v[^/]+)/.*#\1#p" "$(flux_module_dir)/manifests/bases/$1/kustomization.yaml" | head -1
-}
-
-# FLUX_CONTROLLERS: the controllers the kit builds and writes manifests for;
-# the others' root modules are refused by the Go module proxy.
-FLUX_CONTROLLERS="source-controller kustomize-controller helm-controller"
-
-# build_flux_controller_image CONTROLLER HASH : the image of a Flux controller
-# built from its root module at the version flux2 bundles.
+# build_flux_controller_image CONTROLLER VERSION MODULE_DIR IMAGE HASH : the
+# image of a Flux controller built from its root module (in the module cache at
+# MODULE_DIR) at the version flux2 bundles.
 build_flux_controller_image() {
-  local c=$1 h=$2 v mod moddir src bin="$KIT_DIR/scratch/$1-bin" dir="$KIT_DIR/rootfs/$1"
-  v=$(flux_controller_version "$c")
+  local c=$1 v=$2 moddir=$3 image=$4 h=$5 mod src bin="$KIT_DIR/scratch/$1-bin" dir="$KIT_DIR/rootfs/$1"
   mod="github.com/fluxcd/$c@$v"
-  moddir=$(mod_dir "$mod")
   src="$KIT_DIR/src/$c"
   rm -rf "$src" && cp -r "$moddir" "$src" && chmod -R u+w "$src"
   # The api submodule is a local replace to a directory the module zip lacks;
@@ -476,32 +383,32 @@ build_flux_controller_image() {
   minimal_rootfs "$dir"
   install -m 0755 "$bin" "$dir/usr/local/bin/$c"
   mkdir -p "$dir/data" && chown 65534:65534 "$dir/data"
-  import_dir "$dir" "ghcr.io/fluxcd/$c:$v" "$h" --change "ENTRYPOINT [\"/usr/local/bin/$c\"]" --change 'USER 65534:65534'
+  import_dir "$dir" "$image" "$h" --change "ENTRYPOINT [\"/usr/local/bin/$c\"]" --change 'USER 65534:65534'
   rm -rf "$dir" "$bin" "$src"
 }
 
-build_flux_manifests() { # out-dir
-  local out=$1 c args=() v nc="$KIT_DIR/scratch/crd-notification-controller"
-  for c in $FLUX_CONTROLLERS; do
-    args+=(--controller "$c=$(mod_dir "github.com/fluxcd/$c@$(flux_controller_version "$c")")")
-  done
-  rm -rf "$out.partial.$$" && mkdir -p "$out.partial.$$"
-  (cd "$repo" && go run ./hack/kit/fluxmanifests --flux "$(flux_module_dir)" "${args[@]}" --out "$out.partial.$$")
+# build_flux_manifests OUT FLUX_MODULE_DIR NOTIFICATION_API_MODULE_DIR CONTROLLER=MODULE_DIR... :
+# the offline manifests directory install.Generate reads, written into OUT.
+build_flux_manifests() {
+  local out=$1 flux=$2 napi=$3 c args=() nc="$KIT_DIR/scratch/crd-notification-controller"
+  shift 3
+  for c in "$@"; do args+=(--controller "$c"); done
+  rm -rf "$out" && mkdir -p "$out"
+  (cd "$repo" && go run ./hack/kit/fluxmanifests --flux "$flux" "${args[@]}" --out "$out")
   # The CRDs of notification-controller, whose root module the proxy refuses,
   # so that fleets with Alerts, Providers or Receivers can at least be applied:
   # the harness applies extra-crds/*.yaml after Flux.
-  v=$(cd "$repo" && go list -m -f '{{.Version}}' github.com/fluxcd/notification-controller/api)
-  rm -rf "$nc" && mkdir -p "$nc" "$out.partial.$$/extra-crds"
-  (cd "$(mod_dir "github.com/fluxcd/notification-controller/api@$v")" &&
+  rm -rf "$nc" && mkdir -p "$nc" "$out/extra-crds"
+  (cd "$napi" &&
     go run "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" \
       crd paths=./... output:crd:artifacts:config="$nc")
-  cat "$nc"/*.yaml >"$out.partial.$$/extra-crds/notification-controller.crds.yaml"
+  cat "$nc"/*.yaml >"$out/extra-crds/notification-controller.crds.yaml"
   rm -rf "$nc"
-  rm -rf "$out" && mv "$out.partial.$$" "$out"
 }
 
-# ---- stage: workload images ---------------------------------------------------
+# ---- workload images ---------------------------------------------------------
 
+# build_nginx_image, build_redis_image, build_app_image IMAGE HASH : the fleets' workload images.
 build_nginx_image() {
   debian_layer "$1" "$2" nginx-light '
     ln -sf /dev/stdout /var/log/nginx/access.log; ln -sf /dev/stderr /var/log/nginx/error.log' \
@@ -519,32 +426,15 @@ build_app_image() {
   rm -rf "$dir"
 }
 
-# ---- stage: podinfo image -------------------------------------------------------
+# ---- podinfo image -----------------------------------------------------------
 
-podinfo_module() { echo "github.com/stefanprodan/podinfo@$PODINFO_MODULE_VERSION"; }
-
-# podinfo_image : the image reference the module's chart deploys by default
-# (values.yaml image.repository and image.tag, which must equal appVersion).
-podinfo_image() {
-  local chart repository tag app
-  chart="$(mod_dir "$(podinfo_module)")/charts/podinfo"
-  repository=$(awk '/^image:/ {i = 1; next} /^[^ #]/ {i = 0} i && $1 == "repository:" {print $2; exit}' "$chart/values.yaml")
-  tag=$(awk '/^image:/ {i = 1; next} /^[^ #]/ {i = 0} i && $1 == "tag:" {print $2; exit}' "$chart/values.yaml")
-  app=$(sed -nE 's/^appVersion:[[:space:]]*"?([^"[:space:]]+)"?.*/\1/p' "$chart/Chart.yaml")
-  if [ -z "$repository" ] || [ -z "$tag" ]; then
-    die "$chart/values.yaml: no image.repository or image.tag"
-  fi
-  [ "$tag" = "$app" ] || die "$chart: values.yaml image.tag $tag differs from Chart.yaml appVersion $app"
-  echo "$repository:$tag"
-}
-
-# build_podinfo_image IMAGE HASH : podinfo laid out like upstream's Dockerfile
-# (WORKDIR /home/app with ./podinfo and ./ui, podcli on PATH for the chart's
-# exec probes, a non-root user), built from the module's own go.mod.
+# build_podinfo_image IMAGE HASH MODULE_DIR : podinfo laid out like upstream's
+# Dockerfile (WORKDIR /home/app with ./podinfo and ./ui, podcli on PATH for the
+# chart's exec probes, a non-root user), built from the module's own go.mod
+# (github.com/stefanprodan/podinfo@$PODINFO_MODULE_VERSION, in the module cache
+# at MODULE_DIR).
 build_podinfo_image() {
-  local image=$1 h=$2 mod moddir commit src="$KIT_DIR/src/podinfo" dir="$KIT_DIR/rootfs/podinfo" p
-  mod=$(podinfo_module)
-  moddir=$(mod_dir "$mod")
+  local image=$1 h=$2 moddir=$3 mod="github.com/stefanprodan/podinfo@$PODINFO_MODULE_VERSION" commit src="$KIT_DIR/src/podinfo" dir="$KIT_DIR/rootfs/podinfo" p
   rm -rf "$src" && cp -r "$moddir" "$src" && chmod -R u+w "$src"
   # Upstream stamps only the git revision; the version is in pkg/version's source.
   commit=${PODINFO_MODULE_VERSION##*-}
@@ -566,169 +456,16 @@ build_podinfo_image() {
   rm -rf "$dir" "$src" "$KIT_DIR"/scratch/podinfo-*
 }
 
-# ---- main ----------------------------------------------------------------------
+# ---- dispatch ----------------------------------------------------------------
 
-if [ "${1:-}" = --print ]; then
-  echo "$KIT_DIR/profile.env"
-  exit 0
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  : "${KIT_DIR:?is unset: recipes are run by go run ./hack/kit}"
+  : "${KIT_LABEL:?is unset: recipes are run by go run ./hack/kit}"
+  : "${DEBIAN_IMAGE:?is unset: recipes are run by go run ./hack/kit}"
+  LABEL=$KIT_LABEL
+  [ $# -ge 1 ] || die "usage: $0 FUNCTION [ARGS...]"
+  declare -F "$1" >/dev/null || die "$0 has no function '$1'"
+  kit_recipe=$1
+  trap 'on_error $? $LINENO' ERR
+  "$@"
 fi
-
-# A run's unfinished outputs are <final path>.partial.<pid>: only its own are removed.
-remove_own_partials() { find "$KIT_DIR" -maxdepth 2 -name "*.partial.$$" -exec rm -rf {} + 2>/dev/null || true; }
-trap remove_own_partials EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# One build at a time per kit directory: the stages share scratch paths, tags
-# and the profile. The lock is the open file, released when this shell exits.
-t_start=$(date +%s)
-exec {lock_fd}>>"$KIT_DIR/.lock"
-if ! flock -n "$lock_fd"; then
-  holder=$(cat "$KIT_DIR/.lock" 2>/dev/null || true)
-  log "another kit build holds $KIT_DIR/.lock (${holder:-holder not yet recorded}); waiting"
-  flock "$lock_fd"
-  log "lock acquired after $(($(date +%s) - t_start))s"
-fi
-printf 'pid %s, started %s, repository %s\n' "$$" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$repo" >"$KIT_DIR/.lock"
-
-t_start=$(date +%s)
-# dockerd may be started here and outlive this run: it must not inherit the lock.
-docker_engine() { "$kit_src/docker-engine.sh" {lock_fd}>&-; }
-run_stage docker-engine docker_engine
-
-stage_debian() {
-  local h
-  h=$(hash_of build_debian_image "$(declare -f debian_mirror import_dir)")
-  image_fresh "$DEBIAN_IMAGE" "$h" && return 0
-  log "debootstrap $DEBIAN_SUITE (cold: ~2 min)"
-  build_debian_image "$h"
-}
-run_stage debian-base stage_debian
-debian_hash=$(image_hash "$DEBIAN_IMAGE")
-
-stage_controlplane() {
-  local h img stale=""
-  h=$(hash_of build_controlplane_images "$debian_hash" "$(declare -f build_k8s_binaries build_etcd_binary build_coredns_binary minimal_rootfs import_dir)" "$(hash_files hack/kit/pause)")
-  for img in $(controlplane_images); do image_fresh "$img" "$h" || stale=1; done
-  [ -z "$stale" ] && return 0
-  build_controlplane_images "$h"
-}
-run_stage controlplane-images stage_controlplane
-cp_hash=$(image_hash "$REG/kube-apiserver:$KUBERNETES_VERSION")
-
-NODE_IMAGE=""
-stage_node() {
-  local h
-  h=$(hash_of build_node_image "$cp_hash" "$debian_hash" "$(declare -f debian_layer import_dir build_crictl_binary)")
-  NODE_IMAGE="fleet-kit/node:$KUBERNETES_VERSION-$h"
-  image_fresh "$NODE_IMAGE" "$h" && return 0
-  log "building node image $NODE_IMAGE"
-  build_node_image "$h" "$NODE_IMAGE"
-  # Node images are large: drop the ones this build supersedes.
-  docker images fleet-kit/node --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$NODE_IMAGE" |
-    xargs -r docker rmi >/dev/null 2>&1 || true
-}
-run_stage node-image stage_node
-
-FLUX_IMAGES=()
-stage_flux_images() {
-  local c v h t0
-  for c in $FLUX_CONTROLLERS; do
-    v=$(flux_controller_version "$c")
-    [ -n "$v" ] || die "cannot read the $c version bundled by flux2"
-    h=$(hash_of build_flux_controller_image "$v" "$(declare -f minimal_rootfs import_dir)")
-    FLUX_IMAGES+=("ghcr.io/fluxcd/$c:$v")
-    image_fresh "ghcr.io/fluxcd/$c:$v" "$h" && continue
-    log "building $c $v (cold: 2-6 min)"
-    t0=$(date +%s)
-    build_flux_controller_image "$c" "$h"
-    log "built ghcr.io/fluxcd/$c:$v in $(($(date +%s) - t0))s"
-  done
-}
-run_stage flux-controllers stage_flux_images
-
-FLUX_MANIFESTS=""
-stage_flux_manifests() {
-  local h
-  h=$(hash_of build_flux_manifests "$FLUX_CONTROLLERS" "$(flux_module_dir)" "$(hash_files hack/kit/fluxmanifests)" "$(cd "$repo" && go list -m -f '{{.Version}}' github.com/fluxcd/notification-controller/api)")
-  FLUX_MANIFESTS="$KIT_DIR/flux-manifests-$h"
-  [ -f "$FLUX_MANIFESTS/rbac.yaml" ] && return 0
-  build_flux_manifests "$FLUX_MANIFESTS"
-  find "$KIT_DIR" -maxdepth 1 -name 'flux-manifests-*' ! -name '*.partial.*' ! -path "$FLUX_MANIFESTS" -exec rm -rf {} + 2>/dev/null || true
-}
-run_stage flux-manifests stage_flux_manifests
-
-WORKLOAD_IMAGES=(fleet-kit/nginx:bookworm fleet-kit/redis:bookworm fleet-kit/fleet-app:dev)
-stage_workloads() {
-  local h
-  h=$(hash_of build_nginx_image "$debian_hash" "$(declare -f debian_layer)")
-  image_fresh fleet-kit/nginx:bookworm "$h" || build_nginx_image fleet-kit/nginx:bookworm "$h"
-  h=$(hash_of build_redis_image "$debian_hash" "$(declare -f debian_layer)")
-  image_fresh fleet-kit/redis:bookworm "$h" || build_redis_image fleet-kit/redis:bookworm "$h"
-  h=$(hash_of build_app_image "$(hash_files fixtures/app go.mod go.sum)" "$(declare -f minimal_rootfs import_dir)")
-  image_fresh fleet-kit/fleet-app:dev "$h" || build_app_image fleet-kit/fleet-app:dev "$h"
-}
-run_stage workload-images stage_workloads
-
-PODINFO_IMAGE=""
-stage_podinfo() {
-  local h t0
-  PODINFO_IMAGE=$(podinfo_image)
-  h=$(hash_of build_podinfo_image "$PODINFO_IMAGE" "$(declare -f podinfo_module minimal_rootfs import_dir)")
-  image_fresh "$PODINFO_IMAGE" "$h" && return 0
-  log "building $PODINFO_IMAGE from $(podinfo_module) (cold: ~2 min)"
-  t0=$(date +%s)
-  build_podinfo_image "$PODINFO_IMAGE" "$h"
-  log "built $PODINFO_IMAGE in $(($(date +%s) - t0))s"
-}
-run_stage podinfo-image stage_podinfo
-
-# The images every run needs go into the node image; the fixture app does
-# not: it changes with every edit of fixtures/app, and the harness loads it
-# (only when the node lacks that version). NODE_IMAGE_BARE, without them, is
-# what the benchmark compares against (kind load, the earlier way).
-NODE_IMAGE_BARE=$NODE_IMAGE
-BAKED_IMAGES=()
-stage_node_preloaded() {
-  local h img ids=""
-  BAKED_IMAGES=("${FLUX_IMAGES[@]}" fleet-kit/nginx:bookworm fleet-kit/redis:bookworm "$PODINFO_IMAGE")
-  # Image IDs, not only the kit's input hashes: the harness compares IDs, and
-  # a baked image must be exactly the one the profile names.
-  for img in "$NODE_IMAGE_BARE" "${BAKED_IMAGES[@]}"; do
-    ids+="$img=$(docker image inspect -f '{{.Id}}' "$img") "
-  done
-  h=$(hash_of build_preloaded_node_image "$ids" "$(declare -f store_listing)")
-  NODE_IMAGE="fleet-kit/node-preloaded:$KUBERNETES_VERSION-$h"
-  image_fresh "$NODE_IMAGE" "$h" && return 0
-  log "baking ${BAKED_IMAGES[*]} into $NODE_IMAGE"
-  build_preloaded_node_image "$NODE_IMAGE_BARE" "$NODE_IMAGE" "$h" "${BAKED_IMAGES[@]}"
-  docker images fleet-kit/node-preloaded --format '{{.Repository}}:{{.Tag}}' | grep -vxF "$NODE_IMAGE" |
-    xargs -r docker rmi >/dev/null 2>&1 || true
-}
-run_stage node-image-preloaded stage_node_preloaded
-
-# Rebuilt images leave their predecessors untagged: drop those of the kit.
-docker image prune -f --filter "label=$LABEL" >/dev/null 2>&1 || true
-
-current_stage=profile
-write_kind_config "$KIT_DIR/kind-config.yaml" "$NODE_IMAGE"
-preload=$(
-  IFS=,
-  echo "${FLUX_IMAGES[*]},${WORKLOAD_IMAGES[*]},$PODINFO_IMAGE"
-)
-# Written aside and renamed: a reader never sees half a profile.
-cat >"$KIT_DIR/profile.env.partial.$$" <<ENV
-# Offline profile written by hack/kit/build.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ). Source it before go test.
-FLEET_NODE_IMAGE=$NODE_IMAGE
-FLEET_NODE_IMAGE_BARE=$NODE_IMAGE_BARE
-FLEET_KIND_CONFIG=$KIT_DIR/kind-config.yaml
-FLEET_FLUX_MANIFESTS=$FLUX_MANIFESTS
-FLEET_FLUX_COMPONENTS=$(tr ' ' , <<<"$FLUX_CONTROLLERS")
-FLEET_PRELOAD_IMAGES=$preload
-FLEET_EXTRA_CHARTS=$(mod_dir "$(podinfo_module)")/charts/podinfo
-ENV
-mv "$KIT_DIR/profile.env.partial.$$" "$KIT_DIR/profile.env"
-
-log "stage timings:"
-for t in "${timings[@]}"; do printf '  %s\n' "$t" >&2; done
-log "kit ready in $(($(date +%s) - t_start))s; profile: $KIT_DIR/profile.env"

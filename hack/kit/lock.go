@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// kitLock is the kit directory's lock: one build at a time per directory,
+// since the stages share scratch paths, tags and the profile. It is an
+// flock on the open lock file, released when the file is closed or the
+// process ends, so a killed build never leaves it held.
+type kitLock struct{ f *os.File }
+
+// acquireLock takes the lock at path, first saying whom it waits for when
+// another build holds it, and then records holder in the file.
+func acquireLock(ctx context.Context, path, holder string, log *logger) (*kitLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening the kit lock: %w", err)
+	}
+	fd := int(f.Fd())
+	err = syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		current, _ := os.ReadFile(path)
+		log.printf("%s", waitingMessage(path, string(current)))
+		start := time.Now()
+		done := make(chan error, 1)
+		go func() { done <- syscall.Flock(fd, syscall.LOCK_EX) }()
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			// The goroutine stays blocked in flock until the process ends,
+			// which it is about to.
+			return nil, fmt.Errorf("waiting for the kit lock %s: %w", path, context.Cause(ctx))
+		}
+		if err == nil {
+			log.printf("lock acquired after %s", time.Since(start).Round(time.Second))
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("recording the holder in %s: %w", path, err)
+	}
+	if _, err := f.WriteString(holder + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("recording the holder in %s: %w", path, err)
+	}
+	return &kitLock{f: f}, nil
+}
+
+func (l *kitLock) release() { l.f.Close() }
+
+// waitingMessage is what a build says while another holds the lock: whom
+// it waits for, as the holder recorded itself.
+func waitingMessage(path, holder string) string {
+	holder = strings.TrimSpace(holder)
+	if holder == "" {
+		holder = "a build that has not recorded itself yet"
+	}
+	return fmt.Sprintf("another kit build holds %s: waiting for %s", path, holder)
+}
+
+// holderLine is what a build records in the lock file.
+func holderLine(pid int, started time.Time, repo string) string {
+	return fmt.Sprintf("pid %d, started %s, repository %s", pid, started.UTC().Format(time.RFC3339), repo)
+}

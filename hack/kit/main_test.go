@@ -1,0 +1,56 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func TestPrintAndUsage(t *testing.T) {
+	kit := t.TempDir()
+	t.Setenv("FLEET_KIT_DIR", kit)
+	for _, tc := range []struct {
+		args                []string
+		code                int
+		wantOut, wantStderr string
+	}{
+		{[]string{"-print"}, 0, filepath.Join(kit, "profile.env") + "\n", ""},
+		{[]string{"--print"}, 0, filepath.Join(kit, "profile.env") + "\n", ""},
+		{[]string{"-print", "extra"}, 2, "", `kit: unexpected arguments ["extra"]`},
+		{[]string{"-bogus"}, 2, "", "flag provided but not defined: -bogus"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			if code := run(tc.args, &out, &errOut); code != tc.code {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, tc.code, errOut.String())
+			}
+			if out.String() != tc.wantOut {
+				t.Errorf("stdout = %q, want %q", out.String(), tc.wantOut)
+			}
+			if !strings.Contains(errOut.String(), tc.wantStderr) {
+				t.Errorf("stderr = %q, want it to contain %q", errOut.String(), tc.wantStderr)
+			}
+		})
+	}
+}
+
+func TestKindConfig(t *testing.T) {
+	var cfg struct {
+		Kind       string
+		Networking struct {
+			DisableDefaultCNI bool `json:"disableDefaultCNI"`
+		}
+		Nodes   []struct{ Role, Image string }
+		Patches []string `json:"kubeadmConfigPatches"`
+	}
+	if err := yaml.Unmarshal(kindConfig("fleet-kit/node-preloaded:v1.37.2-0123456789ab"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Kind != "Cluster" || !cfg.Networking.DisableDefaultCNI || len(cfg.Nodes) != 1 ||
+		cfg.Nodes[0].Role != "control-plane" || cfg.Nodes[0].Image != "fleet-kit/node-preloaded:v1.37.2-0123456789ab" || len(cfg.Patches) != 2 {
+		t.Errorf("kind config = %+v", cfg)
+	}
+}

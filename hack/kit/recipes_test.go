@@ -1,0 +1,186 @@
+package main
+
+import (
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseRecipes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		src       string
+		wantFuncs map[string]string
+		wantVars  map[string]string
+		wantErr   string
+	}{
+		{
+			name:      "one-line function",
+			src:       "#!/bin/bash\nk8s() { echo \"v0.${V#v1.}\"; }\n",
+			wantFuncs: map[string]string{"k8s": "k8s() { echo \"v0.${V#v1.}\"; }"},
+		},
+		{
+			name:      "block with a comment on its first line and braces inside",
+			src:       "# a comment\nf() { # out-dir\n  { echo a; } >&2\n  if x; then\n    y\n  fi\n}\nafter\n",
+			wantFuncs: map[string]string{"f": "f() { # out-dir\n  { echo a; } >&2\n  if x; then\n    y\n  fi\n}"},
+		},
+		{
+			name: "here-document holding a lone closing brace",
+			src:  "f() {\n  cat >x <<'JSON'\n{\n  \"a\": 1\n}\nJSON\n  echo done\n}\ng() { :; }\n",
+			wantFuncs: map[string]string{
+				"f": "f() {\n  cat >x <<'JSON'\n{\n  \"a\": 1\n}\nJSON\n  echo done\n}",
+				"g": "g() { :; }",
+			},
+		},
+		{
+			name:      "tab-stripping here-document",
+			src:       "f() {\n  cat <<-EOF\n\t}\n\tEOF\n}\n",
+			wantFuncs: map[string]string{"f": "f() {\n  cat <<-EOF\n\t}\n\tEOF\n}"},
+		},
+		{
+			name:      "here-string opens no here-document",
+			src:       "f() {\n  jq -r .Dir <<<\"$info\"\n}\ng() { :; }\n",
+			wantFuncs: map[string]string{"f": "f() {\n  jq -r .Dir <<<\"$info\"\n}", "g": "g() { :; }"},
+		},
+		{
+			name:      "two here-documents on one line",
+			src:       "f() {\n  paste /dev/fd/3 3<<A - <<B\n}\nA\n}\nB\n}\n",
+			wantFuncs: map[string]string{"f": "f() {\n  paste /dev/fd/3 3<<A - <<B\n}\nA\n}\nB\n}"},
+		},
+		{
+			name:      "top-level assignments, continued over lines",
+			src:       "REG=registry.k8s.io\nPKGS=\"a b \\\nc d\"\nf() { echo \"$REG\"; }\n  INDENTED=1\n",
+			wantVars:  map[string]string{"REG": "REG=registry.k8s.io", "PKGS": "PKGS=\"a b \\\nc d\""},
+			wantFuncs: map[string]string{"f": "f() { echo \"$REG\"; }"},
+		},
+		{name: "function never closed", src: "f() {\n  echo\n  }\n", wantErr: `recipes.sh:1: function f: no closing "}" at the start of a line`},
+		{name: "here-document never closed", src: "f() {\n  cat <<EOF\n}\n", wantErr: "recipes.sh:1: function f: here-document EOF is never closed"},
+		{name: "function defined twice", src: "f() { :; }\nf() { true; }\n", wantErr: "recipes.sh:2: function f is defined twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := parseRecipes("recipes.sh", []byte(tc.src))
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantFuncs == nil {
+				tc.wantFuncs = map[string]string{}
+			}
+			if tc.wantVars == nil {
+				tc.wantVars = map[string]string{}
+			}
+			if !maps.Equal(r.funcs, tc.wantFuncs) {
+				t.Errorf("funcs = %q\nwant    %q", r.funcs, tc.wantFuncs)
+			}
+			if !maps.Equal(r.vars, tc.wantVars) {
+				t.Errorf("vars = %q\nwant   %q", r.vars, tc.wantVars)
+			}
+		})
+	}
+}
+
+// TestRecipesFileAsBashSeesIt parses the real recipes.sh and checks that it
+// finds exactly the functions bash defines when it sources the file, each
+// function's text ending where bash ends it.
+func TestRecipesFileAsBashSeesIt(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash:", err)
+	}
+	raw, err := os.ReadFile("recipes.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseRecipes("recipes.sh", raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bash, "-c", `. ./recipes.sh && compgen -A function`)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no exported functions of the caller's
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sourcing recipes.sh: %v", err)
+	}
+	bashFuncs := strings.Fields(string(out))
+	slices.Sort(bashFuncs)
+	ours := slices.Sorted(maps.Keys(r.funcs))
+	if !slices.Equal(ours, bashFuncs) {
+		t.Fatalf("parsed functions %v\nbash defines     %v", ours, bashFuncs)
+	}
+	// Each text, sourced on its own, must define the function completely.
+	for name, text := range r.funcs {
+		if err := exec.Command(bash, "-n", "-c", text).Run(); err != nil {
+			t.Errorf("the text of %s is not a complete definition: %v\n%s", name, err, text)
+		}
+	}
+}
+
+func TestClosure(t *testing.T) {
+	src := `log() { echo "$*"; }
+die() { log "$*"; exit 1; }
+leaf() { echo leaf; }
+mid() {
+  leaf
+  die "x"
+}
+top() {
+  mid | grep leafy
+}
+other() { leaf; }
+`
+	r, err := parseRecipes("recipes.sh", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		roots   []string
+		want    []string
+		wantErr string
+	}{
+		{roots: []string{"top"}, want: []string{"leaf", "mid", "top"}},
+		{roots: []string{"other", "leaf"}, want: []string{"leaf", "other"}},
+		{roots: []string{"die"}, want: []string{}},
+		{roots: []string{"missing"}, wantErr: "recipes.sh has no function missing"},
+	} {
+		t.Run(strings.Join(tc.roots, ","), func(t *testing.T) {
+			got, err := r.closure(tc.roots)
+			if tc.wantErr != "" {
+				if err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("closure(%v) = %v, %v; want %v", tc.roots, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReferences(t *testing.T) {
+	for _, tc := range []struct {
+		text, name string
+		want       bool
+	}{
+		{`echo "$KUBERNETES_VERSION"`, "KUBERNETES_VERSION", true},
+		{`echo "v0.${KUBERNETES_VERSION#v1.}"`, "KUBERNETES_VERSION", true},
+		{`x=$ETCD_IMAGE_TAG`, "ETCD_IMAGE_TAG", true},
+		{`echo ETCD_IMAGE_TAG`, "ETCD_IMAGE_TAG", false},
+		{`echo $ETCD_IMAGE_TAGS`, "ETCD_IMAGE_TAG", false},
+		{`echo ${ETCD_IMAGE_TAG_OLD:-x}`, "ETCD_IMAGE_TAG", false},
+		{`echo $ETCD_IMAGE_TAGS $ETCD_IMAGE_TAG`, "ETCD_IMAGE_TAG", true},
+		{`echo $REG/pause`, "REG", true},
+	} {
+		if got := references(tc.text, tc.name); got != tc.want {
+			t.Errorf("references(%q, %s) = %v, want %v", tc.text, tc.name, got, tc.want)
+		}
+	}
+}
