@@ -210,7 +210,7 @@ func (b *builder) build(ctx context.Context) error {
 // profile back as the harness will.
 func (b *builder) writeProfile() (string, error) {
 	kindConfigPath := filepath.Join(b.kitDir, "kind-config.yaml")
-	if err := writeAtomic(kindConfigPath, kindConfig(b.out.nodeImage)); err != nil {
+	if err := kitprofile.WriteFileAtomic(kindConfigPath, kindConfig(b.out.nodeImage)); err != nil {
 		return "", err
 	}
 	p := kitprofile.Profile{

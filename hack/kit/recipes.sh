@@ -201,6 +201,30 @@ build_controlplane_images() {
   rm -rf "$dir"
 }
 
+# import_into_store ROOT WORK IMAGE... : the images, saved by docker, into the
+# containerd store at ROOT (namespace k8s.io, not unpacked), through a
+# throwaway containerd whose socket, state and log (WORK/containerd.log) live
+# in WORK. Fails when the import does; containerd is stopped either way.
+import_into_store() {
+  local root=$1 work=$2 pid i rc=0
+  shift 2
+  cat >"$work/config.toml" <<TOML
+version = 2
+root = "$root"
+state = "$work/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/containerd.sock"
+TOML
+  containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
+  pid=$!
+  for i in $(seq 1 50); do [ -S "$work/containerd.sock" ] && break; sleep 0.2; done
+  docker save "$@" | ctr --address "$work/containerd.sock" -n k8s.io images import --no-unpack - >/dev/null || rc=1
+  # shellcheck disable=SC2015 # either failing means containerd is gone already
+  kill "$pid" && wait "$pid" 2>/dev/null || true
+  return "$rc"
+}
+
 # ---- kind node image ---------------------------------------------------------
 
 NODE_PACKAGES="systemd containerd runc nftables ethtool socat ebtables kmod util-linux mount \
@@ -209,7 +233,7 @@ containernetworking-plugins jq libseccomp2 pigz e2fsprogs bash"
 # build_node_image HASH IMAGE K8S_BIN CRICTL_BIN KIND_MODULE_DIR : the kind node
 # image, with the control-plane images in its containerd store.
 build_node_image() {
-  local h=$1 image=$2 k8s=$3 crictl=$4 kindfiles="$5/images/base/files" dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/scratch/preload" pid i
+  local h=$1 image=$2 k8s=$3 crictl=$4 kindfiles="$5/images/base/files" dir="$KIT_DIR/rootfs/node" work="$KIT_DIR/scratch/preload"
 
   # 1. Debian userland with what a kind node runs, trimmed the way kind's base image is.
   debian_layer fleet-kit/node-userland:build "$h" "$NODE_PACKAGES" '
@@ -278,24 +302,9 @@ JSON
 
   # 3. Preload the control-plane images with a throwaway containerd on the rootfs.
   rm -rf "$work" && mkdir -p "$work"
-  cat >"$work/config.toml" <<TOML
-version = 2
-root = "$dir/var/lib/containerd"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$work/containerd.sock"
-TOML
-  containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
-  pid=$!
-  for i in $(seq 1 50); do [ -S "$work/containerd.sock" ] && break; sleep 0.2; done
   # shellcheck disable=SC2046
-  if ! docker save $(controlplane_images) | ctr --address "$work/containerd.sock" -n k8s.io images import --no-unpack - >/dev/null; then
-    kill "$pid"
+  import_into_store "$dir/var/lib/containerd" "$work" $(controlplane_images) ||
     die "preloading control-plane images failed (log: $work/containerd.log)"
-  fi
-  # shellcheck disable=SC2015 # either failing means containerd is gone already
-  kill "$pid" && wait "$pid" 2>/dev/null || true
   rm -rf "$work"
 
   # 4. Import with kind's entrypoint; STOPSIGNAL needs a build step (import cannot set it).
@@ -321,32 +330,18 @@ store_listing() { (cd "$1" && find var -printf '%p\t%y %m %s %T@\n' | LC_ALL=C s
 # The layer carries only what the import added or changed (the new blobs, the
 # metadata database): the control-plane images stay in BASE's layer.
 build_preloaded_node_image() {
-  local base=$1 image=$2 h=$3 work="$KIT_DIR/scratch/node-preload" name="fleet-kit-node-preload-$$" pid i
+  local base=$1 image=$2 h=$3 work="$KIT_DIR/scratch/node-preload" name="fleet-kit-node-preload-$$"
   shift 3
   rm -rf "$work" && mkdir -p "$work/var/lib"
   docker rm -f "$name" >/dev/null 2>&1 || true
   docker create --name "$name" "$base" >/dev/null
   docker cp "$name:/var/lib/containerd" - | tar -C "$work/var/lib" -x
   store_listing "$work" >"$work/before"
-  cat >"$work/config.toml" <<TOML
-version = 2
-root = "$work/var/lib/containerd"
-state = "$work/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$work/containerd.sock"
-TOML
-  containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
-  pid=$!
-  for i in $(seq 1 50); do [ -S "$work/containerd.sock" ] && break; sleep 0.2; done
-  if ! docker save "$@" | ctr --address "$work/containerd.sock" -n k8s.io images import --no-unpack - >/dev/null; then
-    kill "$pid"
+  if ! import_into_store "$work/var/lib/containerd" "$work" "$@"; then
     cp "$work/containerd.log" "$KIT_DIR/node-preload-containerd.log" 2>/dev/null || true
     docker rm -f "$name" >/dev/null
     die "baking $* into the node image failed (containerd log: $KIT_DIR/node-preload-containerd.log)"
   fi
-  # shellcheck disable=SC2015 # either failing means containerd is gone already
-  kill "$pid" && wait "$pid" 2>/dev/null || true
   store_listing "$work" >"$work/after"
   # Directories are listed too: tar --no-recursion then creates new ones
   # with their own modes, and an unchanged entry is never sent again.

@@ -61,6 +61,12 @@ type Spec struct {
 	PreloadImages []string      // local docker images loaded into every node after create
 	WaitForReady  time.Duration // 0 = DefaultWaitForReady
 	Timeout       time.Duration // bounds the whole Create; 0 = DefaultCreateTimeout
+	// ServiceNetwork makes Create also wait, within WaitForReady, until the
+	// API server answers on the kubernetes Service from every node:
+	// controllers (Flux's) started before kube-proxy programmed Service IPs
+	// cannot reach the API server and exit. A cluster whose tests run no
+	// controller does without the wait (seconds, more on busy cores).
+	ServiceNetwork bool
 	// Fleet and RunID name the fleet and the run in the ownership marker.
 	// Both are made valid label values; RunID "" = the Guard's run, or a
 	// new NewRunID for a Create without a Guard.
@@ -113,9 +119,9 @@ type Cluster struct {
 	RESTConfig     *rest.Config
 	Reused         bool // true when it existed before this run
 	// CreateTook is how long Create spent creating the cluster: kind's
-	// create, the wait for Ready nodes and for the Service network (zero
-	// for a reused cluster). Images load during the last wait, which took
-	// ServiceNetworkTook.
+	// create, the wait for Ready nodes and, with Spec.ServiceNetwork, for
+	// the Service network (zero for a reused cluster). Images load during
+	// that last wait, which took ServiceNetworkTook.
 	CreateTook         time.Duration
 	ServiceNetworkTook time.Duration
 	// LoadTook is how long the last LoadImages took, the check of which
@@ -352,8 +358,10 @@ func (p *plan) run(ctx context.Context) (*Cluster, error) {
 	// needs the other, and both must be done before anything is deployed.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := c.waitServiceNetwork(gctx, wait); err != nil {
-			return err
+		if spec.ServiceNetwork {
+			if err := c.waitServiceNetwork(gctx, wait); err != nil {
+				return err
+			}
 		}
 		c.CreateTook = time.Since(start)
 		c.log.printf("cluster %s created in %.1fs", c.Name, c.CreateTook.Seconds())

@@ -212,6 +212,7 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 	ctx := t.Context()
 	spec := env.spec(t, "hx-cluster-a", workDir)
 	spec.Fleet = "fixtures/fleets/basic"
+	spec.ServiceNetwork = true
 
 	start := time.Now()
 	clusters, err := guard.CreateAll(ctx, []Spec{spec})
@@ -238,6 +239,19 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 	}
 	// Create waited for Ready itself: no wait here.
 	waitNodesReady(t, c.KubeconfigPath, time.Second)
+	// And for the Service network: the API server answers on the
+	// kubernetes Service from the node now.
+	if c.ServiceNetworkTook <= 0 {
+		t.Errorf("%s: ServiceNetworkTook = %s with Spec.ServiceNetwork set", c.Name, c.ServiceNetworkTook)
+	}
+	node := c.Name + "-control-plane"
+	addr, err := c.kubernetesServiceAddr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("docker", "exec", node, "curl", "--silent", "--max-time", "5", "--cacert", clusterCA, "--output", "/dev/null", "https://"+addr+"/healthz").CombinedOutput(); err != nil {
+		t.Errorf("the kubernetes Service does not answer from %s after Create: %v (%s)", node, err, out)
+	}
 	if _, err := os.Stat(sentinel); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("kind wrote to $KUBECONFIG (%v)", err)
 	}

@@ -238,7 +238,9 @@ func (r *Run) createClusters(ctx context.Context) error {
 			WorkDir:       r.opts.WorkDir,
 			Reuse:         r.opts.Reuse,
 			PreloadImages: r.opts.Kit.PreloadImages,
-			Log:           r.out,
+			// Flux's controllers are installed next.
+			ServiceNetwork: true,
+			Log:            r.out,
 		})
 	}
 	clusters, err := r.guard.CreateAll(ctx, specs)
@@ -332,8 +334,10 @@ func (r *Run) installFlux(ctx context.Context) error {
 			Components:     r.opts.FluxComponents,
 			ManifestsDir:   r.opts.Kit.FluxManifests,
 			ControllerArgs: controllerArgs(r.opts.FluxComponents),
-			ClusterName:    e.Cluster.Name,
-			Out:            prefixed(r.out, e.Name),
+			// A controller is ready a second or two after it starts.
+			ReadinessProbePeriod: time.Second,
+			ClusterName:          e.Cluster.Name,
+			Out:                  prefixed(r.out, e.Name),
 		}
 		if dir := filepath.Join(r.opts.Kit.FluxManifests, "extra-crds"); r.opts.Kit.FluxManifests != "" && exists(dir) {
 			opts.ExtraCRDsDir = dir

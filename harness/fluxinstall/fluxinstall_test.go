@@ -361,3 +361,44 @@ func TestAddControllerArgs(t *testing.T) {
 		})
 	}
 }
+
+func TestReadinessProbePeriod(t *testing.T) {
+	tests := []struct {
+		name   string
+		period time.Duration
+		want   int64
+	}{
+		{"unset keeps the manifests' (the Kubernetes default)", 0, 0},
+		{"one second", time.Second, 1},
+		{"below a second rounds up to one", 200 * time.Millisecond, 1},
+		{"whole seconds", 3 * time.Second, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := Generate(context.Background(), Options{Components: []string{"source-controller"}, ManifestsDir: "testdata/base", ReadinessProbePeriod: tt.period})
+			if err != nil {
+				t.Fatal(err)
+			}
+			probes := 0
+			for _, o := range objs {
+				if o.GetKind() != "Deployment" {
+					continue
+				}
+				containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				for _, c := range containers {
+					if _, ok, _ := unstructured.NestedMap(c.(map[string]any), "readinessProbe"); !ok {
+						continue
+					}
+					probes++
+					got, _, _ := unstructured.NestedInt64(c.(map[string]any), "readinessProbe", "periodSeconds")
+					if got != tt.want {
+						t.Errorf("Deployment %s: readinessProbe.periodSeconds = %d, want %d", o.GetName(), got, tt.want)
+					}
+				}
+			}
+			if probes == 0 {
+				t.Fatal("no readiness probe in the generated Deployments")
+			}
+		})
+	}
+}

@@ -20,7 +20,7 @@ import (
 
 func TestInstallKind(t *testing.T) {
 	kit := kindtest.Require(t, kindtest.FluxManifestsVar, kindtest.PreloadImagesVar)
-	c := kit.Cluster(t, "hx-flux", kit.FluxImages()...)
+	c := kit.FluxCluster(t, "hx-flux")
 	manifests := kit.FluxManifests
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -22,71 +23,63 @@ const clearPoll = 500 * time.Millisecond
 
 // Clear takes the fleet off a synced cluster and keeps the cluster, Flux
 // and the sync objects, so that another fleet can be published to the same
-// cluster (scenarios that share one cluster). It is what Flux does when the
-// synced directory is emptied, without waiting for a commit: the sync
-// Kustomization namespace/name is suspended (Resume undoes that), every
-// other Kustomization and every HelmRelease is deleted first, so that their
-// finalizers prune what they applied and helm-controller uninstalls the
-// releases, then the rest of what the sync applied. Clear returns once
-// none of it remains; ctx bounds the wait, and a timeout names what is
-// still there.
+// cluster (scenarios that share one cluster). In order: every Kustomization
+// is suspended (the sync namespace/name too; Resume undoes that), which
+// stops new applies and cancels health checks in flight; every HelmRelease
+// is deleted and helm-controller uninstalls it while its namespace still
+// exists (an install in flight finishes first); the Kustomizations are
+// deleted, suspended, so their finalizers prune nothing; then everything
+// their inventories and the sync's list is deleted, namespaces included.
+// Clear returns once none of it remains; ctx bounds it, and a timeout
+// names what is still there with its finalizers.
 func Clear(ctx context.Context, c *fluxobj.Clients, namespace, name string) error {
-	if err := setSuspend(ctx, c, namespace, name, true); err != nil {
-		return err
-	}
 	ksKind, _ := fluxobj.KindOf(kustomizationGK.Kind)
-	root, err := c.Dynamic.Resource(ksKind.GVR()).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	hrKind, _ := fluxobj.KindOf(helmv2.HelmReleaseKind)
+	kustomizations, err := c.Dynamic.Resource(ksKind.GVR()).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return fmt.Errorf("reading Kustomization %s/%s: %w", namespace, name, err)
+		return fmt.Errorf("listing Kustomizations: %w", err)
 	}
-	applied, err := fluxobj.Inventory(root)
-	if err != nil {
+	for _, k := range kustomizations.Items {
+		if err := setSuspend(ctx, c, k.GetNamespace(), k.GetName(), true); err != nil {
+			return err
+		}
+	}
+	if err := deleteEvery(ctx, c, hrKind); err != nil {
 		return err
 	}
-	self := fluxobj.RefOf(root)
 
-	// Flux's own objects first: their finalizers need the namespaces and
-	// sources they refer to.
-	var roots []fluxobj.ObjectRef
-	for _, k := range fluxobj.Kinds() {
-		if k.Source {
-			continue
-		}
-		list, err := c.Dynamic.Resource(k.GVR()).List(ctx, metav1.ListOptions{})
+	// Suspended, the Kustomizations applied nothing since: their
+	// inventories are what is left to delete.
+	kustomizations, err = c.Dynamic.Resource(ksKind.GVR()).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing Kustomizations: %w", err)
+	}
+	var children, applied []fluxobj.ObjectRef
+	for i := range kustomizations.Items {
+		k := &kustomizations.Items[i]
+		inv, err := fluxobj.Inventory(k)
 		if err != nil {
-			return fmt.Errorf("listing %s: %w", k.Resource, err)
+			return err
 		}
-		for i := range list.Items {
-			ref := fluxobj.RefOf(&list.Items[i])
-			if ref.GroupKind() == self.GroupKind() && ref.Namespace == self.Namespace && ref.Name == self.Name {
-				continue
-			}
-			roots = append(roots, ref)
-			// Their inventories' namespaces must be gone too before the
-			// next fleet may create them again.
-			inv, _ := fluxobj.Inventory(&list.Items[i])
-			applied = append(applied, namespacesOf(inv)...)
+		applied = append(applied, inv...)
+		if k.GetNamespace() != namespace || k.GetName() != name {
+			children = append(children, fluxobj.RefOf(k))
 		}
 	}
-	if err := deleteAll(ctx, c, roots); err != nil {
+	if err := deleteAll(ctx, c, children); err != nil {
 		return err
 	}
-	// A Kustomization in a health check finishes it before its finalizer
-	// runs, unless a new request cancels the check.
-	for _, r := range roots {
-		if r.GroupKind() == kustomizationGK {
-			if err := requestReconcileOf(ctx, c, r); err != nil && !apierrors.IsNotFound(err) {
-				return err
-			}
-		}
-	}
-	if err := waitGone(ctx, c, roots); err != nil {
+	if err := waitGone(ctx, c, children); err != nil {
 		return fmt.Errorf("clearing the fleet: %w", err)
+	}
+	// A HelmRelease an apply in flight created after the first round.
+	if err := deleteEvery(ctx, c, hrKind); err != nil {
+		return err
 	}
 
 	var rest []fluxobj.ObjectRef
 	for _, r := range applied {
-		if keep(r, namespace, name) || slices.Contains(rest, r) || slices.Contains(roots, r) {
+		if keep(r, namespace, name) || slices.Contains(rest, r) || slices.Contains(children, r) || r.Kind == helmv2.HelmReleaseKind {
 			continue
 		}
 		rest = append(rest, r)
@@ -95,6 +88,26 @@ func Clear(ctx context.Context, c *fluxobj.Clients, namespace, name string) erro
 		return err
 	}
 	if err := waitGone(ctx, c, rest); err != nil {
+		return fmt.Errorf("clearing the fleet: %w", err)
+	}
+	return nil
+}
+
+// deleteEvery deletes every object of a Flux kind in the cluster and waits
+// until their finalizers have run.
+func deleteEvery(ctx context.Context, c *fluxobj.Clients, k fluxobj.Kind) error {
+	list, err := c.Dynamic.Resource(k.GVR()).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", k.Resource, err)
+	}
+	var refs []fluxobj.ObjectRef
+	for i := range list.Items {
+		refs = append(refs, fluxobj.RefOf(&list.Items[i]))
+	}
+	if err := deleteAll(ctx, c, refs); err != nil {
+		return err
+	}
+	if err := waitGone(ctx, c, refs); err != nil {
 		return fmt.Errorf("clearing the fleet: %w", err)
 	}
 	return nil
@@ -116,16 +129,6 @@ func setSuspend(ctx context.Context, c *fluxobj.Clients, namespace, name string,
 	return nil
 }
 
-func requestReconcileOf(ctx context.Context, c *fluxobj.Clients, r fluxobj.ObjectRef) error {
-	gvr, err := resourceOf(c, r)
-	if err != nil {
-		return err
-	}
-	_, err = c.Dynamic.Resource(gvr).Namespace(r.Namespace).Patch(ctx, r.Name, types.MergePatchType, annotationPatch(time.Now()),
-		metav1.PatchOptions{FieldManager: fluxobj.FieldManager})
-	return err
-}
-
 // keep reports whether an object the sync applied belongs to the sync
 // itself: Flux's namespace and the sync's own source.
 func keep(r fluxobj.ObjectRef, namespace, name string) bool {
@@ -133,17 +136,6 @@ func keep(r fluxobj.ObjectRef, namespace, name string) bool {
 		return true
 	}
 	return r.Namespace == namespace && r.Name == name && (r.GroupKind() == gitRepositoryGK || r.GroupKind() == kustomizationGK)
-}
-
-// namespacesOf are the Namespaces in an inventory.
-func namespacesOf(inv []fluxobj.ObjectRef) []fluxobj.ObjectRef {
-	var out []fluxobj.ObjectRef
-	for _, r := range inv {
-		if r.Group == "" && r.Kind == "Namespace" {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func resourceOf(c *fluxobj.Clients, r fluxobj.ObjectRef) (schema.GroupVersionResource, error) {

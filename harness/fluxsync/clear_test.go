@@ -29,16 +29,3 @@ func TestKeepSyncObjects(t *testing.T) {
 		})
 	}
 }
-
-func TestNamespacesOf(t *testing.T) {
-	inv := []fluxobj.ObjectRef{
-		{Kind: "Namespace", Name: "apps"},
-		{Kind: "Service", Namespace: "apps", Name: "fleet-app"},
-		{Group: "helm.toolkit.fluxcd.io", Kind: "HelmRelease", Namespace: "nginx", Name: "nginx"},
-		{Kind: "Namespace", Name: "nginx"},
-	}
-	got := namespacesOf(inv)
-	if len(got) != 2 || got[0].Name != "apps" || got[1].Name != "nginx" {
-		t.Fatalf("namespacesOf = %v, want Namespaces apps and nginx", got)
-	}
-}

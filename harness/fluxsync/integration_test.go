@@ -35,7 +35,7 @@ func TestSyncKind(t *testing.T) {
 		t.Skipf("no git binary for the test git server: %v", err)
 	}
 	manifests := kit.FluxManifests
-	c := kit.Cluster(t, "hx-fluxsync", kit.FluxImages()...)
+	c := kit.FluxCluster(t, "hx-fluxsync")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -6,7 +6,6 @@
 package kitprofile
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -93,30 +92,19 @@ func Load(path string) (Profile, error) {
 	for _, v := range variables() {
 		known[v.name] = true
 	}
-	vals, seen := map[string]string{}, map[string]bool{}
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		name, value, ok := strings.Cut(line, "=")
-		switch {
-		case !ok:
-			return Profile{}, fmt.Errorf("%s:%d: %q is not NAME=value", path, n, line)
-		case !known[name]:
-			return Profile{}, fmt.Errorf("%s:%d: unknown variable %s", path, n, name)
-		case seen[name]:
-			return Profile{}, fmt.Errorf("%s:%d: %s is set twice", path, n, name)
+	vals := map[string]string{}
+	err = scanAssignments(path, raw, func(name, value string) error {
+		if !known[name] {
+			return fmt.Errorf("unknown variable %s", name)
 		}
 		if err := checkWord(value); err != nil {
-			return Profile{}, fmt.Errorf("%s:%d: %s: %w", path, n, name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		vals[name] = value
-		seen[name] = true
-	}
-	if err := sc.Err(); err != nil {
-		return Profile{}, fmt.Errorf("reading %s: %w", path, err)
+		return nil
+	})
+	if err != nil {
+		return Profile{}, err
 	}
 	p, err := parse(func(name string) string { return vals[name] })
 	if err != nil {
@@ -187,12 +175,13 @@ func (p Profile) Write(path string) error {
 		}
 		fmt.Fprintf(&buf, "%s=%s\n", v.name, value)
 	}
-	return writeAtomic(path, buf.Bytes())
+	return WriteFileAtomic(path, buf.Bytes())
 }
 
-// writeAtomic writes data to a temporary file in path's directory and
-// renames it to path.
-func writeAtomic(path string, data []byte) error {
+// WriteFileAtomic writes data to a temporary file in path's directory and
+// renames it to path, so that a concurrent reader (another run sharing the
+// kit directory) never sees half a file.
+func WriteFileAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

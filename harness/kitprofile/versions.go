@@ -28,6 +28,24 @@ var (
 // read the same thing), in file order. path names the file in errors.
 func ParseVersions(path string, src []byte) ([]Version, error) {
 	var out []Version
+	err := scanAssignments(path, src, func(name, value string) error {
+		switch {
+		case !versionName.MatchString(name):
+			return fmt.Errorf("%q is not an upper-case NAME", name)
+		case !versionValue.MatchString(value):
+			return fmt.Errorf("%s: value %q is not one plain word (no quotes, blanks or $)", name, value)
+		}
+		out = append(out, Version{name, value})
+		return nil
+	})
+	return out, err
+}
+
+// scanAssignments calls each for every NAME=value line of a file of
+// assignments (profile.env, versions.env) in order, skipping blank lines
+// and comments; a line that is no assignment, a name set twice, or an
+// error of each is reported with the file and line.
+func scanAssignments(path string, src []byte, each func(name, value string) error) error {
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	for n := 1; sc.Scan(); n++ {
@@ -37,20 +55,20 @@ func ParseVersions(path string, src []byte) ([]Version, error) {
 		}
 		name, value, ok := strings.Cut(line, "=")
 		switch {
-		case !ok || !versionName.MatchString(name):
-			return nil, fmt.Errorf("%s:%d: %q is not NAME=value with an upper-case NAME", path, n, line)
-		case !versionValue.MatchString(value):
-			return nil, fmt.Errorf("%s:%d: %s: value %q is not one plain word (no quotes, blanks or $)", path, n, name, value)
+		case !ok:
+			return fmt.Errorf("%s:%d: %q is not NAME=value", path, n, line)
 		case seen[name]:
-			return nil, fmt.Errorf("%s:%d: %s is set twice", path, n, name)
+			return fmt.Errorf("%s:%d: %s is set twice", path, n, name)
 		}
 		seen[name] = true
-		out = append(out, Version{name, value})
+		if err := each(name, value); err != nil {
+			return fmt.Errorf("%s:%d: %w", path, n, err)
+		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
-	return out, nil
+	return nil
 }
 
 // ReadVersions reads the versions file of the repository at root.

@@ -15,8 +15,8 @@ func TestParseVersions(t *testing.T) {
 			want: []Version{{"KUBERNETES_VERSION", "v1.37.2"}, {"PODINFO_MODULE_VERSION", "v1.8.1-0.20250910200901-e86405a8674e"}}},
 		{name: "quoted value", src: "A=\"v1\"\n", wantErr: `versions.env:1: A: value "\"v1\"" is not one plain word (no quotes, blanks or $)`},
 		{name: "expansion", src: "A=v1\nB=$A\n", wantErr: `versions.env:2: B: value "$A" is not one plain word (no quotes, blanks or $)`},
-		{name: "lower-case name", src: "a=1\n", wantErr: `versions.env:1: "a=1" is not NAME=value with an upper-case NAME`},
-		{name: "no assignment", src: "export A\n", wantErr: `versions.env:1: "export A" is not NAME=value with an upper-case NAME`},
+		{name: "lower-case name", src: "a=1\n", wantErr: `versions.env:1: "a" is not an upper-case NAME`},
+		{name: "no assignment", src: "export A\n", wantErr: `versions.env:1: "export A" is not NAME=value`},
 		{name: "set twice", src: "A=1\nA=2\n", wantErr: "versions.env:2: A is set twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,16 +94,30 @@ func Require(t testing.TB, vars ...string) Profile {
 // test ends.
 func (p Profile) Cluster(t testing.TB, name string, images ...string) *cluster.Cluster {
 	t.Helper()
+	return p.create(t, name, false, images)
+}
+
+// FluxCluster is Cluster for tests that run Flux's controllers: it loads
+// the kit's Flux images and waits for the Service network the controllers
+// reach the API server through.
+func (p Profile) FluxCluster(t testing.TB, name string) *cluster.Cluster {
+	t.Helper()
+	return p.create(t, name, true, p.FluxImages())
+}
+
+func (p Profile) create(t testing.TB, name string, serviceNetwork bool, images []string) *cluster.Cluster {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), createTimeout)
 	defer cancel()
 	start := time.Now()
 	c, err := cluster.Create(ctx, cluster.Spec{
-		Name:          name,
-		NodeImage:     p.NodeImage,
-		KindConfig:    p.KindConfig,
-		WorkDir:       t.TempDir(),
-		PreloadImages: images,
-		Log:           cluster.LogfWriter(t.Logf),
+		Name:           name,
+		NodeImage:      p.NodeImage,
+		KindConfig:     p.KindConfig,
+		WorkDir:        t.TempDir(),
+		PreloadImages:  images,
+		ServiceNetwork: serviceNetwork,
+		Log:            cluster.LogfWriter(t.Logf),
 	})
 	if err != nil {
 		t.Fatalf("creating kind cluster %s: %v", name, err)
