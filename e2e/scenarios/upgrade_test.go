@@ -19,32 +19,65 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
+// pairRevisions are an upgrade pair's two commits.
+type pairRevisions struct{ base, head string }
+
 // upgradeRepo makes a git repository whose root is an upgrade pair's fleet
 // (fixtures/upgrades/<name>): the base committed, then the head committed
 // on top; the working tree is then put back to the base, so the head can
 // only come from its commit. It returns the repository and both commits.
 func upgradeRepo(t *testing.T, name string) (dir, base, head string) {
 	t.Helper()
-	pair, err := upgrades.Load(repoRoot(t), name)
+	dir, revs := upgradeRepoOf(t, name)
+	return dir, revs[name].base, revs[name].head
+}
+
+// upgradeRepoOf is upgradeRepo for several pairs, committed one after the
+// other (each commit holds exactly that fleet); the working tree is put
+// back to the first pair's base.
+func upgradeRepoOf(t *testing.T, names ...string) (string, map[string]pairRevisions) {
+	t.Helper()
+	dir := t.TempDir()
+	git(t, dir, "init", "--quiet", "--initial-branch=main")
+	revs := map[string]pairRevisions{}
+	for _, name := range names {
+		pair, err := upgrades.Load(repoRoot(t), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emptyExceptGit(t, dir)
+		if err := pair.WriteBase(dir); err != nil {
+			t.Fatal(err)
+		}
+		git(t, dir, "add", "--all")
+		git(t, dir, "commit", "--quiet", "-m", "base of "+name)
+		base := git(t, dir, "rev-parse", "HEAD")
+		if err := pair.WriteHead(dir); err != nil {
+			t.Fatal(err)
+		}
+		git(t, dir, "add", "--all")
+		git(t, dir, "commit", "--quiet", "-m", "head of "+name)
+		revs[name] = pairRevisions{base, git(t, dir, "rev-parse", "HEAD")}
+	}
+	emptyExceptGit(t, dir)
+	git(t, dir, "checkout", "--quiet", revs[names[0]].base, "--", ".")
+	return dir, revs
+}
+
+// emptyExceptGit removes everything in dir but the repository itself.
+func emptyExceptGit(t *testing.T, dir string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir = t.TempDir()
-	if err := pair.WriteBase(dir); err != nil {
-		t.Fatal(err)
+	for _, en := range entries {
+		if en.Name() != ".git" {
+			if err := os.RemoveAll(filepath.Join(dir, en.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
-	git(t, dir, "init", "--quiet", "--initial-branch=main")
-	git(t, dir, "add", "--all")
-	git(t, dir, "commit", "--quiet", "-m", "base of "+name)
-	base = git(t, dir, "rev-parse", "HEAD")
-	if err := pair.WriteHead(dir); err != nil {
-		t.Fatal(err)
-	}
-	git(t, dir, "add", "--all")
-	git(t, dir, "commit", "--quiet", "-m", "head of "+name)
-	head = git(t, dir, "rev-parse", "HEAD")
-	git(t, dir, "checkout", "--quiet", base, "--", ".")
-	return dir, base, head
 }
 
 // git runs git in dir with a clean GIT_* environment and a fixed identity.
@@ -78,19 +111,16 @@ func upgradeOptions(t *testing.T, dir, clusterPrefix string) fleetenv.Options {
 	return opts
 }
 
-// bringUpBase brings the base up (served by E2E_REVISION: the exact commit)
-// and requires it green.
-func bringUpBase(t *testing.T, opts fleetenv.Options) *fleetenv.Run {
+// requireBase requires the base (served by its exact commit) green.
+func requireBase(t *testing.T, run *fleetenv.Run, e *fleetenv.Environment, took time.Duration, base string) {
 	t.Helper()
-	run, e, took := bringUp(t, opts)
 	if e.Ready != nil {
 		t.Fatalf("the base did not converge: %v", e.Ready)
 	}
-	if o := run.Git().Origin(); o.Commit != opts.Revision || o.WorkingTree {
-		t.Fatalf("served %s, want exactly the base commit %s", o, opts.Revision)
+	if o := run.Git().Origin(); o.Commit != base || o.WorkingTree {
+		t.Fatalf("served %s, want exactly the base commit %s", o, base)
 	}
-	t.Logf("base %s green in %s (setup included)", opts.Revision[:12], took.Round(100*time.Millisecond))
-	return run
+	t.Logf("base %s green in %s", base[:12], took.Round(100*time.Millisecond))
 }
 
 func inventoryChange(t *testing.T, c record.Changes, ks string) record.InventoryChange {
@@ -121,85 +151,19 @@ func assertOnlyAppsChanged(t *testing.T, c record.Changes, want record.Inventory
 	}
 }
 
-// TestUpgrades rolls a converged base to a head on real kind, one cluster
-// per pair (two at a time with the default -parallel on two cores).
+// TestUpgrades rolls a converged base to a head on real kind. The
+// successful upgrade and the one the API server refuses follow one another
+// on one cluster (cleared in between, the second base published on it);
+// the E2E_BASE path runs end to end on a cluster of its own.
 func TestUpgrades(t *testing.T) {
-	// The successful upgrade: the head's new APP_MESSAGE is in the app's
-	// answer through nginx.
-	t.Run("new-message", func(t *testing.T) {
+	t.Run("one-cluster", func(t *testing.T) {
 		t.Parallel()
-		dir, base, head := upgradeRepo(t, "new-message")
-		opts := upgradeOptions(t, dir, "up-msg-")
-		opts.Revision = base
-		run := bringUpBase(t, opts)
-
-		reports, err := run.Upgrade(contextBeforeTestTimeout(t), head)
-		if err != nil {
-			t.Fatalf("upgrade: %v", err)
-		}
-		rep := reports[0]
-		if rep.Ready != nil || rep.Traffic != nil {
-			t.Fatalf("head not green: ready %v, traffic %v", rep.Ready, rep.Traffic)
-		}
-		if got, want := rep.BaseAnswer.Message, "served by Flux from the fixture fleet"; got != want {
-			t.Errorf("at the base the app said %q, want %q", got, want)
-		}
-		if got, want := rep.Answer.Message, "upgraded by the new-message fixture head"; got != want {
-			t.Errorf("at the head the app says %q, want %q", got, want)
-		}
-		if rep.Base.Commit != base || rep.Head.Commit != head || rep.Head.WorkingTree {
-			t.Errorf("rolled %s → %s, want commit %s → commit %s", rep.Base, rep.Head, base, head)
-		}
-		assertOnlyAppsChanged(t, rep.Changes, record.InventoryChange{Changed: []string{"Deployment/apps/fleet-app"}})
-		if len(rep.Changes.Images) != 0 || len(rep.Changes.HelmReleases) != 0 {
-			t.Errorf("images or releases changed: %+v %+v", rep.Changes.Images, rep.Changes.HelmReleases)
-		}
-		t.Logf("publish → green: %s (goal < 15s); availability: %s", rep.Took.Round(100*time.Millisecond), rep.Availability)
-	})
-
-	// An upgrade that fails only on upgrade: the head changes the
-	// Deployment's selector, which the API server refuses to change. The
-	// harness must name the Kustomization, the object and the API server's
-	// message at once, not after kustomize-controller's retries and timeout.
-	t.Run("immutable-selector", func(t *testing.T) {
-		t.Parallel()
-		dir, base, head := upgradeRepo(t, "immutable-selector")
-		opts := upgradeOptions(t, dir, "up-sel-")
-		opts.Revision = base
-		run := bringUpBase(t, opts)
-
-		reports, err := run.Upgrade(contextBeforeTestTimeout(t), head)
-		if err != nil {
-			t.Fatalf("upgrade: %v", err)
-		}
-		rep := reports[0]
-		var got *readiness.FailureError
-		if !errors.As(rep.Ready, &got) {
-			t.Fatalf("want a fail-fast *readiness.FailureError at the head, got %T: %v", rep.Ready, rep.Ready)
-		}
-		message := regexp.MustCompile(`^Deployment/apps/fleet-app dry-run failed \(Invalid\): Deployment\.apps "fleet-app" is invalid: spec\.selector: Invalid value: .*: field is immutable`)
-		revision := "(revision " + run.Git().FluxRevision(run.Git().Revision()) + ")"
-		if got.Object != "Kustomization/flux-system/apps" || got.Reason != "ReconciliationFailed" || !got.Terminal ||
-			!message.MatchString(got.Message) || !strings.HasSuffix(got.Message, revision) {
-			t.Errorf("failure %q reason %q terminal %v message %q; want Kustomization/flux-system/apps, ReconciliationFailed, terminal, message %s ending %s",
-				got.Object, got.Reason, got.Terminal, got.Message, message, revision)
-		}
-		// Fast: well before kustomize-controller's retryInterval (30s),
-		// let alone the Kustomization's 3m timeout.
-		if rep.Took > 20*time.Second {
-			t.Errorf("the failure took %s after publishing the head, want it within 20s", rep.Took.Round(100*time.Millisecond))
-		}
-		if !errors.Is(rep.Traffic, fleetenv.ErrNotChecked) {
-			t.Errorf("traffic at a failed head: %v, want ErrNotChecked", rep.Traffic)
-		}
-		// The API server refused the head, so the base kept serving.
-		if rep.Availability.Failed != 0 {
-			t.Errorf("requests failed while the head was refused: %s", rep.Availability)
-		}
-		if e := run.Env("staging"); !strings.Contains(e.Summary, got.Object) || !strings.Contains(e.Summary, "field is immutable") {
-			t.Errorf("the diagnostics summary does not show %s and the API server's message:\n%s", got.Object, e.Summary)
-		}
-		t.Logf("publish → failure: %s; %v", rep.Took.Round(100*time.Millisecond), got)
+		dir, revs := upgradeRepoOf(t, "new-message", "immutable-selector")
+		opts := upgradeOptions(t, dir, "up-kept-")
+		opts.Revision = revs["new-message"].base
+		run := newRun(t, opts)
+		t.Run("new-message", func(t *testing.T) { upgradeNewMessage(t, run, revs["new-message"]) })
+		t.Run("immutable-selector", func(t *testing.T) { upgradeImmutableSelector(t, run, revs["immutable-selector"]) })
 	})
 
 	// A head that prunes an object still in use: the Service nginx routes
@@ -269,4 +233,87 @@ func TestUpgrades(t *testing.T) {
 			t.Logf("publish → green (the readiness wait): %s; caught by the traffic check: %v", e.Report.Total.Round(100*time.Millisecond), caught)
 		}
 	})
+}
+
+// upgradeNewMessage is the successful upgrade: the head's new APP_MESSAGE
+// is in the app's answer through nginx. It brings the run up at the base.
+func upgradeNewMessage(t *testing.T, run *fleetenv.Run, revs pairRevisions) {
+	e, took := up(t, run)
+	requireBase(t, run, e, took, revs.base)
+
+	reports, err := run.Upgrade(contextBeforeTestTimeout(t), revs.head)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	rep := reports[0]
+	if rep.Ready != nil || rep.Traffic != nil {
+		t.Fatalf("head not green: ready %v, traffic %v", rep.Ready, rep.Traffic)
+	}
+	if got, want := rep.BaseAnswer.Message, "served by Flux from the fixture fleet"; got != want {
+		t.Errorf("at the base the app said %q, want %q", got, want)
+	}
+	if got, want := rep.Answer.Message, "upgraded by the new-message fixture head"; got != want {
+		t.Errorf("at the head the app says %q, want %q", got, want)
+	}
+	if rep.Base.Commit != revs.base || rep.Head.Commit != revs.head || rep.Head.WorkingTree {
+		t.Errorf("rolled %s → %s, want commit %s → commit %s", rep.Base, rep.Head, revs.base, revs.head)
+	}
+	assertOnlyAppsChanged(t, rep.Changes, record.InventoryChange{Changed: []string{"Deployment/apps/fleet-app"}})
+	if len(rep.Changes.Images) != 0 || len(rep.Changes.HelmReleases) != 0 {
+		t.Errorf("images or releases changed: %+v %+v", rep.Changes.Images, rep.Changes.HelmReleases)
+	}
+	t.Logf("publish → green: %s (goal < 15s); availability: %s", rep.Took.Round(100*time.Millisecond), rep.Availability)
+}
+
+// upgradeImmutableSelector is an upgrade that fails only on upgrade: the
+// head changes the Deployment's selector, which the API server refuses to
+// change. The harness must name the Kustomization, the object and the API
+// server's message at once, not after kustomize-controller's retries and
+// timeout. The run's cluster is cleared and brought to this pair's base
+// first.
+func upgradeImmutableSelector(t *testing.T, run *fleetenv.Run, revs pairRevisions) {
+	ctx := contextBeforeTestTimeout(t)
+	cleared, err := run.Clear(ctx)
+	if err != nil {
+		t.Fatalf("clearing the previous pair off the cluster: %v", err)
+	}
+	t.Logf("previous pair cleared off the cluster in %s", cleared.Round(100*time.Millisecond))
+	took, err := run.PublishRevision(ctx, revs.base)
+	if err != nil {
+		t.Fatalf("publishing the base %s: %v", revs.base, err)
+	}
+	requireBase(t, run, run.Env("staging"), took, revs.base)
+
+	reports, err := run.Upgrade(ctx, revs.head)
+	if err != nil {
+		t.Fatalf("upgrade: %v", err)
+	}
+	rep := reports[0]
+	var got *readiness.FailureError
+	if !errors.As(rep.Ready, &got) {
+		t.Fatalf("want a fail-fast *readiness.FailureError at the head, got %T: %v", rep.Ready, rep.Ready)
+	}
+	message := regexp.MustCompile(`^Deployment/apps/fleet-app dry-run failed \(Invalid\): Deployment\.apps "fleet-app" is invalid: spec\.selector: Invalid value: .*: field is immutable`)
+	revision := "(revision " + run.Git().FluxRevision(run.Git().Revision()) + ")"
+	if got.Object != "Kustomization/flux-system/apps" || got.Reason != "ReconciliationFailed" || !got.Terminal ||
+		!message.MatchString(got.Message) || !strings.HasSuffix(got.Message, revision) {
+		t.Errorf("failure %q reason %q terminal %v message %q; want Kustomization/flux-system/apps, ReconciliationFailed, terminal, message %s ending %s",
+			got.Object, got.Reason, got.Terminal, got.Message, message, revision)
+	}
+	// Fast: well before kustomize-controller's retryInterval (30s),
+	// let alone the Kustomization's 3m timeout.
+	if rep.Took > 20*time.Second {
+		t.Errorf("the failure took %s after publishing the head, want it within 20s", rep.Took.Round(100*time.Millisecond))
+	}
+	if !errors.Is(rep.Traffic, fleetenv.ErrNotChecked) {
+		t.Errorf("traffic at a failed head: %v, want ErrNotChecked", rep.Traffic)
+	}
+	// The API server refused the head, so the base kept serving.
+	if rep.Availability.Failed != 0 {
+		t.Errorf("requests failed while the head was refused: %s", rep.Availability)
+	}
+	if e := run.Env("staging"); !strings.Contains(e.Summary, got.Object) || !strings.Contains(e.Summary, "field is immutable") {
+		t.Errorf("the diagnostics summary does not show %s and the API server's message:\n%s", got.Object, e.Summary)
+	}
+	t.Logf("publish → failure: %s; %v", rep.Took.Round(100*time.Millisecond), got)
 }

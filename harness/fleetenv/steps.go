@@ -435,6 +435,13 @@ func (r *Run) waitEnv(ctx context.Context, e *Environment, start time.Time) erro
 // waits for them: the edit → re-sync loop on kept clusters. ctx bounds it;
 // so does the run's Timeout.
 func (r *Run) Republish(ctx context.Context) (time.Duration, error) {
+	return r.PublishRevision(ctx, r.opts.Revision)
+}
+
+// PublishRevision is Republish for another revision of the checkout that
+// holds the fleet ("" = the working tree): a kept cluster, cleared, brought
+// to a base of its own before an Upgrade.
+func (r *Run) PublishRevision(ctx context.Context, revision string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -443,7 +450,7 @@ func (r *Run) Republish(ctx context.Context) (time.Duration, error) {
 			return 0, fmt.Errorf("publishing charts: %w", err)
 		}
 	}
-	rev, err := r.publishHead(ctx)
+	rev, err := r.publish(ctx, revision)
 	if err != nil {
 		return 0, fmt.Errorf("publishing fleet: %w", err)
 	}

@@ -119,12 +119,6 @@ func upgradeOptionsFromEnv(fleetDir string) (revision, base string, maxFailed in
 	return revision, base, maxFailed, nil
 }
 
-// publishHead publishes what the run rolls to: Options.Revision exactly,
-// else the working tree.
-func (r *Run) publishHead(ctx context.Context) (string, error) {
-	return r.publish(ctx, r.opts.Revision)
-}
-
 func (r *Run) publish(ctx context.Context, rev string) (string, error) {
 	if rev != "" {
 		return r.git.PublishRevision(ctx, rev)
