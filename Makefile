@@ -14,7 +14,10 @@ PLAIN_FLEET ?= fixtures/fleets/basic
 # test` runs two lanes side by side (see test), which keeps two cores busy
 # while clusters start and pods wait out their grace, and no more.
 GO_TEST_FLAGS ?= -count=1 -v -p 1 -timeout 75m
-# The scenarios lane's lines carry this prefix in the interleaved log.
+# The second lane: the scenarios, and harness/diagnose so that both lanes
+# take about as long (measured: 9 and 8.5 min with it); its lines carry
+# LANE_PREFIX in the interleaved log.
+LANE_PKGS ?= ./e2e/scenarios/ ./harness/diagnose/
 LANE_PREFIX ?= [scenarios lane]
 
 # Loads the offline kit's profile into a recipe's shell; evaluated when a
@@ -26,17 +29,17 @@ LOAD_KIT = set -a; . "$$(go run ./hack/kit -print)"; set +a
 all: test
 
 ## test: everything CI runs — offline kit, lint, unit + offline validation, real-kind harness and e2e tests.
-## Two lanes at once: e2e/scenarios, then the e2e suite on the plain-manifest fleet (lines prefixed
+## Two lanes at once: $(LANE_PKGS), then the e2e suite on the plain-manifest fleet (lines prefixed
 ## $(LANE_PREFIX)); and every other package, the e2e suite on $(TEST_FLEET) first. Each lane runs one
 ## package at a time; the run fails if either lane does.
 test: offline-images host-tools lint
-	@echo "== go test, two lanes: $(LANE_PREFIX) ./e2e/scenarios/ then ./e2e/ on $(PLAIN_FLEET) (staging); the rest with ./e2e/ on $(TEST_FLEET)"
+	@echo "== go test, two lanes: $(LANE_PREFIX) $(LANE_PKGS) then ./e2e/ on $(PLAIN_FLEET) (staging); the rest with ./e2e/ on $(TEST_FLEET)"
 	$(LOAD_KIT); \
 	( { st=0; export E2E_WORKDIR=.work/lane-scenarios; \
-	    E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) ./e2e/scenarios/ || st=$$?; \
+	    E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) $(LANE_PKGS) || st=$$?; \
 	    E2E_FLEET="$(PLAIN_FLEET)" E2E_ENVS=staging E2E_CLUSTER_PREFIX=plain- go test $(GO_TEST_FLAGS) ./e2e/ || st=$$?; \
 	    exit "$$st"; } 2>&1 | sed -u 's/^/$(LANE_PREFIX) /' ) & lane=$$!; \
-	status=0; E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -vx '.*/e2e/scenarios') || status=$$?; \
+	status=0; E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -vxF "$$(go list $(LANE_PKGS))") || status=$$?; \
 	wait "$$lane" || status=$$?; \
 	echo "== go test lanes finished (exit $$status)"; exit "$$status"
 
