@@ -29,8 +29,10 @@ func TestInstallKind(t *testing.T) {
 		Components:   kit.FluxComponents,
 		ManifestsDir: manifests,
 		ExtraCRDsDir: filepath.Join(manifests, "extra-crds"),
-		ClusterName:  c.Name,
-		Out:          cluster.LogfWriter(t.Logf),
+		// As the harness installs Flux.
+		ReadinessProbePeriod: time.Second,
+		ClusterName:          c.Name,
+		Out:                  cluster.LogfWriter(t.Logf),
 	}
 	fc, err := fluxobj.NewClients(c.RESTConfig)
 	if err != nil {
@@ -60,6 +62,9 @@ func TestInstallKind(t *testing.T) {
 		}
 		if !deploymentAvailable(&d) {
 			t.Errorf("Deployment %s not Available: %+v", name, d.Status.Conditions)
+		}
+		if p := d.Spec.Template.Spec.Containers[0].ReadinessProbe; p == nil || p.PeriodSeconds != 1 {
+			t.Errorf("Deployment %s: readiness probe %+v, want periodSeconds 1 (Options.ReadinessProbePeriod)", name, p)
 		}
 	}
 	for _, crd := range []string{

@@ -47,8 +47,10 @@ func TestSyncKind(t *testing.T) {
 		Components:   []string{"source-controller", "kustomize-controller"},
 		ManifestsDir: manifests,
 		ExtraCRDsDir: filepath.Join(manifests, "extra-crds"),
-		ClusterName:  c.Name,
-		Out:          cluster.LogfWriter(t.Logf),
+		// As the harness installs Flux.
+		ReadinessProbePeriod: time.Second,
+		ClusterName:          c.Name,
+		Out:                  cluster.LogfWriter(t.Logf),
 	}); err != nil {
 		t.Fatal(err)
 	}
