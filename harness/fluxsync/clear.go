@@ -9,11 +9,14 @@ import (
 	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	"github.com/fluxcd/pkg/ssa"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
@@ -138,52 +141,33 @@ func keep(r fluxobj.ObjectRef, namespace, name string) bool {
 	return r.Namespace == namespace && r.Name == name && (r.GroupKind() == gitRepositoryGK || r.GroupKind() == kustomizationGK)
 }
 
-func resourceOf(c *fluxobj.Clients, r fluxobj.ObjectRef) (schema.GroupVersionResource, error) {
-	var versions []string
-	if r.Version != "" {
-		versions = append(versions, r.Version)
-	}
-	m, err := c.Mapper.RESTMapping(r.GroupKind(), versions...)
-	if err != nil {
-		return schema.GroupVersionResource{}, fmt.Errorf("mapping %s to its resource: %w", r, err)
-	}
-	return m.Resource, nil
-}
-
+// deleteAll deletes refs with the environment's ssa manager (background
+// propagation; those already gone are fine).
 func deleteAll(ctx context.Context, c *fluxobj.Clients, refs []fluxobj.ObjectRef) error {
-	background := metav1.DeletePropagationBackground
-	for _, r := range refs {
-		gvr, err := resourceOf(c, r)
-		if err != nil {
-			return err
-		}
-		err = c.Dynamic.Resource(gvr).Namespace(r.Namespace).Delete(ctx, r.Name, metav1.DeleteOptions{PropagationPolicy: &background})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting %s: %w", r, err)
-		}
+	if _, err := c.Resources.DeleteAll(ctx, stubsOf(refs), ssa.DefaultDeleteOptions()); err != nil {
+		return fmt.Errorf("deleting the fleet's objects: %w", err)
 	}
 	return nil
 }
 
 // waitGone waits until none of refs exists; on timeout the error lists
-// those left with their finalizers.
+// those left with their finalizers. (ssa's WaitForTermination would not
+// end at ctx, only at its own timeout.)
 func waitGone(ctx context.Context, c *fluxobj.Clients, refs []fluxobj.ObjectRef) error {
 	var left []string
 	err := wait.PollUntilContextCancel(ctx, clearPoll, true, func(ctx context.Context) (bool, error) {
 		left = left[:0]
-		for _, r := range refs {
-			gvr, err := resourceOf(c, r)
-			if err != nil {
-				return false, err
-			}
-			obj, err := c.Metadata.Resource(gvr).Namespace(r.Namespace).Get(ctx, r.Name, metav1.GetOptions{})
+		for i, u := range stubsOf(refs) {
+			obj := &metav1.PartialObjectMetadata{}
+			obj.SetGroupVersionKind(u.GroupVersionKind())
+			err := c.Client.Get(ctx, client.ObjectKeyFromObject(u), obj)
 			switch {
 			case apierrors.IsNotFound(err):
 				continue
 			case err != nil:
-				left = append(left, fmt.Sprintf("%s (%v)", r, err))
+				left = append(left, fmt.Sprintf("%s (%v)", refs[i], err))
 			default:
-				left = append(left, fmt.Sprintf("%s (finalizers %s)", r, strings.Join(obj.Finalizers, ", ")))
+				left = append(left, fmt.Sprintf("%s (finalizers %s)", refs[i], strings.Join(obj.Finalizers, ", ")))
 			}
 		}
 		return len(left) == 0, nil
@@ -192,4 +176,18 @@ func waitGone(ctx context.Context, c *fluxobj.Clients, refs []fluxobj.ObjectRef)
 		return fmt.Errorf("%d object(s) still there: %s: %w", len(left), strings.Join(left, "; "), err)
 	}
 	return err
+}
+
+// stubsOf are refs as the ssa manager and the client address objects:
+// group, version, kind, namespace and name.
+func stubsOf(refs []fluxobj.ObjectRef) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, 0, len(refs))
+	for _, r := range refs {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind})
+		u.SetNamespace(r.Namespace)
+		u.SetName(r.Name)
+		out = append(out, u)
+	}
+	return out
 }

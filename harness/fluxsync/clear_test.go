@@ -29,3 +29,20 @@ func TestKeepSyncObjects(t *testing.T) {
 		})
 	}
 }
+
+func TestStubsOf(t *testing.T) {
+	refs := []fluxobj.ObjectRef{
+		{Group: "helm.toolkit.fluxcd.io", Version: "v2", Kind: "HelmRelease", Namespace: "nginx", Name: "nginx"},
+		{Version: "v1", Kind: "Namespace", Name: "apps"},
+	}
+	got := stubsOf(refs)
+	if len(got) != len(refs) {
+		t.Fatalf("stubsOf returned %d objects for %d refs", len(got), len(refs))
+	}
+	for i, u := range got {
+		r := refs[i]
+		if gvk := u.GroupVersionKind(); gvk.Group != r.Group || gvk.Version != r.Version || gvk.Kind != r.Kind || u.GetNamespace() != r.Namespace || u.GetName() != r.Name {
+			t.Errorf("stub %d = %s %s/%s, want %s", i, u.GroupVersionKind(), u.GetNamespace(), u.GetName(), r)
+		}
+	}
+}
