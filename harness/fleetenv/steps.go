@@ -455,13 +455,16 @@ func (r *Run) PublishRevision(ctx context.Context, revision string) (time.Durati
 		return 0, fmt.Errorf("publishing fleet: %w", err)
 	}
 	err = r.eachEnv(ctx, func(ctx context.Context, e *Environment) error {
+		if err := r.fetchRevision(ctx, e, rev); err != nil {
+			return err
+		}
+		// Only now: resumed before the GitRepository holds the new revision,
+		// the sync would briefly re-apply the cleared fleet's Kustomizations,
+		// and they would apply the new sources with the old specs.
 		if r.cleared.Load() {
 			if err := fluxsync.Resume(ctx, e.Clients, fluxobj.Namespace, fluxobj.SyncName); err != nil {
 				return fmt.Errorf("%s: %w", e.Name, err)
 			}
-		}
-		if err := r.fetchRevision(ctx, e, rev); err != nil {
-			return err
 		}
 		return r.waitEnv(ctx, e, start)
 	})
