@@ -55,20 +55,6 @@ func TestRatio(t *testing.T) {
 	}
 }
 
-type clusterTiming struct {
-	env          string
-	create, load time.Duration
-	loaded       []string
-}
-
-func clustersOf(cs ...clusterTiming) func(func(string, time.Duration, time.Duration, []string)) {
-	return func(yield func(string, time.Duration, time.Duration, []string)) {
-		for _, c := range cs {
-			yield(c.env, c.create, c.load, c.loaded)
-		}
-	}
-}
-
 func TestFromSteps(t *testing.T) {
 	steps := []fleetenv.StepTiming{
 		{Name: "offline checks", Took: 1 * s},
@@ -82,18 +68,19 @@ func TestFromSteps(t *testing.T) {
 	}
 	var smp sample
 	smp.phases = map[string]time.Duration{}
-	err := smp.fromSteps(steps, clustersOf(
-		clusterTiming{"staging", 15 * s, 3 * s, []string{"app"}},
-		clusterTiming{"production", 17 * s, 1 * s, nil},
-	))
+	err := smp.fromSteps(steps, []clusterTiming{
+		{"staging", 8 * s, 3 * s, []string{"app"}},
+		{"production", 10 * s, 1 * s, nil},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]time.Duration{
-		phasePrepare: 4 * s,  // offline checks + chart server + pre-flight + servers
-		phaseCreate:  17 * s, // the slowest environment's
-		phaseImages:  3 * s,
+		phasePrepare: 4 * s, // offline checks + chart server + pre-flight + servers
+		phaseCreate:  20 * s,
 		phaseFlux:    12 * s,
+		phaseNetwork: 10 * s, // the slowest environment's, inside flux install
+		phaseImages:  3 * s,
 		phaseSync:    1 * s,
 		phaseReady:   9 * s,
 	}
@@ -109,7 +96,7 @@ func TestFromSteps(t *testing.T) {
 
 func TestFromStepsRejectsUnknownStep(t *testing.T) {
 	smp := sample{phases: map[string]time.Duration{}}
-	err := smp.fromSteps([]fleetenv.StepTiming{{Name: "warp drive", Took: s}}, clustersOf())
+	err := smp.fromSteps([]fleetenv.StepTiming{{Name: "warp drive", Took: s}}, nil)
 	if err == nil || !strings.Contains(err.Error(), `"warp drive"`) {
 		t.Fatalf("want an error naming the unknown step, got %v", err)
 	}

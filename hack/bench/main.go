@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -212,6 +213,12 @@ func bringUp(ctx context.Context, base fleetenv.Options, w way, resyncs int, log
 		if derr := r.Down(ctx); derr != nil {
 			err = errors.Join(err, fmt.Errorf("tearing down: %w", derr))
 		}
+		// The next run starts from nothing, not in the disk writes of this
+		// one's teardown: a gigabyte of deleted node files per cluster made
+		// the next clusters' start seconds slower, more with every run
+		// (kind's "Preparing nodes" 2.4, 5.5, 8.1 s in three runs). The
+		// flush is part of the delete phase.
+		syscall.Sync()
 		s.phases[phaseDelete] = time.Since(start)
 	}()
 

@@ -11,28 +11,31 @@ import (
 
 // The phases of a bring-up, in the order the report prints them.
 const (
-	phasePrepare = "prepare"      // offline checks, chart server, pre-flight, servers on the kind network
-	phaseCreate  = "create"       // kind create and Ready nodes, slowest environment
-	phaseImages  = "images"       // images into the nodes (or the check that they are there), slowest environment
-	phaseFlux    = "flux install" // manifests applied, controllers Available
-	phaseSync    = "sync"         // sync objects applied, first revision fetched
-	phaseReady   = "ready"        // every Flux object and workload Ready
-	phaseGreen   = "green"        // all of the above: from nothing to every environment Ready
-	phaseChecks  = "checks"       // GET / through the ingress reaches the app, every environment
-	phaseDelete  = "delete"       // servers stopped, clusters deleted
-	phaseResync  = "re-sync"      // edit published, fetched, applied, Ready again
+	phasePrepare = "prepare"       // offline checks, chart server, pre-flight, servers on the kind network
+	phaseCreate  = "create"        // kind create and Ready nodes, slowest environment
+	phaseFlux    = "flux install"  // manifests applied, controllers Available, with the next two alongside
+	phaseNetwork = "  Service net" // during flux install: Service network and DNS ready, slowest environment
+	phaseImages  = "  images"      // during flux install: images into the nodes (or the check that they are there), slowest environment
+	phaseSync    = "sync"          // sync objects applied, first revision fetched
+	phaseReady   = "ready"         // every Flux object and workload Ready
+	phaseGreen   = "green"         // all of the above: from nothing to every environment Ready
+	phaseChecks  = "checks"        // GET / through the ingress reaches the app, every environment
+	phaseDelete  = "delete"        // servers stopped, clusters deleted
+	phaseResync  = "re-sync"       // edit published, fetched, applied, Ready again
 )
 
-var phaseOrder = []string{phasePrepare, phaseCreate, phaseImages, phaseFlux, phaseSync, phaseReady, phaseGreen, phaseChecks, phaseDelete}
+// phaseOrder is the report's rows; the indented ones run inside the row
+// above them and do not add to green.
+var phaseOrder = []string{phasePrepare, phaseCreate, phaseFlux, phaseNetwork, phaseImages, phaseSync, phaseReady, phaseGreen, phaseChecks, phaseDelete}
 
-// stepPhase maps fleetenv's step names to phases; "clusters" is split into
-// create and images from the clusters' own timings.
+// stepPhase maps fleetenv's step names to phases; the Service network and
+// images come from the clusters' own timings.
 var stepPhase = map[string]string{
 	"offline checks":              phasePrepare,
 	"chart server":                phasePrepare,
 	"pre-flight":                  phasePrepare,
 	"servers on the kind network": phasePrepare,
-	"clusters":                    "",
+	"clusters":                    phaseCreate,
 	"flux install":                phaseFlux,
 	"sync":                        phaseSync,
 	"wait":                        phaseReady,
@@ -47,18 +50,25 @@ type sample struct {
 	err     error
 }
 
-// fromRun fills the phases from the run's step timings and its clusters.
-func (s *sample) fromRun(r *fleetenv.Run) error {
-	return s.fromSteps(r.Timings(), func(yield func(env string, create, load time.Duration, loaded []string)) {
-		for _, env := range r.Options().Envs {
-			if e := r.Env(env); e != nil && e.Cluster != nil {
-				yield(env, e.Cluster.CreateTook, e.Cluster.LoadTook, e.Cluster.Loaded)
-			}
-		}
-	})
+// clusterTiming is what one environment's cluster reports of its bring-up.
+type clusterTiming struct {
+	env           string
+	network, load time.Duration
+	loaded        []string
 }
 
-func (s *sample) fromSteps(steps []fleetenv.StepTiming, clusters func(func(env string, create, load time.Duration, loaded []string))) error {
+// fromRun fills the phases from the run's step timings and its clusters.
+func (s *sample) fromRun(r *fleetenv.Run) error {
+	var clusters []clusterTiming
+	for _, env := range r.Options().Envs {
+		if e := r.Env(env); e != nil && e.Cluster != nil {
+			clusters = append(clusters, clusterTiming{env, e.Cluster.ServiceNetworkTook, e.Cluster.LoadTook, e.Cluster.Loaded})
+		}
+	}
+	return s.fromSteps(r.Timings(), clusters)
+}
+
+func (s *sample) fromSteps(steps []fleetenv.StepTiming, clusters []clusterTiming) error {
 	for _, st := range steps {
 		phase, ok := stepPhase[st.Name]
 		if !ok {
@@ -69,14 +79,14 @@ func (s *sample) fromSteps(steps []fleetenv.StepTiming, clusters func(func(env s
 			s.phases[phase] += st.Took
 		}
 	}
-	clusters(func(env string, create, load time.Duration, loaded []string) {
-		s.phases[phaseCreate] = max(s.phases[phaseCreate], create)
-		s.phases[phaseImages] = max(s.phases[phaseImages], load)
+	for _, c := range clusters {
+		s.phases[phaseNetwork] = max(s.phases[phaseNetwork], c.network)
+		s.phases[phaseImages] = max(s.phases[phaseImages], c.load)
 		if s.loaded == nil {
 			s.loaded = map[string][]string{}
 		}
-		s.loaded[env] = loaded
-	})
+		s.loaded[c.env] = c.loaded
+	}
 	return nil
 }
 
@@ -88,11 +98,11 @@ func (s sample) line(i, n int) string {
 		fmt.Fprintf(&b, "FAILED: %v; ", s.err)
 	}
 	fmt.Fprintf(&b, "green in %s (", secs(s.phases[phaseGreen]))
-	for i, p := range []string{phaseCreate, phaseImages, phaseFlux, phaseSync, phaseReady} {
+	for i, p := range []string{phaseCreate, phaseFlux, phaseNetwork, phaseImages, phaseSync, phaseReady} {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s %s", p, secs(s.phases[p]))
+		fmt.Fprintf(&b, "%s %s", strings.TrimSpace(p), secs(s.phases[p]))
 	}
 	fmt.Fprintf(&b, "), checks %s, delete %s", secs(s.phases[phaseChecks]), secs(s.phases[phaseDelete]))
 	envs := make([]string, 0, len(s.loaded))

@@ -20,6 +20,13 @@ kubeadmConfigPatches:
       ignorePreflightErrors:
         - SystemVerification
   - |
+    kind: ClusterConfiguration
+    # ECDSA keys for the cluster's certificates: kubeadm makes about fifteen
+    # key pairs at every create, and RSA-2048 ones cost seconds of two busy
+    # cores. (kubeadm v1beta4 ClusterConfiguration.encryptionAlgorithm, in
+    # k8s.io/kubernetes v1.37.2 cmd/kubeadm/app/apis/kubeadm/v1beta4/types.go.)
+    encryptionAlgorithm: ECDSA-P256
+  - |
     kind: KubeletConfiguration
     # This kind of host runs cgroup v1, which kubelet 1.37 refuses by default.
     failCgroupV1: false

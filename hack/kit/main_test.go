@@ -50,7 +50,19 @@ func TestKindConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Kind != "Cluster" || !cfg.Networking.DisableDefaultCNI || len(cfg.Nodes) != 1 ||
-		cfg.Nodes[0].Role != "control-plane" || cfg.Nodes[0].Image != "fleet-kit/node-preloaded:v1.37.2-0123456789ab" || len(cfg.Patches) != 2 {
+		cfg.Nodes[0].Role != "control-plane" || cfg.Nodes[0].Image != "fleet-kit/node-preloaded:v1.37.2-0123456789ab" || len(cfg.Patches) != 3 {
 		t.Errorf("kind config = %+v", cfg)
+	}
+	var cluster struct {
+		Kind                string
+		EncryptionAlgorithm string `json:"encryptionAlgorithm"`
+	}
+	if len(cfg.Patches) > 1 {
+		if err := yaml.Unmarshal([]byte(cfg.Patches[1]), &cluster); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cluster.Kind != "ClusterConfiguration" || cluster.EncryptionAlgorithm != "ECDSA-P256" {
+		t.Errorf("second patch = %+v, want kubeadm's ClusterConfiguration with encryptionAlgorithm ECDSA-P256", cluster)
 	}
 }

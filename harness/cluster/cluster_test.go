@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestParseKeepPolicy(t *testing.T) {
@@ -137,11 +139,14 @@ func TestGatewayFromInspect(t *testing.T) {
 func TestKindLogger(t *testing.T) {
 	var buf bytes.Buffer
 	l := newKindLogger(&buf, "staging", 0)
+	clock := l.start
+	l.now = func() time.Time { return clock }
 	l.V(0).Infof("Creating cluster %q ...\n", "staging")
 	l.V(1).Info("debug detail")
+	clock = clock.Add(2345 * time.Millisecond)
 	l.Warn("careful")
 	l.V(0).Info("   ")
-	want := "kind[staging] Creating cluster \"staging\" ...\nkind[staging] WARNING: careful\n"
+	want := "kind[staging] 0.0s Creating cluster \"staging\" ...\nkind[staging] 2.3s WARNING: careful\n"
 	if buf.String() != want {
 		t.Errorf("log output = %q, want %q", buf.String(), want)
 	}
@@ -274,5 +279,25 @@ func TestGuardTrackSameName(t *testing.T) {
 	g2.Track(created) // deleted already: Cleanup has nothing to do
 	if err := g2.Cleanup(context.Background(), false); err != nil || buf.Len() != 0 {
 		t.Errorf("Cleanup of a deleted cluster = %v, output %q", err, buf.String())
+	}
+}
+
+func TestParseImageIDs(t *testing.T) {
+	tests := []struct {
+		name string
+		out  string
+		want map[string]string
+	}{
+		{"none", "", map[string]string{}},
+		{"present and missing", "fleet-kit/nginx:bookworm\tsha256:4bbd\nnope:1\t\n", map[string]string{"fleet-kit/nginx:bookworm": "sha256:4bbd", "nope:1": ""}},
+		{"no final newline", "a:1\tsha256:1", map[string]string{"a:1": "sha256:1"}},
+		{"a line that is not the script's", "crictl: warning\na:1\tsha256:1\n", map[string]string{"a:1": "sha256:1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := parseImageIDs(tt.out); !maps.Equal(got, tt.want) {
+				t.Fatalf("parseImageIDs = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

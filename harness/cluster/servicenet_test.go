@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
@@ -122,6 +123,77 @@ func TestUntilServiceAnswers(t *testing.T) {
 						t.Errorf("loop %q has %q: a server the cluster CA did not sign, or an HTTP error status, would be taken wrongly", loop, bad)
 					}
 				}
+			}
+		})
+	}
+}
+
+func TestAPIServerAddr(t *testing.T) {
+	ready, notReady := true, false
+	https, other := "https", "metrics"
+	port := func(name *string, p int32) discoveryv1.EndpointPort {
+		return discoveryv1.EndpointPort{Name: name, Port: &p}
+	}
+	tests := []struct {
+		name   string
+		slices []discoveryv1.EndpointSlice
+		want   string
+	}{
+		{"none yet", nil, ""},
+		{"ready endpoint", []discoveryv1.EndpointSlice{{
+			Ports:     []discoveryv1.EndpointPort{port(&https, 6443)},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"172.18.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		}}, "172.18.0.2:6443"},
+		{"no condition counts as ready", []discoveryv1.EndpointSlice{{
+			Ports:     []discoveryv1.EndpointPort{port(nil, 6443)},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"172.18.0.3"}}},
+		}}, "172.18.0.3:6443"},
+		{"IPv6", []discoveryv1.EndpointSlice{{
+			Ports:     []discoveryv1.EndpointPort{port(&https, 6443)},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"fc00:f853::2"}}},
+		}}, "[fc00:f853::2]:6443"},
+		{"not ready", []discoveryv1.EndpointSlice{{
+			Ports:     []discoveryv1.EndpointPort{port(&https, 6443)},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"172.18.0.2"}, Conditions: discoveryv1.EndpointConditions{Ready: &notReady}}},
+		}}, ""},
+		{"no https port", []discoveryv1.EndpointSlice{{
+			Ports:     []discoveryv1.EndpointPort{port(&other, 9000)},
+			Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"172.18.0.2"}}},
+		}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, why := apiServerAddr(tt.slices)
+			if got != tt.want {
+				t.Fatalf("apiServerAddr = %q, want %q", got, tt.want)
+			}
+			if got == "" && why == "" {
+				t.Fatal("no address and no reason")
+			}
+		})
+	}
+}
+
+func TestHasReadyEndpoint(t *testing.T) {
+	ready, notReady := true, false
+	tests := []struct {
+		name   string
+		slices []discoveryv1.EndpointSlice
+		want   bool
+	}{
+		{"no slices", nil, false},
+		{"no endpoints", []discoveryv1.EndpointSlice{{}}, false},
+		{"only not ready", []discoveryv1.EndpointSlice{{Endpoints: []discoveryv1.Endpoint{{Conditions: discoveryv1.EndpointConditions{Ready: &notReady}}}}}, false},
+		{"one ready among not ready", []discoveryv1.EndpointSlice{
+			{Endpoints: []discoveryv1.Endpoint{{Conditions: discoveryv1.EndpointConditions{Ready: &notReady}}}},
+			{Endpoints: []discoveryv1.Endpoint{{Conditions: discoveryv1.EndpointConditions{Ready: &ready}}}},
+		}, true},
+		{"no condition counts as ready", []discoveryv1.EndpointSlice{{Endpoints: []discoveryv1.Endpoint{{}}}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hasReadyEndpoint(tt.slices); got != tt.want {
+				t.Fatalf("hasReadyEndpoint = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/chartserver"
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/diagnose"
+	"github.com/flux-fleet/flux-fleet/harness/fluxinstall"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
@@ -33,6 +34,8 @@ type Environment struct {
 	Name    string
 	Cluster *cluster.Cluster
 	Clients *fluxobj.Clients
+	// FluxInstall is how the Flux install went (its phases' timings).
+	FluxInstall *fluxinstall.Result
 	// Ready is the outcome of the readiness wait: nil when everything the
 	// fleet defines became Ready, else why not (often a *readiness.FailureError).
 	Ready  error

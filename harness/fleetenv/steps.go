@@ -231,16 +231,15 @@ func (r *Run) createClusters(ctx context.Context) error {
 	specs := make([]cluster.Spec, 0, len(r.opts.Envs))
 	for _, env := range r.opts.Envs {
 		specs = append(specs, cluster.Spec{
-			Name:          r.opts.ClusterName(env),
-			Fleet:         r.opts.FleetDir,
-			NodeImage:     r.opts.Kit.NodeImage,
-			KindConfig:    r.opts.Kit.KindConfig,
-			WorkDir:       r.opts.WorkDir,
-			Reuse:         r.opts.Reuse,
-			PreloadImages: r.opts.Kit.PreloadImages,
-			// Flux's controllers are installed next.
-			ServiceNetwork: true,
-			Log:            r.out,
+			Name:       r.opts.ClusterName(env),
+			Fleet:      r.opts.FleetDir,
+			NodeImage:  r.opts.Kit.NodeImage,
+			KindConfig: r.opts.Kit.KindConfig,
+			WorkDir:    r.opts.WorkDir,
+			Reuse:      r.opts.Reuse,
+			// The images, and the Service network, come during the Flux
+			// install (see installFlux).
+			Log: r.out,
 		})
 	}
 	clusters, err := r.guard.CreateAll(ctx, specs)
@@ -327,26 +326,55 @@ func controllerArgs(components []string) map[string][]string {
 	return args
 }
 
+// installFlux installs Flux on every cluster while the cluster finishes
+// coming up: kube-proxy programs the Service network at the same time as
+// the images the node image lacks load and the controllers are applied and
+// start. The controllers reach the API server at its own address, so they
+// need not wait for the Service network; the step ends when both are done,
+// because the sync needs both.
 func (r *Run) installFlux(ctx context.Context) error {
 	return r.eachEnv(ctx, func(ctx context.Context, e *Environment) error {
 		start := time.Now()
-		opts := fluxinstall.Options{
-			Components:     r.opts.FluxComponents,
-			ManifestsDir:   r.opts.Kit.FluxManifests,
-			ControllerArgs: controllerArgs(r.opts.FluxComponents),
-			// A controller is ready a second or two after it starts.
-			ReadinessProbePeriod: time.Second,
-			ClusterName:          e.Cluster.Name,
-			Out:                  prefixed(r.out, e.Name),
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return e.Cluster.WaitServiceNetwork(gctx, 0) })
+		g.Go(func() error {
+			// Images first: a controller pod made before its image is on
+			// the node goes into a pull back-off (there is no registry).
+			if err := e.Cluster.LoadImages(gctx, r.opts.Kit.PreloadImages...); err != nil {
+				return err
+			}
+			apiServer, err := e.Cluster.APIServerEndpoint(gctx)
+			if err != nil {
+				return err
+			}
+			opts := fluxinstall.Options{
+				Components:     r.opts.FluxComponents,
+				ManifestsDir:   r.opts.Kit.FluxManifests,
+				ControllerArgs: controllerArgs(r.opts.FluxComponents),
+				// A controller is ready a second or two after it starts.
+				ReadinessProbePeriod: time.Second,
+				APIServer:            apiServer,
+				ClusterName:          e.Cluster.Name,
+				Out:                  prefixed(r.out, e.Name),
+			}
+			if dir := filepath.Join(r.opts.Kit.FluxManifests, "extra-crds"); r.opts.Kit.FluxManifests != "" && exists(dir) {
+				opts.ExtraCRDsDir = dir
+			}
+			res, err := fluxinstall.Install(gctx, e.Clients, opts)
+			if err != nil {
+				return fmt.Errorf("installing Flux: %w", err)
+			}
+			r.mu.Lock()
+			e.FluxInstall = res
+			r.mu.Unlock()
+			return nil
+		})
+		if err := g.Wait(); err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
 		}
-		if dir := filepath.Join(r.opts.Kit.FluxManifests, "extra-crds"); r.opts.Kit.FluxManifests != "" && exists(dir) {
-			opts.ExtraCRDsDir = dir
-		}
-		res, err := fluxinstall.Install(ctx, e.Clients, opts)
-		if err != nil {
-			return fmt.Errorf("%s: installing Flux: %w", e.Name, err)
-		}
-		r.logf("%-11s flux %s (%s) ready in %s", e.Name, res.Version, strings.Join(res.Components, ", "), since(start))
+		r.logf("%-11s flux %s (%s) ready in %s, with the Service network (%.1fs) and images (%.1fs) alongside",
+			e.Name, e.FluxInstall.Version, strings.Join(e.FluxInstall.Components, ", "), since(start),
+			e.Cluster.ServiceNetworkTook.Seconds(), e.Cluster.LoadTook.Seconds())
 		return nil
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,6 +51,14 @@ type Options struct {
 	// 10 s) a missed first probe leaves a ready controller unavailable for up
 	// to 10 s more, on every install.
 	ReadinessProbePeriod time.Duration
+	// APIServer, when set (host:port), is where the controllers reach the
+	// API server instead of through the kubernetes Service. On a fresh
+	// cluster kube-proxy programs Service IPs seconds after the API server
+	// answers; with the API server's own address the controllers can be
+	// installed and start in those seconds instead of after them. Whatever
+	// they reach through other Services (source-controller's artifacts,
+	// charts) still goes through the Service network.
+	APIServer string
 	// Namespace is where Flux runs; "" means flux-system.
 	Namespace string
 	// ClusterName names the cluster in messages; "" uses the API server host.
@@ -151,6 +160,11 @@ func generate(ctx context.Context, opts Options) ([]*unstructured.Unstructured, 
 			return nil, fmt.Errorf("generating Flux %s manifests: %w", opts.Version, err)
 		}
 	}
+	if opts.APIServer != "" {
+		if err := setAPIServer(objs, opts.APIServer); err != nil {
+			return nil, fmt.Errorf("generating Flux %s manifests: %w", opts.Version, err)
+		}
+	}
 	return objs, nil
 }
 
@@ -158,6 +172,68 @@ func generate(ctx context.Context, opts Options) ([]*unstructured.Unstructured, 
 // Deployments' containers, in whole seconds (at least one).
 func setReadinessPeriod(objs []*unstructured.Unstructured, period time.Duration) error {
 	secs := max(int64(period/time.Second), 1)
+	return eachContainer(objs, func(_ string, c map[string]any) error {
+		if probe, ok, _ := unstructured.NestedMap(c, "readinessProbe"); ok {
+			probe["periodSeconds"] = secs
+			c["readinessProbe"] = probe
+		}
+		return nil
+	})
+}
+
+// setAPIServer points every controller container at the API server's
+// address (host:port) through the variables in-cluster clients read, which
+// a container's own env takes precedence over kubelet's Service variables.
+func setAPIServer(objs []*unstructured.Unstructured, hostPort string) error {
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return fmt.Errorf("API server address %q: %w", hostPort, err)
+	}
+	return eachContainer(objs, func(_ string, c map[string]any) error {
+		env, _, _ := unstructured.NestedSlice(c, "env")
+		env = slices.DeleteFunc(env, func(e any) bool {
+			name, _, _ := unstructured.NestedString(e.(map[string]any), "name")
+			return name == "KUBERNETES_SERVICE_HOST" || name == "KUBERNETES_SERVICE_PORT"
+		})
+		env = append(env,
+			map[string]any{"name": "KUBERNETES_SERVICE_HOST", "value": host},
+			map[string]any{"name": "KUBERNETES_SERVICE_PORT", "value": port})
+		c["env"] = env
+		return nil
+	})
+}
+
+// addControllerArgs appends extra arguments to the first container of each
+// named controller Deployment.
+func addControllerArgs(objs []*unstructured.Unstructured, extra map[string][]string) error {
+	for name, args := range extra {
+		found := false
+		err := eachContainer(objs, func(deployment string, c map[string]any) error {
+			if deployment != name || found {
+				return nil
+			}
+			found = true
+			current, _, _ := unstructured.NestedStringSlice(c, "args")
+			for _, a := range args {
+				if !slices.Contains(current, a) {
+					current = append(current, a)
+				}
+			}
+			return unstructured.SetNestedStringSlice(c, current, "args")
+		})
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("extra arguments for %s: no such controller among the generated components", name)
+		}
+	}
+	return nil
+}
+
+// eachContainer calls edit with every container of every Deployment, in
+// order, and writes the edited containers back.
+func eachContainer(objs []*unstructured.Unstructured, edit func(deployment string, c map[string]any) error) error {
 	for _, o := range objs {
 		if o.GetKind() != "Deployment" {
 			continue
@@ -167,50 +243,12 @@ func setReadinessPeriod(objs []*unstructured.Unstructured, period time.Duration)
 			return fmt.Errorf("Deployment %s: %w", o.GetName(), err)
 		}
 		for _, c := range containers {
-			probe, ok, _ := unstructured.NestedMap(c.(map[string]any), "readinessProbe")
-			if !ok {
-				continue
+			if err := edit(o.GetName(), c.(map[string]any)); err != nil {
+				return fmt.Errorf("Deployment %s: %w", o.GetName(), err)
 			}
-			probe["periodSeconds"] = secs
-			c.(map[string]any)["readinessProbe"] = probe
 		}
 		if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
 			return fmt.Errorf("Deployment %s: %w", o.GetName(), err)
-		}
-	}
-	return nil
-}
-
-// addControllerArgs appends extra arguments to the first container of each
-// named controller Deployment.
-func addControllerArgs(objs []*unstructured.Unstructured, extra map[string][]string) error {
-	for name, args := range extra {
-		found := false
-		for _, o := range objs {
-			if o.GetKind() != "Deployment" || o.GetName() != name {
-				continue
-			}
-			found = true
-			containers, _, err := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-			if err != nil || len(containers) == 0 {
-				return fmt.Errorf("Deployment %s has no containers", name)
-			}
-			c := containers[0].(map[string]any)
-			current, _, _ := unstructured.NestedStringSlice(c, "args")
-			for _, a := range args {
-				if !slices.Contains(current, a) {
-					current = append(current, a)
-				}
-			}
-			if err := unstructured.SetNestedStringSlice(c, current, "args"); err != nil {
-				return err
-			}
-			if err := unstructured.SetNestedSlice(o.Object, containers, "spec", "template", "spec", "containers"); err != nil {
-				return err
-			}
-		}
-		if !found {
-			return fmt.Errorf("extra arguments for %s: no such controller among the generated components", name)
 		}
 	}
 	return nil

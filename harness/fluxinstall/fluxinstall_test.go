@@ -402,3 +402,58 @@ func TestReadinessProbePeriod(t *testing.T) {
 		})
 	}
 }
+
+func TestAPIServer(t *testing.T) {
+	tests := []struct {
+		name      string
+		apiServer string
+		// want is the controllers' KUBERNETES_SERVICE_HOST and _PORT; nil:
+		// neither is set (kubelet's Service variables apply).
+		want    []string
+		wantErr string
+	}{
+		{"unset leaves the Service variables to kubelet", "", nil, ""},
+		{"node address", "172.18.0.2:6443", []string{"172.18.0.2", "6443"}, ""},
+		{"IPv6 node address", "[fc00:f853::2]:6443", []string{"fc00:f853::2", "6443"}, ""},
+		{"no port", "172.18.0.2", nil, `API server address "172.18.0.2"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, err := Generate(context.Background(), Options{Components: []string{"source-controller"}, ManifestsDir: "testdata/base", APIServer: tt.apiServer})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			deployments := 0
+			for _, o := range objs {
+				if o.GetKind() != "Deployment" {
+					continue
+				}
+				deployments++
+				containers, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+				for _, c := range containers {
+					env, _, _ := unstructured.NestedSlice(c.(map[string]any), "env")
+					var got []string
+					for _, e := range env {
+						name, _, _ := unstructured.NestedString(e.(map[string]any), "name")
+						if name == "KUBERNETES_SERVICE_HOST" || name == "KUBERNETES_SERVICE_PORT" {
+							value, _, _ := unstructured.NestedString(e.(map[string]any), "value")
+							got = append(got, value)
+						}
+					}
+					if !slices.Equal(got, tt.want) {
+						t.Errorf("Deployment %s: KUBERNETES_SERVICE_HOST, _PORT = %q, want %q", o.GetName(), got, tt.want)
+					}
+				}
+			}
+			if deployments != 1 {
+				t.Fatalf("%d Deployments generated, want 1", deployments)
+			}
+		})
+	}
+}
