@@ -108,7 +108,7 @@ func TestHashSensitivity(t *testing.T) {
 		{name: "build_nginx_image", edit: editFunc("build_nginx_image"), want: []string{"nginx"}},
 		{name: "debian_layer", edit: editFunc("debian_layer"), want: []string{"node-image", "nginx", "redis"}},
 		{name: "minimal_rootfs", edit: editFunc("minimal_rootfs"),
-			want: append([]string{"controlplane-images", "node-image", "fleet-app", "podinfo"}, flux...)},
+			want: append([]string{"controlplane-images", "node-image", "nginx", "redis", "fleet-app", "podinfo"}, flux...)},
 		{name: "import_dir", edit: editFunc("import_dir"),
 			want: append(slices.Clone(debianAndAfter), append([]string{"fleet-app", "podinfo"}, flux...)...)},
 		{name: "build_k8s_binaries", edit: editFunc("build_k8s_binaries"), want: []string{"bin/kubernetes", "controlplane-images", "node-image"}},

@@ -60,11 +60,12 @@ type Spec struct {
 	PreloadImages []string      // local docker images loaded into every node after create
 	WaitForReady  time.Duration // 0 = DefaultWaitForReady
 	Timeout       time.Duration // bounds the whole Create; 0 = DefaultCreateTimeout
-	// ServiceNetwork makes Create also wait, within WaitForReady, until the
-	// API server answers on the kubernetes Service from every node:
-	// controllers (Flux's) started before kube-proxy programmed Service IPs
-	// cannot reach the API server and exit. A cluster whose tests run no
-	// controller does without the wait (seconds, more on busy cores).
+	// ServiceNetwork makes Create also wait, within WaitForReady, for the
+	// Service network (WaitServiceNetwork): controllers started before
+	// kube-proxy programmed Service IPs cannot reach the API server through
+	// the kubernetes Service and exit. A cluster whose tests run no
+	// controller does without the wait (seconds, more on busy cores); a
+	// caller with work to do meanwhile calls WaitServiceNetwork itself.
 	ServiceNetwork bool
 	// Fleet and RunID name the fleet and the run in the ownership marker.
 	// Both are made valid label values; RunID "" = the Guard's run, or a
@@ -120,7 +121,8 @@ type Cluster struct {
 	// CreateTook is how long Create spent creating the cluster: kind's
 	// create, the wait for Ready nodes and, with Spec.ServiceNetwork, for
 	// the Service network (zero for a reused cluster). Images load during
-	// that last wait, which took ServiceNetworkTook.
+	// that last wait. ServiceNetworkTook is how long the last
+	// WaitServiceNetwork took, Create's or the caller's.
 	CreateTook         time.Duration
 	ServiceNetworkTook time.Duration
 	// LoadTook is how long the last LoadImages took, the check of which
