@@ -328,8 +328,8 @@ func controllerArgs(components []string) map[string][]string {
 
 // installFlux installs Flux on every cluster while the cluster finishes
 // coming up: kube-proxy programs the Service network at the same time as
-// the images the node image lacks load and the controllers are applied and
-// start. The controllers reach the API server at its own address, so they
+// the images the node image lacks load, the manifests are generated, and
+// the controllers are applied and start. The controllers reach the API server at its own address, so they
 // need not wait for the Service network; the step ends when both are done,
 // because the sync needs both.
 func (r *Run) installFlux(ctx context.Context) error {
@@ -337,12 +337,16 @@ func (r *Run) installFlux(ctx context.Context) error {
 		start := time.Now()
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return e.Cluster.WaitServiceNetwork(gctx, 0) })
+		// The images load while the Flux manifests are generated; the apply
+		// waits for them: a controller pod made before its image is on the
+		// node goes into a pull back-off (there is no registry).
+		loaded := make(chan error, 1)
 		g.Go(func() error {
-			// Images first: a controller pod made before its image is on
-			// the node goes into a pull back-off (there is no registry).
-			if err := e.Cluster.LoadImages(gctx, r.opts.Kit.PreloadImages...); err != nil {
-				return err
-			}
+			err := e.Cluster.LoadImages(gctx, r.opts.Kit.PreloadImages...)
+			loaded <- err
+			return err
+		})
+		g.Go(func() error {
 			apiServer, err := e.Cluster.APIServerEndpoint(gctx)
 			if err != nil {
 				return err
@@ -354,8 +358,16 @@ func (r *Run) installFlux(ctx context.Context) error {
 				// A controller is ready a second or two after it starts.
 				ReadinessProbePeriod: time.Second,
 				APIServer:            apiServer,
-				ClusterName:          e.Cluster.Name,
-				Out:                  prefixed(r.out, e.Name),
+				BeforeApply: func(ctx context.Context) error {
+					select {
+					case err := <-loaded:
+						return err
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				},
+				ClusterName: e.Cluster.Name,
+				Out:         prefixed(r.out, e.Name),
 			}
 			if dir := filepath.Join(r.opts.Kit.FluxManifests, "extra-crds"); r.opts.Kit.FluxManifests != "" && exists(dir) {
 				opts.ExtraCRDsDir = dir

@@ -59,6 +59,12 @@ type Options struct {
 	// they reach through other Services (source-controller's artifacts,
 	// charts) still goes through the Service network.
 	APIServer string
+	// BeforeApply, when set, runs after the manifests are generated and
+	// before anything is applied; its error ends the install. A caller
+	// loading the controllers' images into the nodes waits for that there
+	// (a controller pod made before its image is on the node goes into a
+	// pull back-off), so that the loading overlaps the generation.
+	BeforeApply func(ctx context.Context) error
 	// Namespace is where Flux runs; "" means flux-system.
 	Namespace string
 	// ClusterName names the cluster in messages; "" uses the API server host.

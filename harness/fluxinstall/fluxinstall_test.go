@@ -3,6 +3,7 @@ package fluxinstall
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 func TestVersionFromGoMod(t *testing.T) {
@@ -455,5 +458,27 @@ func TestAPIServer(t *testing.T) {
 				t.Fatalf("%d Deployments generated, want 1", deployments)
 			}
 		})
+	}
+}
+
+// A failing BeforeApply ends the install before anything is applied (the
+// empty client bundle would fail any apply), with its error in the message.
+func TestBeforeApplyFailureStopsTheInstall(t *testing.T) {
+	calls := 0
+	_, err := Install(context.Background(), &fluxobj.Clients{}, Options{
+		Components:   []string{"source-controller"},
+		ManifestsDir: "testdata/base",
+		ClusterName:  "staging",
+		BeforeApply: func(context.Context) error {
+			calls++
+			return errors.New("loading images: node staging-control-plane stopped reading")
+		},
+	})
+	if calls != 1 {
+		t.Errorf("BeforeApply called %d times, want 1", calls)
+	}
+	want := "installing Flux on staging: before applying: loading images: node staging-control-plane stopped reading"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %q", err, want)
 	}
 }

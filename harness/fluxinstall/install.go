@@ -67,6 +67,11 @@ func Install(ctx context.Context, c *fluxobj.Clients, opts Options) (*Result, er
 		return nil, fmt.Errorf("installing Flux on %s: %w", res.Cluster, err)
 	}
 	res.Generate = time.Since(start)
+	if opts.BeforeApply != nil {
+		if err := opts.BeforeApply(ctx); err != nil {
+			return nil, fmt.Errorf("installing Flux on %s: before applying: %w", res.Cluster, err)
+		}
+	}
 
 	applyStart := time.Now()
 	man := c.Resources
