@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -69,6 +70,48 @@ func (c *Cluster) WaitServiceNetwork(ctx context.Context, limit time.Duration) e
 	}
 	c.ServiceNetworkTook = time.Since(start)
 	c.log.printf("cluster %s: Service network and DNS ready after %.1fs", c.Name, c.ServiceNetworkTook.Seconds())
+	return nil
+}
+
+// WaitServiceAnswers waits, at most limit (0 = DefaultWaitForReady), until
+// the Service namespace/name answers plain HTTP on its cluster IP and first
+// port from every node, any status counting. A Service whose pods have just
+// turned Ready is reachable only once kube-proxy has programmed its
+// endpoints, up to a second or more later: a client that uses it in that
+// window gets a refused connection and backs off for seconds. (Flux's
+// kustomize-controller fetching its first artifact from source-controller
+// did, when the sync followed the install at once.)
+func (c *Cluster) WaitServiceAnswers(ctx context.Context, namespace, name string, limit time.Duration) error {
+	if limit <= 0 {
+		limit = DefaultWaitForReady
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cs, err := c.clientset()
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	svc, err := cs.CoreV1().Services(namespace).Get(waitCtx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("cluster %s: reading Service %s/%s: %w", c.Name, namespace, name, err)
+	}
+	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone || len(svc.Spec.Ports) == 0 {
+		return fmt.Errorf("cluster %s: Service %s/%s has no cluster IP and port to reach", c.Name, namespace, name)
+	}
+	url := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port))) + "/"
+	nodeList, err := kindCall(waitCtx, "listing nodes of cluster "+c.Name, func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
+	if err != nil {
+		return fmt.Errorf("listing nodes of cluster %s: %w", c.Name, err)
+	}
+	if len(nodeList) > 0 && !hasCurl(waitCtx, nodeList[0]) {
+		return nil
+	}
+	if err := untilServiceAnswers(waitCtx, nodeList, url, limit); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for Service %s/%s of cluster %s: %w", namespace, name, c.Name, context.Cause(ctx))
+		}
+		return fmt.Errorf("cluster %s: Service %s/%s does not answer at %s after %s (its pods Ready, kube-proxy not programming it?): %w", c.Name, namespace, name, url, limit, err)
+	}
 	return nil
 }
 

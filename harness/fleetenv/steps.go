@@ -384,12 +384,23 @@ func (r *Run) installFlux(ctx context.Context) error {
 		if err := g.Wait(); err != nil {
 			return fmt.Errorf("%s: %w", e.Name, err)
 		}
+		// The sync's first step is kustomize-controller fetching from
+		// source-controller through its Service: reachable only once
+		// kube-proxy has programmed it, which can trail the controller's
+		// Ready by a second (a refused fetch cost seconds of back-off).
+		if err := e.Cluster.WaitServiceAnswers(ctx, fluxobj.Namespace, sourceControllerService, time.Minute); err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
+		}
 		r.logf("%-11s flux %s (%s) ready in %s, with the Service network (%.1fs) and images (%.1fs) alongside",
 			e.Name, e.FluxInstall.Version, strings.Join(e.FluxInstall.Components, ", "), since(start),
 			e.Cluster.ServiceNetworkTook.Seconds(), e.Cluster.LoadTook.Seconds())
 		return nil
 	})
 }
+
+// sourceControllerService is the Service Flux's install gives
+// source-controller, where the other controllers fetch artifacts.
+const sourceControllerService = "source-controller"
 
 func exists(p string) bool {
 	_, err := os.Stat(p)
