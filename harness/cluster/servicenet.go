@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -51,15 +52,11 @@ func (c *Cluster) WaitServiceNetwork(ctx context.Context, limit time.Duration) e
 	if err != nil {
 		return c.serviceNetworkErr(ctx, limit, err)
 	}
-	nodeList, err := kindCall(waitCtx, "listing nodes of cluster "+c.Name, func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
-	if err != nil {
-		return fmt.Errorf("listing nodes of cluster %s: %w", c.Name, err)
-	}
-	if len(nodeList) > 0 && !hasCurl(waitCtx, nodeList[0]) {
-		c.log.printf("cluster %s: node image has no curl: not waiting for the Service network", c.Name)
-		return nil
-	}
-	if err := untilServiceAnswers(waitCtx, nodeList, "https://"+addr+"/healthz", limit-time.Since(start)); err != nil {
+	if err := c.untilAnswersFromNodes(waitCtx, "https://"+addr+"/healthz", limit-time.Since(start)); err != nil {
+		if errors.Is(err, errNoCurl) {
+			c.log.printf("cluster %s: node image has no curl: not waiting for the Service network", c.Name)
+			return nil
+		}
 		return c.serviceNetworkErr(ctx, limit, err)
 	}
 	if err := c.waitClusterDNS(waitCtx); err != nil {
@@ -99,14 +96,10 @@ func (c *Cluster) WaitServiceAnswers(ctx context.Context, namespace, name string
 		return fmt.Errorf("cluster %s: Service %s/%s has no cluster IP and port to reach", c.Name, namespace, name)
 	}
 	url := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port))) + "/"
-	nodeList, err := kindCall(waitCtx, "listing nodes of cluster "+c.Name, func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
-	if err != nil {
-		return fmt.Errorf("listing nodes of cluster %s: %w", c.Name, err)
-	}
-	if len(nodeList) > 0 && !hasCurl(waitCtx, nodeList[0]) {
-		return nil
-	}
-	if err := untilServiceAnswers(waitCtx, nodeList, url, limit); err != nil {
+	if err := c.untilAnswersFromNodes(waitCtx, url, limit); err != nil {
+		if errors.Is(err, errNoCurl) {
+			return nil
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("waiting for Service %s/%s of cluster %s: %w", namespace, name, c.Name, context.Cause(ctx))
 		}
@@ -270,6 +263,23 @@ func apiServerAddr(list []discoveryv1.EndpointSlice) (string, string) {
 		}
 	}
 	return "", "the kubernetes Service has no ready endpoint with an https port yet"
+}
+
+// errNoCurl: the node image has no curl to try a Service with; the waits
+// that need it do not wait.
+var errNoCurl = errors.New("the node image has no curl")
+
+// untilAnswersFromNodes waits, at most limit, until url answers from every
+// node of the cluster (untilServiceAnswers), or returns errNoCurl.
+func (c *Cluster) untilAnswersFromNodes(ctx context.Context, url string, limit time.Duration) error {
+	nodeList, err := kindCall(ctx, "listing nodes of cluster "+c.Name, func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
+	if err != nil {
+		return fmt.Errorf("listing nodes of cluster %s: %w", c.Name, err)
+	}
+	if len(nodeList) > 0 && !hasCurl(ctx, nodeList[0]) {
+		return errNoCurl
+	}
+	return untilServiceAnswers(ctx, nodeList, url, limit)
 }
 
 // untilServiceAnswers waits until url answers from every node, at most
