@@ -219,7 +219,7 @@ func (b *builder) writeProfile() (string, error) {
 		KindConfigPath: kindConfigPath,
 		FluxManifests:  b.out.fluxManifests,
 		FluxComponents: fluxControllers(),
-		PreloadImages:  append(append([]string{}, b.out.fluxImages...), nginxImage, redisImage, appImage, b.out.podinfoImage),
+		PreloadImages:  b.bakedImages(),
 		ExtraCharts:    []string{b.out.podinfoChart},
 	}
 	path := filepath.Join(b.kitDir, kitprofile.ProfileFile)

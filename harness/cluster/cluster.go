@@ -699,19 +699,6 @@ func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
 	return nil
 }
 
-// nodeImageID is the containerd image ID of image on a node (crictl
-// inspecti's status.id), an error when the node lacks it.
-func nodeImageID(ctx context.Context, n nodes.Node, image string) (string, error) {
-	ids, err := nodeImageIDs(ctx, n, []string{image})
-	if err != nil {
-		return "", err
-	}
-	if ids[image] == "" {
-		return "", fmt.Errorf("node %s has no image %s", n, image)
-	}
-	return ids[image], nil
-}
-
 // inspectImages prints "<image>\t<containerd image ID>" for every image
 // argument, the ID empty when the node lacks it: one exec per node instead
 // of one per image, which on busy cores took seconds of a bring-up.

@@ -248,7 +248,7 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 		t.Errorf("%s: ServiceNetworkTook = %s with Spec.ServiceNetwork set", c.Name, c.ServiceNetworkTook)
 	}
 	node := c.Name + "-control-plane"
-	addr, err := c.kubernetesServiceAddr(ctx)
+	addr, err := c.serviceAddr(ctx, metav1.NamespaceDefault, "kubernetes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,8 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 			if !slices.ContainsFunc(lines, func(ref string) bool { return ref == image || strings.HasSuffix(ref, "/"+image) }) {
 				t.Errorf("node %s lacks %s; has %v", n, image, lines)
 			}
-			if id, err := nodeImageID(ctx, n, image); err != nil || localImageID(ctx, image) != id {
+			ids, err := nodeImageIDs(ctx, n, []string{image})
+			if id := ids[image]; err != nil || localImageID(ctx, image) != id {
 				t.Errorf("node %s: %s has ID %q (%v), the docker engine %q", n, image, id, err, localImageID(ctx, image))
 			}
 		}

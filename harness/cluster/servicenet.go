@@ -48,7 +48,7 @@ func (c *Cluster) WaitServiceNetwork(ctx context.Context, limit time.Duration) e
 	start := time.Now()
 	waitCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	addr, err := c.kubernetesServiceAddr(waitCtx)
+	addr, err := c.serviceAddr(waitCtx, metav1.NamespaceDefault, "kubernetes")
 	if err != nil {
 		return c.serviceNetworkErr(ctx, limit, err)
 	}
@@ -82,21 +82,15 @@ func (c *Cluster) WaitServiceAnswers(ctx context.Context, namespace, name string
 	if limit <= 0 {
 		limit = DefaultWaitForReady
 	}
+	start := time.Now()
 	waitCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	cs, err := c.clientset()
+	addr, err := c.serviceAddr(waitCtx, namespace, name)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
-	svc, err := cs.CoreV1().Services(namespace).Get(waitCtx, name, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("cluster %s: reading Service %s/%s: %w", c.Name, namespace, name, err)
-	}
-	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone || len(svc.Spec.Ports) == 0 {
-		return fmt.Errorf("cluster %s: Service %s/%s has no cluster IP and port to reach", c.Name, namespace, name)
-	}
-	url := "http://" + net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port))) + "/"
-	if err := c.untilAnswersFromNodes(waitCtx, url, limit); err != nil {
+	url := "http://" + addr + "/"
+	if err := c.untilAnswersFromNodes(waitCtx, url, limit-time.Since(start)); err != nil {
 		if errors.Is(err, errNoCurl) {
 			return nil
 		}
@@ -173,10 +167,11 @@ func (c *Cluster) waitClusterDNS(ctx context.Context) error {
 		return err
 	}
 	var state string
+	absent := false
 	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		if _, err := cs.CoreV1().Services(clusterDNS.Namespace).Get(ctx, clusterDNS.Name, metav1.GetOptions{}); err != nil {
 			if apierrors.IsNotFound(err) {
-				state = "absent"
+				absent = true
 				return true, nil
 			}
 			state = err.Error()
@@ -196,7 +191,7 @@ func (c *Cluster) waitClusterDNS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s", state)
 	}
-	if state == "absent" {
+	if absent {
 		c.log.printf("cluster %s: no Service %s: not waiting for the cluster DNS", c.Name, clusterDNS)
 	}
 	return nil
@@ -331,9 +326,10 @@ func (c *Cluster) serviceNetworkErr(ctx context.Context, limit time.Duration, er
 	return fmt.Errorf("cluster %s: the API server does not answer on the kubernetes Service after %s (kube-proxy not running?): %w", c.Name, limit, err)
 }
 
-// kubernetesServiceAddr is the host:port of the kubernetes Service's
-// cluster IP, read from the API (the Service CIDR is the kind config's).
-func (c *Cluster) kubernetesServiceAddr(ctx context.Context) (string, error) {
+// serviceAddr is the host:port of Service namespace/name's cluster IP and
+// first port, read from the API, waiting while the Service is not there or
+// has no cluster IP yet (the kubernetes Service, on a new cluster).
+func (c *Cluster) serviceAddr(ctx context.Context, namespace, name string) (string, error) {
 	cs, err := c.clientset()
 	if err != nil {
 		return "", err
@@ -341,20 +337,20 @@ func (c *Cluster) kubernetesServiceAddr(ctx context.Context) (string, error) {
 	var addr string
 	var lastErr error
 	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		svc, err := cs.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+		svc, err := cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			lastErr = err
 			return false, nil
 		}
-		if svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) == 0 {
-			lastErr = fmt.Errorf("Service default/kubernetes has no cluster IP or port yet")
+		if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone || len(svc.Spec.Ports) == 0 {
+			lastErr = fmt.Errorf("Service %s/%s has no cluster IP or port", namespace, name)
 			return false, nil
 		}
 		addr = net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port)))
 		return true, nil
 	})
 	if err != nil && lastErr != nil {
-		err = fmt.Errorf("reading Service default/kubernetes: %w", lastErr)
+		err = fmt.Errorf("reading Service %s/%s: %w", namespace, name, lastErr)
 	}
 	return addr, err
 }
