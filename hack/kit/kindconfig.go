@@ -26,6 +26,18 @@ kubeadmConfigPatches:
     # cores. (kubeadm v1beta4 ClusterConfiguration.encryptionAlgorithm, in
     # k8s.io/kubernetes v1.37.2 cmd/kubeadm/app/apis/kubeadm/v1beta4/types.go.)
     encryptionAlgorithm: ECDSA-P256
+    # No leader election for the controller manager: a kind cluster has one,
+    # and its first lease attempt comes before the API server has its RBAC
+    # roles, so the retry cost two seconds of every start before any
+    # controller ran. The list replaces kind's, so kind's own argument is
+    # repeated. (--leader-elect: k8s.io/component-base v0.37.2
+    # config/options/leaderelectionconfig.go.)
+    controllerManager:
+      extraArgs:
+        - name: enable-hostpath-provisioner
+          value: "true"
+        - name: leader-elect
+          value: "false"
   - |
     kind: KubeletConfiguration
     # This kind of host runs cgroup v1, which kubelet 1.37 refuses by default.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,6 +57,9 @@ func TestKindConfig(t *testing.T) {
 	var cluster struct {
 		Kind                string
 		EncryptionAlgorithm string `json:"encryptionAlgorithm"`
+		ControllerManager   struct {
+			ExtraArgs []struct{ Name, Value string } `json:"extraArgs"`
+		} `json:"controllerManager"`
 	}
 	if len(cfg.Patches) > 1 {
 		if err := yaml.Unmarshal([]byte(cfg.Patches[1]), &cluster); err != nil {
@@ -64,5 +68,13 @@ func TestKindConfig(t *testing.T) {
 	}
 	if cluster.Kind != "ClusterConfiguration" || cluster.EncryptionAlgorithm != "ECDSA-P256" {
 		t.Errorf("second patch = %+v, want kubeadm's ClusterConfiguration with encryptionAlgorithm ECDSA-P256", cluster)
+	}
+	// The patch replaces kind's extraArgs list: kind's own argument must stay.
+	args := map[string]string{}
+	for _, a := range cluster.ControllerManager.ExtraArgs {
+		args[a.Name] = a.Value
+	}
+	if want := map[string]string{"enable-hostpath-provisioner": "true", "leader-elect": "false"}; !maps.Equal(args, want) {
+		t.Errorf("controller manager extraArgs = %v, want %v", args, want)
 	}
 }

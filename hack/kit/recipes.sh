@@ -270,12 +270,16 @@ check_commands() {
 }
 
 # import_into_store ROOT WORK IMAGE... : the images, saved by docker, into the
-# containerd store at ROOT (namespace k8s.io, not unpacked), through a
-# throwaway containerd whose socket, state and log (WORK/containerd.log) live
-# in WORK. Not unpacked: the snapshots would live in the node's /var, which
-# docker copies into every new node's volume at its start, and the images'
-# layers are small enough to extract when a container first needs them.
-# Fails when the import does; containerd is stopped either way.
+# containerd store at ROOT (namespace k8s.io), unpacked, through a throwaway
+# containerd whose socket, state and log (WORK/containerd.log) live in WORK.
+# Unpacked, because a node otherwise extracts each image when its first
+# container is made: 2-5 s for kube-proxy, CoreDNS and each Flux controller,
+# side by side on two busy cores, on the way to every cluster's first
+# Service. Every image must be a single layer (the kit's are: docker import),
+# so that no snapshot has a parent whose files its whiteouts would hide:
+# move_snapshots_out puts the snapshots on the node's overlay root, which
+# cannot carry whiteouts from one image layer to the next. Fails when the
+# import does or an image has more layers; containerd is stopped either way.
 import_into_store() {
   local root=$1 work=$2 pid i rc=0
   shift 2
@@ -290,7 +294,15 @@ TOML
   containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
   pid=$!
   for i in $(seq 1 50); do [ -S "$work/containerd.sock" ] && break; sleep 0.2; done
-  docker save "$@" | ctr --address "$work/containerd.sock" -n k8s.io images import --no-unpack - >/dev/null || rc=1
+  docker save "$@" | ctr --address "$work/containerd.sock" -n k8s.io images import - >/dev/null || rc=1
+  # ctr snapshots ls: KEY PARENT KIND, the parent empty for a first layer.
+  if [ "$rc" = 0 ] && ctr --address "$work/containerd.sock" -n k8s.io snapshots ls | awk 'NR > 1 && NF != 2 { bad = 1 } END { exit bad }'; then
+    :
+  elif [ "$rc" = 0 ]; then
+    log "an image among $* has more than one layer (ctr snapshots ls):"
+    ctr --address "$work/containerd.sock" -n k8s.io snapshots ls >&2
+    rc=1
+  fi
   # shellcheck disable=SC2015 # either failing means containerd is gone already
   kill "$pid" && wait "$pid" 2>/dev/null || true
   return "$rc"
@@ -372,12 +384,14 @@ JSON
   ln -sf /dev/null "$dir/etc/systemd/system/systemd-binfmt.service"
 
   # 3. Preload the control-plane images with a throwaway containerd on the
-  # rootfs, their blobs outside /var (see CONTENT_DIR).
-  rm -rf "$work" && mkdir -p "$work" "$dir/$CONTENT_DIR" "$dir/var/lib/containerd"
+  # rootfs, their blobs and unpacked layers outside /var (see CONTENT_DIR and
+  # SNAPSHOT_DIR).
+  rm -rf "$work" && mkdir -p "$work" "$dir/$CONTENT_DIR" "$dir/$SNAPSHOT_DIR" "$dir/var/lib/containerd"
   ln -s "../../../$CONTENT_DIR" "$dir/var/lib/containerd/io.containerd.content.v1.content"
   # shellcheck disable=SC2046
   import_into_store "$dir/var/lib/containerd" "$work" $(controlplane_images) ||
     die "preloading control-plane images failed (log: $work/containerd.log)"
+  move_snapshots_out "$dir"
   rm -rf "$work"
 
   # 4. Import with kind's entrypoint; STOPSIGNAL needs a build step (import cannot set it).
@@ -401,33 +415,59 @@ JSON
 # snapshots, which need a non-overlay filesystem, stay on the volume.
 CONTENT_DIR=opt/fleet-kit/containerd-content
 
-# store_listing DIR : every entry of the containerd store under DIR (/var and
-# CONTENT_DIR) with its type, mode, size and mtime, so that two listings tell
-# which entries an import added or changed.
-store_listing() { (cd "$1" && find var "$CONTENT_DIR" -printf '%p\t%y %m %s %T@\n' | LC_ALL=C sort); }
+# SNAPSHOT_DIR holds the images' unpacked layers, outside /var for the same
+# reason, each behind a relative symlink at the path containerd's overlayfs
+# snapshotter uses (SNAPSHOTS). They are only ever the lower directories of a
+# container's overlay, which may sit on the node's overlay root; the upper
+# ones, which may not, are made on the volume when a container is created.
+SNAPSHOT_DIR=opt/fleet-kit/containerd-snapshots
+SNAPSHOTS=var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots
+
+# move_snapshots_out DIR : every snapshot directory under DIR/SNAPSHOTS moved
+# to DIR/SNAPSHOT_DIR, a relative symlink left in its place.
+move_snapshots_out() {
+  local dir=$1 s id
+  for s in "$dir/$SNAPSHOTS"/*; do
+    [ -d "$s" ] && [ ! -L "$s" ] || continue
+    id=$(basename "$s")
+    [ ! -e "$dir/$SNAPSHOT_DIR/$id" ] || die "$SNAPSHOT_DIR/$id exists already: two stores share the directory"
+    mv "$s" "$dir/$SNAPSHOT_DIR/$id"
+    ln -s "../../../../../$SNAPSHOT_DIR/$id" "$s"
+    [ -d "$s/fs" ] || die "$SNAPSHOTS/$id: the symlink does not reach the moved snapshot"
+  done
+}
+
+# store_listing DIR : every entry of the containerd store under DIR (/var,
+# CONTENT_DIR and SNAPSHOT_DIR) with its type, mode, size and mtime, so that
+# two listings tell which entries an import added or changed.
+store_listing() { (cd "$1" && find var "$CONTENT_DIR" "$SNAPSHOT_DIR" -printf '%p\t%y %m %s %T@\n' | LC_ALL=C sort); }
 
 # build_preloaded_node_image BASE IMAGE HASH IMAGES... : BASE plus one layer
 # holding IMAGES in the node's containerd store, imported the way the
-# control-plane images are (a throwaway containerd, no unpack), so that a
+# control-plane images are (a throwaway containerd, unpacked), so that a
 # cluster starts with them instead of receiving a docker save stream per node.
-# The layer carries only what the import added or changed (the new blobs, the
-# metadata database): the control-plane images stay in BASE's layer.
+# The layer carries only what the import added or changed (the new blobs and
+# snapshots, the metadata databases): the control-plane images stay in BASE's
+# layer.
 build_preloaded_node_image() {
   local base=$1 image=$2 h=$3 work="$KIT_DIR/scratch/node-preload" name="fleet-kit-node-preload-$$"
   shift 3
-  rm -rf "$work" && mkdir -p "$work/var/lib" "$work/$(dirname "$CONTENT_DIR")"
+  rm -rf "$work" && mkdir -p "$work/var/lib" "$work/$(dirname "$CONTENT_DIR")" "$work/$SNAPSHOT_DIR"
   docker rm -f "$name" >/dev/null 2>&1 || true
   docker create --name "$name" "$base" >/dev/null
   docker cp "$name:/var/lib/containerd" - | tar -C "$work/var/lib" -x
   docker cp "$name:/$CONTENT_DIR" - | tar -C "$work/$(dirname "$CONTENT_DIR")" -x
   [ -L "$work/var/lib/containerd/io.containerd.content.v1.content" ] ||
     die "$base keeps its image blobs under /var: rebuild it (the preloaded layer would write them outside its store)"
+  # BASE's snapshots stay in BASE: the new images' single layers have no
+  # parent to read, so only their names (dangling symlinks here) come along.
   store_listing "$work" >"$work/before"
   if ! import_into_store "$work/var/lib/containerd" "$work" "$@"; then
     cp "$work/containerd.log" "$KIT_DIR/node-preload-containerd.log" 2>/dev/null || true
     docker rm -f "$name" >/dev/null
     die "baking $* into the node image failed (containerd log: $KIT_DIR/node-preload-containerd.log)"
   fi
+  move_snapshots_out "$work"
   store_listing "$work" >"$work/after"
   # Directories are listed too: tar --no-recursion then creates new ones
   # with their own modes, and an unchanged entry is never sent again.
