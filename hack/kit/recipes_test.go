@@ -184,3 +184,80 @@ func TestReferences(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveSnapshotsOut runs recipes.sh's move_snapshots_out on a store laid
+// out the way an import leaves it: new snapshot directories move to
+// SNAPSHOT_DIR and are reached through their old path; symlinks from an
+// earlier image are left as they are; a name taken in SNAPSHOT_DIR stops it.
+func TestMoveSnapshotsOut(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash:", err)
+	}
+	const (
+		snapshots   = "var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
+		snapshotDir = "opt/fleet-kit/containerd-snapshots"
+	)
+	tests := []struct {
+		name      string
+		dirs      []string // new snapshot directories, each with fs/marker
+		links     []string // snapshots an earlier layer moved (dangling here)
+		taken     []string // names already in SNAPSHOT_DIR
+		wantMoved []string
+		wantErr   string
+	}{
+		{name: "new snapshots move", dirs: []string{"1", "2"}, wantMoved: []string{"1", "2"}},
+		{name: "earlier ones stay links", dirs: []string{"9"}, links: []string{"1", "2"}, wantMoved: []string{"9"}},
+		{name: "name taken", dirs: []string{"3"}, taken: []string{"3"}, wantErr: snapshotDir + "/3 exists already"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(os.MkdirAll(root+"/"+snapshots, 0o700))
+			must(os.MkdirAll(root+"/"+snapshotDir, 0o755))
+			for _, d := range tt.dirs {
+				must(os.MkdirAll(root+"/"+snapshots+"/"+d+"/fs", 0o755))
+				must(os.WriteFile(root+"/"+snapshots+"/"+d+"/fs/marker", []byte(d), 0o644))
+			}
+			for _, l := range tt.links {
+				must(os.Symlink("../../../../../"+snapshotDir+"/"+l, root+"/"+snapshots+"/"+l))
+			}
+			for _, n := range tt.taken {
+				must(os.MkdirAll(root+"/"+snapshotDir+"/"+n, 0o755))
+			}
+			cmd := exec.Command(bash, "-c", `. ./recipes.sh && move_snapshots_out "$1"`, "test", root)
+			out, err := cmd.CombinedOutput()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(string(out), tt.wantErr) {
+					t.Fatalf("move_snapshots_out: err %v, output %q; want a failure saying %q", err, out, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("move_snapshots_out: %v\n%s", err, out)
+			}
+			for _, d := range tt.wantMoved {
+				if fi, err := os.Lstat(root + "/" + snapshots + "/" + d); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+					t.Errorf("%s/%s: want a symlink, got %v (err %v)", snapshots, d, fi, err)
+				}
+				if b, err := os.ReadFile(root + "/" + snapshots + "/" + d + "/fs/marker"); err != nil || string(b) != d {
+					t.Errorf("%s/%s/fs/marker through the symlink = %q, %v; want %q", snapshots, d, b, err, d)
+				}
+				if fi, err := os.Lstat(root + "/" + snapshotDir + "/" + d); err != nil || !fi.IsDir() {
+					t.Errorf("%s/%s: want the moved directory, got %v (err %v)", snapshotDir, d, fi, err)
+				}
+			}
+			for _, l := range tt.links {
+				if target, err := os.Readlink(root + "/" + snapshots + "/" + l); err != nil || target != "../../../../../"+snapshotDir+"/"+l {
+					t.Errorf("%s/%s = %q, %v; want the earlier symlink untouched", snapshots, l, target, err)
+				}
+			}
+		})
+	}
+}
