@@ -205,7 +205,7 @@ func TestParseFlags(t *testing.T) {
 		check   func(config) bool
 	}{
 		{nil, "", func(c config) bool {
-			return c.runs == 5 && c.fleet == "fixtures/fleets/helm" && strings.Join(c.envs, ",") == "staging,production" && c.bare
+			return c.runs == 5 && c.fleet == "fixtures/fleets/basic" && strings.Join(c.envs, ",") == "staging,production" && c.bare
 		}},
 		{[]string{"-n", "2", "-envs", "staging", "-bare=false"}, "", func(c config) bool {
 			return c.runs == 2 && strings.Join(c.envs, ",") == "staging" && !c.bare

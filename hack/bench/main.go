@@ -6,7 +6,12 @@
 // kept clusters. It prints min/median/max per phase and the ratio of the two
 // ways.
 //
-//	go run ./hack/bench [-n 5] [-fleet fixtures/fleets/helm] [-envs staging,production]
+//	go run ./hack/bench [-n 5] [-fleet fixtures/fleets/basic] [-envs staging,production]
+//
+// The default fleet is the plain-manifest one: its pace is the bring-up's.
+// A Helm fleet adds helm-controller's and kustomize-controller's fixed
+// 5 s polls and its charts' own probe periods, which the harness does not
+// set (-fleet fixtures/fleets/helm measures those too).
 //
 // It needs the kit profile in the environment (make bench loads it) and
 // creates only clusters named bench-<env>.
@@ -68,7 +73,7 @@ func parseFlags(args []string) (config, error) {
 	var c config
 	var envs string
 	fs.IntVar(&c.runs, "n", 5, "runs from nothing per node image, and re-syncs")
-	fs.StringVar(&c.fleet, "fleet", "fixtures/fleets/helm", "fleet directory (the layout of the real fleet)")
+	fs.StringVar(&c.fleet, "fleet", "fixtures/fleets/basic", "fleet directory (the layout of the real fleet)")
 	fs.StringVar(&envs, "envs", "staging,production", "environments, each on its own cluster "+clusterPrefix+"<env>")
 	fs.BoolVar(&c.bare, "bare", true, "also measure the bare node image ("+kitprofile.NodeImageBareVar+"), images sent with kind load")
 	fs.DurationVar(&c.timeout, "timeout", time.Hour, "bound of the whole bench")
