@@ -296,10 +296,8 @@ TOML
   for i in $(seq 1 50); do [ -S "$work/containerd.sock" ] && break; sleep 0.2; done
   docker save "$@" | ctr --address "$work/containerd.sock" -n k8s.io images import - >/dev/null || rc=1
   # ctr snapshots ls: KEY PARENT KIND, the parent empty for a first layer.
-  if [ "$rc" = 0 ] && ctr --address "$work/containerd.sock" -n k8s.io snapshots ls | awk 'NR > 1 && NF != 2 { bad = 1 } END { exit bad }'; then
-    :
-  elif [ "$rc" = 0 ]; then
-    log "an image among $* has more than one layer (ctr snapshots ls):"
+  if [ "$rc" = 0 ] && ! ctr --address "$work/containerd.sock" -n k8s.io snapshots ls | awk 'NR > 1 && NF != 2 { bad = 1 } END { exit bad }'; then
+    log "an image among $* has more than one layer, or its snapshots could not be listed (ctr snapshots ls):"
     ctr --address "$work/containerd.sock" -n k8s.io snapshots ls >&2
     rc=1
   fi
@@ -411,8 +409,9 @@ JSON
 # node an anonymous /var volume, which docker fills with a copy of the
 # image's /var when the node starts: with the blobs there, each new cluster
 # copied a gigabyte first (8.5 s of two clusters' start on two cores). Blobs
-# are plain files, which the node's overlay root holds as well; the
-# snapshots, which need a non-overlay filesystem, stay on the volume.
+# are plain files, which the node's overlay root holds as well; so are the
+# unpacked image layers (SNAPSHOT_DIR), while the containers' writable
+# layers, which need a non-overlay filesystem, are made on the volume.
 CONTENT_DIR=opt/fleet-kit/containerd-content
 
 # SNAPSHOT_DIR holds the images' unpacked layers, outside /var for the same
