@@ -40,13 +40,20 @@ func realSource(t *testing.T, edit func(recipes, versions string) (string, strin
 }
 
 // allHashes hashes every artifact of the stage table in build order, as a
-// build does, with fixed stand-ins for what a build reads at run time.
+// build does, with fixed stand-ins for what a build reads at run time:
+// values["<artifact> <input>"] and values["<artifact> files"] replace the
+// stand-in of that input or of that artifact's file digest.
 func allHashes(t *testing.T, src *source, values map[string]string) map[string]string {
 	t.Helper()
 	done := map[string]string{}
-	digest := func(files []string) (string, error) { return "files:" + strings.Join(files, ","), nil }
 	for _, s := range stages() {
 		for _, a := range s.artifacts {
+			digest := func(files []string) (string, error) {
+				if v := values[a.name+" files"]; v != "" {
+					return v, nil
+				}
+				return "files:" + strings.Join(files, ","), nil
+			}
 			var vals []string
 			for _, in := range a.inputs {
 				v := values[a.name+" "+in]
@@ -65,6 +72,197 @@ func allHashes(t *testing.T, src *source, values map[string]string) map[string]s
 	return done
 }
 
+// changed lists the artifacts whose hashes differ from base, sorted.
+func changed(base, got map[string]string) []string {
+	var names []string
+	for name, h := range got {
+		if h != base[name] {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// withDependents returns names and every artifact that comes after one of
+// them, directly or through others, sorted: what a change to names must
+// rebuild.
+func withDependents(names []string) []string {
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n] = true
+	}
+	for grew := true; grew; {
+		grew = false
+		for _, s := range stages() {
+			for _, a := range s.artifacts {
+				if !set[a.name] && slices.ContainsFunc(a.after, func(n string) bool { return set[n] }) {
+					set[a.name] = true
+					grew = true
+				}
+			}
+		}
+	}
+	out := slices.Sorted(maps.Keys(set))
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+// selecting returns the artifacts whose hashed selection (source.hashed,
+// tested on its own in TestHashedSelection and TestClosure) satisfies has.
+func selecting(t *testing.T, src *source, has func(hashed) bool) []string {
+	t.Helper()
+	var names []string
+	for _, s := range stages() {
+		for _, a := range s.artifacts {
+			sel, err := src.hashed(a.recipes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if has(sel) {
+				names = append(names, a.name)
+			}
+		}
+	}
+	return names
+}
+
+func equalSets(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
+}
+
+// TestStageGraph checks the stage table as a graph: artifact names are
+// unique, every artifact an artifact comes after exists and is hashed
+// before it (so the graph has no cycles and a build never hashes an
+// artifact before its predecessors), every recipe it names is a function
+// of recipes.sh, and every project path it digests exists.
+func TestStageGraph(t *testing.T) {
+	src := realSource(t, nil)
+	position := map[string]int{}
+	var order []artifact
+	for _, s := range stages() {
+		for _, a := range s.artifacts {
+			if _, dup := position[a.name]; dup {
+				t.Errorf("artifact %s is defined twice", a.name)
+			}
+			position[a.name] = len(order)
+			order = append(order, a)
+		}
+	}
+	for i, a := range order {
+		for _, dep := range a.after {
+			p, ok := position[dep]
+			switch {
+			case !ok:
+				t.Errorf("%s comes after %s, which no stage builds", a.name, dep)
+			case p >= i:
+				t.Errorf("%s comes after %s, which is hashed no earlier than it", a.name, dep)
+			}
+		}
+		if len(a.recipes) == 0 {
+			t.Errorf("%s names no recipe: editing recipes.sh could never rebuild it", a.name)
+		}
+		for _, fn := range a.recipes {
+			if _, ok := src.recipes.funcs[fn]; !ok {
+				t.Errorf("%s names the recipe %s, which recipes.sh does not define", a.name, fn)
+			}
+		}
+		for _, f := range a.files {
+			if _, err := os.Stat(filepath.Join("..", "..", filepath.FromSlash(f))); err != nil {
+				t.Errorf("%s digests %s: %v", a.name, f, err)
+			}
+		}
+	}
+}
+
+// TestHashFollowsRecipes edits each function of recipes.sh in turn: the
+// hashes that change are exactly those of the artifacts whose recipes
+// call it, directly or through other functions, and of every artifact
+// that comes after one of them. Every function but those that only report
+// rebuilds something, so no edit of recipes.sh that matters goes unnoticed.
+func TestHashFollowsRecipes(t *testing.T) {
+	base := allHashes(t, realSource(t, nil), nil)
+	for _, fn := range slices.Sorted(maps.Keys(realSource(t, nil).recipes.funcs)) {
+		t.Run(fn, func(t *testing.T) {
+			src := realSource(t, nil)
+			users := selecting(t, src, func(h hashed) bool { return slices.Contains(h.funcs, fn) })
+			src.recipes.funcs[fn] += "\n# edited"
+			got := changed(base, allHashes(t, src, nil))
+			if want := withDependents(users); !equalSets(got, want) {
+				t.Errorf("changed hashes: %v\nwant:           %v", got, want)
+			}
+			if len(got) == 0 && !reportsOnly(fn) {
+				t.Errorf("editing %s rebuilds nothing", fn)
+			}
+			if len(got) > 0 && reportsOnly(fn) {
+				t.Errorf("editing %s, which only reports, rebuilds %v", fn, got)
+			}
+		})
+	}
+}
+
+// TestHashFollowsVariables changes each versions.env value and each
+// recipes.sh assignment in turn: exactly the artifacts whose recipes
+// expand it change hash, with every artifact that comes after one of
+// them, and each of them rebuilds something.
+func TestHashFollowsVariables(t *testing.T) {
+	base := allHashes(t, realSource(t, nil), nil)
+	for i, v := range realSource(t, nil).versions {
+		t.Run(v.Name, func(t *testing.T) {
+			src := realSource(t, nil)
+			users := selecting(t, src, func(h hashed) bool {
+				return slices.ContainsFunc(h.versions, func(u version) bool { return u.Name == v.Name })
+			})
+			src.versions[i].Value += "-edited"
+			got := changed(base, allHashes(t, src, nil))
+			if want := withDependents(users); !equalSets(got, want) || len(got) == 0 {
+				t.Errorf("changed hashes: %v\nwant:           %v (and not none)", got, want)
+			}
+		})
+	}
+	for _, name := range slices.Sorted(maps.Keys(realSource(t, nil).recipes.vars)) {
+		t.Run(name, func(t *testing.T) {
+			src := realSource(t, nil)
+			users := selecting(t, src, func(h hashed) bool { return slices.Contains(h.vars, name) })
+			src.recipes.vars[name] += " # edited"
+			got := changed(base, allHashes(t, src, nil))
+			if want := withDependents(users); !equalSets(got, want) || len(got) == 0 {
+				t.Errorf("changed hashes: %v\nwant:           %v (and not none)", got, want)
+			}
+		})
+	}
+}
+
+// TestHashFollowsInputs changes each value a stage supplies at run time
+// (a module version, image IDs) and each artifact's digest of project
+// files: that artifact changes hash, with every artifact that comes after
+// it, and no other.
+func TestHashFollowsInputs(t *testing.T) {
+	src := realSource(t, nil)
+	base := allHashes(t, src, nil)
+	for _, s := range stages() {
+		for _, a := range s.artifacts {
+			keys := []string{}
+			for _, in := range a.inputs {
+				keys = append(keys, a.name+" "+in)
+			}
+			if len(a.files) > 0 {
+				keys = append(keys, a.name+" files")
+			}
+			for _, key := range keys {
+				t.Run(key, func(t *testing.T) {
+					got := changed(base, allHashes(t, src, map[string]string{key: "changed"}))
+					if want := withDependents([]string{a.name}); !equalSets(got, want) {
+						t.Errorf("changed hashes: %v\nwant:           %v", got, want)
+					}
+				})
+			}
+		}
+	}
+}
+
 // editFunc inserts a comment as the first line of function name's body.
 func editFunc(name string) func(string, string) (string, string) {
 	return func(recipes, versions string) (string, string) {
@@ -80,91 +278,49 @@ func editFunc(name string) func(string, string) (string, string) {
 	}
 }
 
-func setVersion(name, value string) func(string, string) (string, string) {
-	return func(recipes, versions string) (string, string) {
-		re := regexp.MustCompile(`(?m)^` + name + `=.*$`)
-		if !re.MatchString(versions) {
-			panic("no version " + name)
-		}
-		return recipes, re.ReplaceAllString(versions, name+"="+value)
-	}
-}
-
-// TestHashSensitivity edits one thing at a time and checks which artifacts
-// change hash: exactly those built by the edited recipe, directly or
-// through a recipe they call, and those that come after them.
-func TestHashSensitivity(t *testing.T) {
+// TestHashIgnores edits recipes.sh in ways that change no artifact: the
+// messages of the functions that only report (editing a message must not
+// rebuild the kit), a comment between functions, and the order of the
+// functions (they are hashed by name).
+func TestHashIgnores(t *testing.T) {
 	base := allHashes(t, realSource(t, nil), nil)
-	debianAndAfter := []string{"debian-base", "controlplane-images", "node-image", "nginx", "redis"}
-	flux := []string{"flux-controller/source-controller", "flux-controller/kustomize-controller", "flux-controller/helm-controller"}
 	for _, tc := range []struct {
-		name   string
-		edit   func(string, string) (string, string)
-		values map[string]string
-		want   []string
+		name string
+		edit func(string, string) (string, string)
 	}{
-		{name: "build_debian_image", edit: editFunc("build_debian_image"), want: debianAndAfter},
-		{name: "debian_mirror, called by build_debian_image", edit: editFunc("debian_mirror"), want: debianAndAfter},
-		{name: "build_nginx_image", edit: editFunc("build_nginx_image"), want: []string{"nginx"}},
-		{name: "debian_layer", edit: editFunc("debian_layer"), want: []string{"node-image", "nginx", "redis"}},
-		{name: "minimal_rootfs", edit: editFunc("minimal_rootfs"),
-			want: append([]string{"controlplane-images", "node-image", "nginx", "redis", "fleet-app", "podinfo"}, flux...)},
-		{name: "import_dir", edit: editFunc("import_dir"),
-			want: append(slices.Clone(debianAndAfter), append([]string{"fleet-app", "podinfo"}, flux...)...)},
-		{name: "build_k8s_binaries", edit: editFunc("build_k8s_binaries"), want: []string{"bin/kubernetes", "controlplane-images", "node-image"}},
-		{name: "k8s_staging_version", edit: editFunc("k8s_staging_version"), want: []string{"bin/kubernetes", "controlplane-images", "node-image"}},
-		{name: "scratch_module", edit: editFunc("scratch_module"),
-			want: []string{"bin/kubernetes", "bin/etcd", "bin/coredns", "bin/crictl", "controlplane-images", "node-image"}},
-		{name: "build_crictl_binary", edit: editFunc("build_crictl_binary"), want: []string{"bin/crictl", "node-image"}},
-		{name: "controlplane_images", edit: editFunc("controlplane_images"), want: []string{"controlplane-images", "node-image"}},
-		{name: "build_flux_manifests", edit: editFunc("build_flux_manifests"), want: []string{"flux-manifests"}},
-		{name: "store_listing", edit: editFunc("store_listing"), want: []string{"node-image-preloaded"}},
-		{name: "build_podinfo_image", edit: editFunc("build_podinfo_image"), want: []string{"podinfo"}},
-		{name: "die only reports", edit: editFunc("die"), want: nil},
-		{name: "log only reports", edit: editFunc("log"), want: nil},
-		{name: "NODE_PACKAGES", edit: func(r, v string) (string, string) {
-			return strings.Replace(r, "NODE_PACKAGES=\"systemd ", "NODE_PACKAGES=\"systemd less ", 1), v
-		}, want: []string{"node-image"}},
-		{name: "REG", edit: func(r, v string) (string, string) {
-			return strings.Replace(r, "REG=registry.k8s.io", "REG=registry.example", 1), v
-		}, want: []string{"controlplane-images", "node-image"}},
-		{name: "KUBERNETES_VERSION", edit: setVersion("KUBERNETES_VERSION", "v1.37.3"), want: []string{"bin/kubernetes", "controlplane-images", "node-image"}},
-		{name: "ETCD_IMAGE_TAG", edit: setVersion("ETCD_IMAGE_TAG", "3.7.1-0"), want: []string{"controlplane-images", "node-image"}},
-		{name: "CRI_TOOLS_VERSION", edit: setVersion("CRI_TOOLS_VERSION", "v1.37.1"), want: []string{"bin/crictl", "node-image"}},
-		{name: "DEBIAN_SUITE", edit: setVersion("DEBIAN_SUITE", "trixie"), want: debianAndAfter},
-		{name: "CONTROLLER_TOOLS_VERSION", edit: setVersion("CONTROLLER_TOOLS_VERSION", "v0.23.1"), want: []string{"flux-manifests"}},
-		{name: "PODINFO_MODULE_VERSION", edit: setVersion("PODINFO_MODULE_VERSION", "v1.8.2"), want: []string{"podinfo"}},
-		{name: "a comment between functions", edit: func(r, v string) (string, string) {
+		{"die", editFunc("die")},
+		{"log", editFunc("log")},
+		{"on_error", editFunc("on_error")},
+		{"a comment between functions", func(r, v string) (string, string) {
 			return strings.Replace(r, "\nbuild_etcd_binary() {", "\n# a new comment\nbuild_etcd_binary() {", 1), v
-		}, want: nil},
-		{name: "functions reordered", edit: func(r, v string) (string, string) {
+		}},
+		{"functions reordered", func(r, v string) (string, string) {
 			re := regexp.MustCompile(`(?s)\n(build_etcd_binary\(\) \{.*?\n\}\n)\n(build_coredns_binary\(\) \{.*?\n\}\n)`)
 			if !re.MatchString(r) {
 				panic("etcd and coredns builders are not adjacent")
 			}
 			return re.ReplaceAllString(r, "\n$2\n$1"), v
-		}, want: nil},
-		{name: "one controller's version", values: map[string]string{"flux-controller/helm-controller version": "v9.9.9"},
-			want: []string{"flux-controller/helm-controller"}},
-		{name: "kind version", values: map[string]string{"node-image " + kindModule: "v0.99.0"}, want: []string{"node-image"}},
-		{name: "a baked image's ID", values: map[string]string{"node-image-preloaded image IDs": "a=sha256:1"}, want: []string{"node-image-preloaded"}},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := allHashes(t, realSource(t, tc.edit), tc.values)
-			var changed []string
-			for name, h := range got {
-				if h != base[name] {
-					changed = append(changed, name)
-				}
+			edited, _ := tc.edit(mustRead(t, "recipes.sh"), "")
+			if edited == mustRead(t, "recipes.sh") {
+				t.Fatal("the edit changed nothing: recipes.sh no longer has what it edits")
 			}
-			slices.Sort(changed)
-			want := slices.Clone(tc.want)
-			slices.Sort(want)
-			if !slices.Equal(changed, want) {
-				t.Errorf("changed hashes: %v\nwant:           %v", changed, want)
+			if got := changed(base, allHashes(t, realSource(t, tc.edit), nil)); len(got) > 0 {
+				t.Errorf("changed hashes: %v, want none", got)
 			}
 		})
 	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }
 
 func TestHashStable(t *testing.T) {

@@ -12,8 +12,10 @@ import (
 
 // kitLock is the kit directory's lock: one build at a time per directory,
 // since the stages share scratch paths, tags and the profile. It is an
-// flock on the open lock file, released when the file is closed or the
-// process ends, so a killed build never leaves it held.
+// flock on the open lock file, which belongs to that open file and not to
+// a process: the recipes inherit it (runner.lock), so it is released when
+// the last process of the build exits, however the kit itself ended, and
+// never while a recipe of a killed kit still writes its outputs.
 type kitLock struct{ f *os.File }
 
 // acquireLock takes the lock at path, first saying whom it waits for when
@@ -29,18 +31,11 @@ func acquireLock(ctx context.Context, path, holder string, log *logger) (*kitLoc
 		current, _ := os.ReadFile(path)
 		log.printf("%s", waitingMessage(path, string(current)))
 		start := time.Now()
-		done := make(chan error, 1)
-		go func() { done <- syscall.Flock(fd, syscall.LOCK_EX) }()
-		select {
-		case err = <-done:
-		case <-ctx.Done():
-			// The goroutine stays blocked in flock until the process ends,
-			// which it is about to.
-			return nil, fmt.Errorf("waiting for the kit lock %s: %w", path, context.Cause(ctx))
+		if err = waitForLock(ctx, fd); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("waiting for the kit lock %s: %w", path, err)
 		}
-		if err == nil {
-			log.printf("lock acquired after %s", time.Since(start).Round(time.Second))
-		}
+		log.printf("lock acquired after %s", time.Since(start).Round(time.Second))
 	}
 	if err != nil {
 		f.Close()
@@ -57,6 +52,31 @@ func acquireLock(ctx context.Context, path, holder string, log *logger) (*kitLoc
 	return &kitLock{f: f}, nil
 }
 
+// lockPoll is how often a waiting build tries the lock again. It polls
+// rather than blocking in flock, which nothing could interrupt when the
+// wait is stopped and which would then take the lock for nobody.
+const lockPoll = 250 * time.Millisecond
+
+// waitForLock tries the flock on fd until it is acquired or ctx ends (then
+// returning ctx's cause).
+func waitForLock(ctx context.Context, fd int) error {
+	tick := time.NewTicker(lockPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-tick.C:
+		}
+		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+	}
+}
+
+// release drops the kit's own hold; a recipe process still running keeps
+// the lock held until it exits.
 func (l *kitLock) release() { l.f.Close() }
 
 // waitingMessage is what a build says while another holds the lock: whom

@@ -110,3 +110,25 @@ func TestLockWaitStopsWithContext(t *testing.T) {
 		t.Errorf("err = %v, want the wait for %s stopped by the test", err, path)
 	}
 }
+
+// TestStoppedWaitTakesNoLock: a build that stopped waiting must not take
+// the lock later, when the holder lets it go, leaving it held for nobody.
+func TestStoppedWaitTakesNoLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".lock")
+	first, err := acquireLock(context.Background(), path, "pid 1", newLogger(&syncBuffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*lockPoll)
+	defer cancel()
+	if _, err := acquireLock(ctx, path, "pid 2", newLogger(&syncBuffer{})); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the wait stopped at its deadline", err)
+	}
+	first.release()
+	// A wait left going on would take the lock within a poll of the
+	// release (at once, blocked in flock): give it four.
+	time.Sleep(4 * lockPoll)
+	if lockHeld(t, path) {
+		t.Fatal("the lock is held after its holder released it and the other build stopped waiting")
+	}
+}

@@ -35,7 +35,7 @@ func main() {
 }
 
 // run is the command; it returns the exit status: 0 built, 1 failed,
-// 2 usage, 128+signal when stopped by SIGINT or SIGTERM.
+// 2 usage, 128+signal when stopped by SIGINT, SIGTERM or SIGHUP.
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -58,25 +58,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 
-	ctx, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	go func() {
-		if sig, ok := <-sigs; ok {
-			cancel(interrupted{sig.(syscall.Signal)})
-		}
-	}()
-
+	ctx, stop := stopOnSignals(context.Background())
+	defer stop()
 	log := newLogger(stderr)
 	b, err := newBuilder(ctx, log, *recipeTimeout)
 	if err == nil {
 		err = b.build(ctx)
-		if perr := removePartials(b.kitDir, b.pid); perr != nil {
-			log.printf("removing this run's unfinished outputs: %v", perr)
-		}
 	}
+	return exitStatus(ctx, err, log)
+}
+
+// stopSignals are the signals that stop a build: SIGHUP too, since a
+// closed terminal must not leave the recipes running on their own.
+func stopSignals() []os.Signal {
+	return []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
+}
+
+// stopOnSignals returns a context that any of stopSignals() cancels with
+// interrupted, and the function that stops listening.
+func stopOnSignals(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals()...)
+	go func() {
+		select {
+		case sig := <-sigs:
+			cancel(interrupted{sig.(syscall.Signal)})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel(nil)
+	}
+}
+
+// exitStatus logs how the build ended and returns the command's status.
+func exitStatus(ctx context.Context, err error, log *logger) int {
 	in := interrupted{}
 	stopped := errors.As(context.Cause(ctx), &in)
 	switch {
@@ -171,15 +189,38 @@ func findRepo() (string, error) {
 	}
 }
 
-// build takes the lock, runs the stages, writes the kind config and the
-// profile, and then removes what this build superseded.
+// build takes the lock and, holding it, runs the stages, writes the kind
+// config and the profile, and then removes what this build superseded.
 func (b *builder) build(ctx context.Context) error {
+	return b.holdingLock(ctx, func() error { return b.runStages(ctx) })
+}
+
+// holdingLock runs fn holding the kit directory's lock, which every recipe
+// inherits so that it stays held until the last process of this build
+// exits. Holding it proves every earlier build gone, so what they left
+// unfinished is removed first; what this build left unfinished is removed
+// before the lock goes, since the next build may then write the same paths.
+func (b *builder) holdingLock(ctx context.Context, fn func() error) error {
 	lock, err := acquireLock(ctx, filepath.Join(b.kitDir, ".lock"), holderLine(b.pid, time.Now(), b.repo), b.log)
 	if err != nil {
 		return err
 	}
 	defer lock.release()
+	b.run.lock = lock.f
+	defer func() { b.run.lock = nil }()
+	if err := removeDeadPartials(b.kitDir); err != nil {
+		b.log.printf("removing the unfinished outputs of builds that died: %v", err)
+	}
+	defer func() {
+		if err := removePartials(b.kitDir, b.pid); err != nil {
+			b.log.printf("removing this run's unfinished outputs: %v", err)
+		}
+	}()
+	return fn()
+}
 
+// runStages is the build proper, run holding the lock.
+func (b *builder) runStages(ctx context.Context) error {
 	start := time.Now()
 	var timings []timing
 	for _, s := range stages() {

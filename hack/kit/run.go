@@ -24,6 +24,8 @@ func (i interrupted) Error() string {
 		return "interrupted by SIGINT"
 	case syscall.SIGTERM:
 		return "interrupted by SIGTERM"
+	case syscall.SIGHUP:
+		return "interrupted by SIGHUP"
 	}
 	return "interrupted by " + i.sig.String()
 }
@@ -44,30 +46,53 @@ type runner struct {
 	// grace is how long a stopped recipe's processes get to exit after the
 	// signal before they are killed (stopGrace).
 	grace time.Duration
+	// lock is the kit lock's open file (nil before the build takes it).
+	// Every recipe process inherits it, and an flock belongs to the open
+	// file, so the lock stays held until the last of them exits, even when
+	// the kit itself is killed first.
+	lock *os.File
 }
 
 // recipe runs one recipes.sh function, its output logged line by line
 // after the stage's name.
 func (r *runner) recipe(ctx context.Context, stage, fn string, args ...string) error {
-	return r.command(ctx, stage, nil, "recipe "+fn, "bash", append([]string{r.script, fn}, args...)...)
+	return r.execute(ctx, stage, nil, r.held(), "recipe "+fn, "bash", append([]string{r.script, fn}, args...)...)
 }
 
 // query runs one recipes.sh function and returns its standard output,
 // trimmed; its standard error is logged.
 func (r *runner) query(ctx context.Context, stage, fn string, args ...string) (string, error) {
 	var out bytes.Buffer
-	err := r.command(ctx, stage, &out, "recipe "+fn, "bash", append([]string{r.script, fn}, args...)...)
+	err := r.execute(ctx, stage, &out, r.held(), "recipe "+fn, "bash", append([]string{r.script, fn}, args...)...)
 	return strings.TrimSpace(out.String()), err
 }
 
+// held is what a recipe inherits besides its standard streams: the kit
+// lock's file, once the build holds it.
+func (r *runner) held() []*os.File {
+	if r.lock == nil {
+		return nil
+	}
+	return []*os.File{r.lock}
+}
+
 // command runs name with args in the repository with the kit's
-// environment. what names it in errors.
+// environment, without the lock: docker-engine.sh may start a dockerd that
+// outlives the build, and that must not keep the lock held. what names it
+// in errors.
 func (r *runner) command(ctx context.Context, stage string, stdout io.Writer, what, name string, args ...string) error {
+	return r.execute(ctx, stage, stdout, nil, what, name, args...)
+}
+
+// execute runs name with args in its own process group, extra as its
+// descriptors from 3 on, and waits for it.
+func (r *runner) execute(ctx context.Context, stage string, stdout io.Writer, extra []*os.File, what, name string, args ...string) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, r.timeout, fmt.Errorf("%s took longer than %s", what, r.timeout))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = r.repo
 	cmd.Env = r.env
+	cmd.ExtraFiles = extra
 	logw := r.log.lines(stage)
 	defer logw.Flush()
 	cmd.Stderr = logw
@@ -133,20 +158,44 @@ func kitEnv(base []string, kitDir, debianImage string, versions []version) []str
 // never another build's.
 func removePartials(kitDir string, pid int) error {
 	suffix := fmt.Sprintf(".partial.%d", pid)
+	return removeUnder(kitDir, func(name string) bool { return strings.HasSuffix(name, suffix) })
+}
+
+// removeDeadPartials removes every build's unfinished outputs. Only a build
+// holding the lock may call it: every process of a build holds the lock
+// until it exits, so then no other build is alive, and what is left
+// unfinished belongs to builds that died.
+func removeDeadPartials(kitDir string) error {
+	return removeUnder(kitDir, isPartial)
+}
+
+// isPartial tells the name of an unfinished output: <final name>.partial.<pid>.
+func isPartial(name string) bool {
+	i := strings.LastIndex(name, ".partial.")
+	if i <= 0 {
+		return false
+	}
+	pid := name[i+len(".partial."):]
+	return pid != "" && strings.Trim(pid, "0123456789") == ""
+}
+
+// removeUnder removes the entries at most two levels under kitDir (where
+// the kit puts its outputs) whose names match.
+func removeUnder(kitDir string, match func(name string) bool) error {
 	var errs []error
 	var visit func(dir string, depth int)
 	visit = func(dir string, depth int) {
 		entries, err := os.ReadDir(dir)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("listing %s for unfinished outputs: %w", dir, err))
 			return
 		}
 		for _, e := range entries {
 			path := filepath.Join(dir, e.Name())
 			switch {
-			case strings.HasSuffix(e.Name(), suffix):
+			case match(e.Name()):
 				if err := os.RemoveAll(path); err != nil {
-					errs = append(errs, err)
+					errs = append(errs, fmt.Errorf("removing the unfinished output %s: %w", path, err))
 				}
 			case e.IsDir() && depth < 2:
 				visit(path, depth+1)
