@@ -2,6 +2,9 @@
 // with the Helm SDK at run time, as both a Helm HTTP repository and an OCI
 // registry on one basic-auth protected listener, so that Flux in kind
 // clusters installs the charts being edited without any internet registry.
+// A chart is packaged from what git would serve of it (files git ignores
+// stay out, as do those .helmignore names), and a symbolic link that leads
+// outside its chart directory is refused: no host file is ever packaged.
 package chartserver
 
 import (
@@ -239,6 +242,9 @@ func (s *Server) Charts() []Chart {
 	return out
 }
 
+// shutdownGrace is how long Close waits for requests in flight.
+const shutdownGrace = 5 * time.Second
+
 // Close stops every listener, waiting a few seconds for requests in
 // flight, and removes the server's directory. It is safe to call twice.
 func (s *Server) Close() error {
@@ -247,7 +253,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	var errs []error
 	if s.http != nil {
-		if err := s.shutdown(5 * time.Second); err != nil {
+		if err := s.shutdown(shutdownGrace); err != nil {
 			errs = append(errs, fmt.Errorf("stopping chart server: %w", err))
 			_ = s.http.Close()
 		}

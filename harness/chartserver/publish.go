@@ -126,7 +126,7 @@ func packageAll(ctx context.Context, roots []string, tmp string) ([]*packaged, e
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("packaging charts: %w", err)
 		}
-		c, err := packageChart(dir, work)
+		c, err := packageChart(ctx, dir, work)
 		if err != nil {
 			return nil, err
 		}
@@ -186,10 +186,15 @@ func isChart(dir string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// packageChart does what `helm package` does: load (which validates the
-// metadata), refuse undeclared-but-missing dependencies, write the .tgz.
-func packageChart(dir, work string) (*packaged, error) {
-	ch, err := loader.LoadDir(dir)
+// packageChart does what `helm package` does — load (which validates the
+// metadata), refuse undeclared-but-missing dependencies, write the .tgz —
+// from a private copy of what git would serve of the chart (stageChart).
+func packageChart(ctx context.Context, dir, work string) (*packaged, error) {
+	staged, err := stageChart(ctx, dir, work)
+	if err != nil {
+		return nil, err
+	}
+	ch, err := loader.LoadDir(staged)
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", dir, err)
 	}

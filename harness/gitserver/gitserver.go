@@ -3,9 +3,12 @@
 // records the files git would see (tracked and untracked-not-ignored, with
 // their current content) as a new commit in a private bare repository,
 // served read-only with per-run basic-auth credentials; no other path of
-// the host is reachable through it. PublishRevision (and Options.Revision)
-// serves a committed revision instead, its tree unchanged, to replay
-// exactly what a commit held.
+// the host is reachable through it. A directory in no checkout is served
+// as git would commit it (its .gitignore files honoured); a checkout git
+// refuses to read (another user's, say) is refused in turn, since its
+// ignore rules cannot be known. PublishRevision (and Options.Revision)
+// serves a committed revision instead, its tree unchanged but for
+// Options.Exclude, to replay exactly what a commit held.
 package gitserver
 
 import (
@@ -40,6 +43,13 @@ type Options struct {
 	// Start publishes SourceDir's tree at that commit instead of the
 	// working tree.
 	Revision string
+	// Exclude lists paths (absolute, or relative to the current directory)
+	// that are never served, ignored by git or not — the run's own work and
+	// artifacts directories, which hold admin kubeconfigs. Files under them
+	// are left out of every snapshot, tracked ones included, and out of a
+	// served revision's tree. Paths outside SourceDir change nothing; a
+	// SourceDir inside one of them is refused.
+	Exclude []string
 	// Username and Password protect the repository; random per run when empty.
 	Username string
 	Password string
@@ -116,7 +126,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}()
 
-	s.snap, err = newSnapshotter(ctx, opts.SourceDir, s.bareDir, opts.Branch, filepath.Join(tmp, "index"))
+	s.snap, err = newSnapshotter(ctx, opts.SourceDir, s.bareDir, opts.Branch, filepath.Join(tmp, "index"), opts.Exclude)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +189,13 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("resolving source directory: %w", err)
 	}
 	o.SourceDir = abs
+	excl := make([]string, len(o.Exclude))
+	for i, p := range o.Exclude {
+		if excl[i], err = filepath.Abs(p); err != nil {
+			return fmt.Errorf("resolving excluded path %s: %w", p, err)
+		}
+	}
+	o.Exclude = excl
 	if o.RepoName == "" {
 		o.RepoName = "fleet"
 	}
@@ -240,8 +257,10 @@ func (s *Server) Publish(ctx context.Context) (revision string, err error) {
 
 // PublishRevision publishes SourceDir's tree at a revision of the checkout
 // that contains it — the committed tree object itself, so the content is
-// exactly the commit's, whatever the working tree holds — as a new commit on
-// the branch whose parent is the previous publish, and returns that commit.
+// exactly the commit's, whatever the working tree holds (committed content
+// only: ignored files are never in it), less any Options.Exclude path the
+// commit holds — as a new commit on the branch whose parent is the previous
+// publish, and returns that commit.
 func (s *Server) PublishRevision(ctx context.Context, rev string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

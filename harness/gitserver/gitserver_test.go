@@ -2,6 +2,7 @@ package gitserver
 
 import (
 	"context"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
@@ -16,11 +17,22 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
 
+// requireGit skips a test that needs the git CLI when it is missing, but
+// fails it under CI=true, where every test must run.
 func requireGit(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git binary not found: the snapshot and gitkit both run it")
+		skipOrFail(t, "git binary not found: the snapshot and the upload-pack handler both run it")
 	}
+}
+
+// skipOrFail skips with msg, or fails with it under CI=true.
+func skipOrFail(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: this test must run)", msg)
+	}
+	t.Skip(msg)
 }
 
 // run runs git with a clean GIT_* environment and fails the test on error.
@@ -151,9 +163,10 @@ func TestSnapshotContents(t *testing.T) {
 			missing: []string{"tracked.txt", "clusters/staging/new.yaml"},
 		},
 		{
-			name: "plain directory: every file",
-			src:  plain,
-			want: map[string]string{"a.txt": "a", "dir/b.yaml": "b: 1", ".gitignore": "a.txt"},
+			name:    "plain directory: its .gitignore honoured",
+			src:     plain,
+			want:    map[string]string{"dir/b.yaml": "b: 1", ".gitignore": "a.txt"},
+			missing: []string{"a.txt"},
 		},
 	}
 	for _, tt := range tests {
@@ -162,7 +175,7 @@ func TestSnapshotContents(t *testing.T) {
 			objectsBefore := objectFiles(t, filepath.Join(repo, ".git"))
 
 			bare := filepath.Join(t.TempDir(), "r.git")
-			snap, err := newSnapshotter(t.Context(), tt.src, bare, "main", filepath.Join(t.TempDir(), "index"))
+			snap, err := newSnapshotter(t.Context(), tt.src, bare, "main", filepath.Join(t.TempDir(), "index"), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -327,17 +340,21 @@ func TestServeCloneFetch(t *testing.T) {
 	}
 }
 
-// TestPublishThisRepository times a snapshot of the project's own checkout.
+// TestPublishThisRepository snapshots the project's own checkout, timing
+// it, and checks the snapshot against git's own listings: for this package's
+// directory exactly the files git would commit (tracked and not deleted,
+// plus untracked-not-ignored), and nowhere any file git ignores.
 func TestPublishThisRepository(t *testing.T) {
 	requireGit(t)
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
-		t.Skip("not running inside a git checkout")
+		skipOrFail(t, "not running inside a git checkout")
 	}
+	root := strings.TrimSpace(string(top))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	start := time.Now()
-	s, err := Start(ctx, Options{Addr: "127.0.0.1", SourceDir: strings.TrimSpace(string(top))})
+	s, err := Start(ctx, Options{Addr: "127.0.0.1", SourceDir: root})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,6 +366,51 @@ func TestPublishThisRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Publish of this repository: %.0fms (%s)", float64(time.Since(start).Microseconds())/1000, rev)
+
+	served := strings.Split(run(t, "", "--git-dir="+s.snap.bare, "ls-tree", "-r", "--name-only", "--full-tree", rev), "\n")
+	pkg := run(t, "", "rev-parse", "--show-prefix") // this package, as tests run in its directory
+	want := map[string]bool{}
+	for _, f := range gitList(t, "ls-files", "--cached", "--others", "--exclude-standard", "--full-name") {
+		want[f] = true
+	}
+	for _, f := range gitList(t, "ls-files", "--deleted", "--full-name") {
+		delete(want, f)
+	}
+	var got []string
+	for _, f := range served {
+		if strings.HasPrefix(f, pkg) {
+			got = append(got, f)
+		}
+	}
+	slices.Sort(got)
+	if wantList := slices.Sorted(maps.Keys(want)); !slices.Equal(got, wantList) {
+		t.Errorf("snapshot of %s holds %q\nwant what git lists: %q", pkg, got, wantList)
+	}
+	if !slices.Contains(got, pkg+"gitserver_test.go") {
+		t.Errorf("snapshot lacks %sgitserver_test.go", pkg)
+	}
+	// Ignored files anywhere in the checkout (whole directories end in "/").
+	ignored := strings.Split(run(t, root, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"), "\x00")
+	for _, f := range served {
+		for _, ig := range ignored {
+			if ig != "" && (f == ig || strings.HasSuffix(ig, "/") && strings.HasPrefix(f, ig)) {
+				t.Errorf("snapshot serves %s, which git ignores (%s)", f, ig)
+			}
+		}
+	}
+}
+
+// gitList runs git in the current directory and returns the NUL-separated
+// paths it lists.
+func gitList(t *testing.T, args ...string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range strings.Split(run(t, "", append(args, "-z")...), "\x00") {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // TestGoGitClone clones with go-git, the client source-controller uses.
