@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -18,29 +19,51 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
-// CollectArtifacts writes everything needed to debug env's cluster under
-// dir/<env>: flux/<kind>/<ns>_<name>.yaml (with status), events.yaml,
-// controllers/<deployment>.log (flux-system), pods/<ns>_<pod>_<container>.log
-// for failing pods, workloads.yaml and secrets.txt (names only). Every part is
-// attempted; failures are joined into the returned error.
+// Options are the choices of CollectArtifactsWith.
+type Options struct {
+	// RawValues writes HelmRelease spec.values and Kustomization
+	// spec.postBuild.substitute as they are instead of their digests.
+	// Artifacts get uploaded and values commonly hold passwords: set it
+	// only on request.
+	RawValues bool
+}
+
+// CollectArtifacts is CollectArtifactsWith with the default Options: values
+// and substitutions written by their digests only.
 func CollectArtifacts(ctx context.Context, env string, cfg *rest.Config, dir string) error {
+	return CollectArtifactsWith(ctx, env, cfg, dir, Options{})
+}
+
+// CollectArtifactsWith writes everything needed to debug env's cluster under
+// dir/<env>: flux/<kind>/<ns>_<name>.yaml (with status; values and post-build
+// substitutions as digests, see record.RedactValues), events.yaml,
+// controllers/<deployment>.log (flux-system), pods/<ns>_<pod>_<container>.log
+// for failing pods, workloads.yaml and secrets.txt (names only). Files are
+// 0600 and directories 0700. Every part is attempted; failures are joined
+// into the returned error.
+func CollectArtifactsWith(ctx context.Context, env string, cfg *rest.Config, dir string, opts Options) error {
 	c, err := newClients(cfg)
 	if err != nil {
 		return fmt.Errorf("collecting artifacts of %s: %w", env, err)
 	}
-	return c.collect(ctx, env, filepath.Join(dir, env))
+	return c.collect(ctx, env, filepath.Join(dir, env), opts)
 }
 
-func (c *clients) collect(ctx context.Context, env, root string) error {
+func (c *clients) collect(ctx context.Context, env, root string, opts Options) error {
+	if err := makePrivateDir(root); err != nil {
+		return fmt.Errorf("collecting artifacts of %s: %w", env, err)
+	}
 	var errs []error
 	add := func(err error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	add(c.collectFlux(ctx, root))
+	add(c.collectFlux(ctx, root, opts))
 	add(c.collectEvents(ctx, root))
 	add(c.collectControllerLogs(ctx, root))
 	add(c.collectPodLogs(ctx, root))
@@ -52,12 +75,35 @@ func (c *clients) collect(ctx context.Context, env, root string) error {
 	return nil
 }
 
+// Artifacts are readable by their owner only: they get uploaded, and until
+// then nobody else on the machine needs pod logs or Flux objects.
+const (
+	fileMode = 0o600
+	dirMode  = 0o700
+)
+
+// makePrivateDir creates dir (and its parents) 0700, and makes dir itself
+// 0700 when it already existed.
+func makePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return fmt.Errorf("creating directory %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, dirMode); err != nil {
+		return fmt.Errorf("making directory %s private: %w", dir, err)
+	}
+	return nil
+}
+
 func writeFile(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return fmt.Errorf("creating directory for %s: %w", path, err)
 	}
-	if err := os.WriteFile(path, data, 0o644); err != nil {
+	if err := os.WriteFile(path, data, fileMode); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	// WriteFile keeps the mode of a file that was already there.
+	if err := os.Chmod(path, fileMode); err != nil {
+		return fmt.Errorf("making %s private: %w", path, err)
 	}
 	return nil
 }
@@ -70,11 +116,14 @@ func writeYAML(path string, v any) error {
 	return writeFile(path, data)
 }
 
-func (c *clients) collectFlux(ctx context.Context, root string) error {
+func (c *clients) collectFlux(ctx context.Context, root string, opts Options) error {
 	objs, errs := c.listFlux(ctx)
 	for _, u := range objs {
 		u = u.DeepCopy()
 		u.SetManagedFields(nil)
+		if !opts.RawValues {
+			redactValues(u.Object)
+		}
 		name := u.GetName()
 		if ns := u.GetNamespace(); ns != "" {
 			name = ns + "_" + name
@@ -85,6 +134,49 @@ func (c *clients) collectFlux(ctx context.Context, root string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// valuePaths are the fields of Flux objects that hold values rather than
+// configuration: HelmRelease values and Kustomization post-build
+// substitutions commonly carry passwords and tokens.
+func valuePaths() [][]string {
+	return [][]string{
+		{"spec", "values"},
+		{"spec", "postBuild", "substitute"},
+	}
+}
+
+// lastApplied is the annotation in which client-side apply keeps a copy of
+// the object as applied, values included.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// redactValues replaces the values an object carries in valuePaths, and in
+// its last-applied-configuration copy, by their digests, keeping the keys.
+func redactValues(obj map[string]any) {
+	for _, path := range valuePaths() {
+		if v, ok, _ := unstructured.NestedFieldNoCopy(obj, path...); ok {
+			_ = unstructured.SetNestedField(obj, record.RedactValues(v), path...)
+		}
+	}
+	ann, _, _ := unstructured.NestedStringMap(obj, "metadata", "annotations")
+	copyJSON, ok := ann[lastApplied]
+	if !ok {
+		return
+	}
+	var applied map[string]any
+	dec := json.NewDecoder(strings.NewReader(copyJSON))
+	dec.UseNumber() // numbers stay as written
+	if err := dec.Decode(&applied); err != nil {
+		ann[lastApplied] = "(withheld: not JSON, may hold values)"
+	} else {
+		redactValues(applied)
+		data, err := json.Marshal(applied)
+		if err != nil {
+			data = []byte("(withheld: " + err.Error() + ")")
+		}
+		ann[lastApplied] = string(data)
+	}
+	_ = unstructured.SetNestedStringMap(obj, ann, "metadata", "annotations")
 }
 
 func (c *clients) collectEvents(ctx context.Context, root string) error {

@@ -2,7 +2,9 @@
 // one-screen summary (Flux object tree with reasons, failing pods with their
 // last log lines, recent Warning events) and a directory of artifacts for a
 // deeper look (every Flux object with status, events, controller and pod
-// logs, workload summary, Secret names — never Secret data).
+// logs, workload summary, Secret names — never Secret data; HelmRelease
+// values and post-build substitutions by key and digest; kind's node logs
+// with the node environment redacted by RedactKindLogs; owner-only modes).
 package diagnose
 
 import (

@@ -177,7 +177,9 @@ func TestRecentWarnings(t *testing.T) {
 	}
 }
 
-func fakeClients(t *testing.T) *clients {
+// fakeClients serve the fleet (plus extra Flux objects), failing pods, a
+// Warning event and a Secret with data.
+func fakeClients(t *testing.T, extra ...*unstructured.Unstructured) *clients {
 	t.Helper()
 	listKinds := map[schema.GroupVersionResource]string{}
 	var flux []fluxobj.Kind
@@ -187,7 +189,7 @@ func fakeClients(t *testing.T) *clients {
 		flux = append(flux, k)
 	}
 	var objs []runtime.Object
-	for _, u := range fleet() {
+	for _, u := range append(fleet(), extra...) {
 		objs = append(objs, u)
 	}
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, objs...)
@@ -243,7 +245,7 @@ func TestCollectWithFakes(t *testing.T) {
 	c := fakeClients(t)
 	dir := t.TempDir()
 	root := filepath.Join(dir, "staging")
-	if err := c.collect(context.Background(), "staging", root); err != nil {
+	if err := c.collect(context.Background(), "staging", root, Options{}); err != nil {
 		t.Fatalf("collect: %v", err)
 	}
 	for _, f := range []string{

@@ -1,8 +1,12 @@
 package diagnose
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
@@ -25,7 +30,8 @@ import (
 
 func TestIntegrationSummarizeAndCollect(t *testing.T) {
 	kit := kindtest.Require(t, kindtest.FluxManifestsVar)
-	cfg := kit.Cluster(t, "hx-diag").RESTConfig
+	c := kit.Cluster(t, "hx-diag")
+	cfg := c.RESTConfig
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	dyn, err := dynamic.NewForConfig(cfg)
@@ -37,6 +43,7 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 		t.Fatal(err)
 	}
 	kit.ApplyFluxCRDs(ctx, t, cfg)
+	applyHelmReleaseCRD(ctx, t, kit, dyn)
 
 	const ns = "apps"
 	const secretValue = "hx-diag-very-secret-value"
@@ -52,7 +59,8 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 	ks := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
 		"metadata": map[string]any{"namespace": ns, "name": "apps"},
-		"spec":     map[string]any{"interval": "10m", "prune": true, "path": "./apps", "sourceRef": map[string]any{"kind": "GitRepository", "name": "fleet"}},
+		"spec": map[string]any{"interval": "10m", "prune": true, "path": "./apps", "sourceRef": map[string]any{"kind": "GitRepository", "name": "fleet"},
+			"postBuild": map[string]any{"substitute": map[string]any{"REDIS_PASSWORD": secretValue}}},
 	}}
 	created, err := dyn.Resource(ksGVR).Namespace(ns).Create(ctx, ks, metav1.CreateOptions{})
 	if err != nil {
@@ -62,6 +70,19 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 		"type": "Ready", "status": "False", "reason": "BuildFailed", "lastTransitionTime": time.Now().UTC().Format(time.RFC3339),
 		"message": "kustomize build failed: accumulating resources: open apps/missing.yaml: no such file or directory"}}}
 	if _, err := dyn.Resource(ksGVR).Namespace(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A HelmRelease whose values hold the password: artifacts must show
+	// the key, never the value.
+	hrGVR := schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
+	hr := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease",
+		"metadata": map[string]any{"namespace": ns, "name": "cache"},
+		"spec": map[string]any{"interval": "10m", "chart": map[string]any{"spec": map[string]any{"chart": "redis", "sourceRef": map[string]any{"kind": "HelmRepository", "name": "charts"}}},
+			"values": map[string]any{"auth": map[string]any{"password": secretValue}}},
+	}}
+	if _, err := dyn.Resource(hrGVR).Namespace(ns).Create(ctx, hr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -136,16 +157,103 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 	if !strings.Contains(string(flux), "BuildFailed") {
 		t.Errorf("Kustomization artifact lacks its status:\n%s", flux)
 	}
-	_ = filepath.Walk(root, func(path string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		data, _ := os.ReadFile(path)
-		if strings.Contains(string(data), secretValue) || strings.Contains(string(data), base64.StdEncoding.EncodeToString([]byte(secretValue))) {
+	digest := sha12(`"` + secretValue + `"`)
+	hrArtifact, _ := os.ReadFile(filepath.Join(root, "flux/helmrelease/"+ns+"_cache.yaml"))
+	if !strings.Contains(string(hrArtifact), "password: "+digest) {
+		t.Errorf("HelmRelease artifact lacks its values key with the value's digest %s:\n%s", digest, hrArtifact)
+	}
+	if !strings.Contains(string(flux), "REDIS_PASSWORD: "+digest) {
+		t.Errorf("Kustomization artifact lacks its substitution with the value's digest %s:\n%s", digest, flux)
+	}
+
+	// kind's own export, then the redaction the harness runs after it.
+	kindLogs := filepath.Join(root, "kind-logs")
+	start = time.Now()
+	if err := c.ExportLogs(ctx, kindLogs); err != nil {
+		t.Fatalf("ExportLogs: %v", err)
+	}
+	if err := RedactKindLogs(ctx, kindLogs); err != nil {
+		t.Fatalf("RedactKindLogs: %v", err)
+	}
+	t.Logf("ExportLogs and RedactKindLogs took %s", time.Since(start).Round(time.Millisecond))
+	assertNodeEnvRedacted(t, filepath.Join(kindLogs, c.Name+"-control-plane", "inspect.json"))
+
+	for path, data := range readTree(t, root) {
+		if strings.Contains(data, secretValue) || strings.Contains(data, base64.StdEncoding.EncodeToString([]byte(secretValue))) {
 			t.Errorf("%s contains secret data", path)
 		}
 		rel, _ := filepath.Rel(root, path)
 		t.Logf("artifact %s (%d bytes)", rel, len(data))
-		return nil
-	})
+	}
+	assertPrivate(t, root)
+}
+
+// assertNodeEnvRedacted checks a node container's inspect.json as kind
+// exported it and RedactKindLogs rewrote it: still JSON, an environment
+// (kind's node image sets container=docker, the kind provider more), every
+// entry's value "<redacted>".
+func assertNodeEnvRedacted(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the node's inspect.json: %v", err)
+	}
+	var containers []struct {
+		Config struct{ Env []string }
+	}
+	if err := json.Unmarshal(data, &containers); err != nil {
+		t.Fatalf("%s is not JSON after redaction: %v", path, err)
+	}
+	if len(containers) != 1 || len(containers[0].Config.Env) == 0 {
+		t.Fatalf("%s: want one container with an environment, got %+v", path, containers)
+	}
+	for _, kv := range containers[0].Config.Env {
+		if name, value, _ := strings.Cut(kv, "="); name == "" || value != Redacted {
+			t.Errorf("%s: Env entry %q not redacted", path, kv)
+		}
+	}
+}
+
+// applyHelmReleaseCRD creates the CRDs of the kit's helm-controller manifest
+// (the kit builds helm-controller) and waits until they are Established.
+func applyHelmReleaseCRD(ctx context.Context, t *testing.T, kit kindtest.Profile, dyn dynamic.Interface) {
+	t.Helper()
+	path := filepath.Join(kit.FluxManifests, "helm-controller.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the kit's helm-controller manifest: %v", err)
+	}
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			t.Fatalf("decoding %s: %v", path, err)
+		}
+		if u.GetKind() != "CustomResourceDefinition" {
+			continue
+		}
+		if _, err := dyn.Resource(crdGVR).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("creating CRD %s: %v", u.GetName(), err)
+		}
+		name := u.GetName()
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			got, err := dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil // not visible yet
+			}
+			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+			for _, c := range conds {
+				if m, _ := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("CRD %s not established: %v", name, err)
+		}
+	}
 }

@@ -23,20 +23,35 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
-// Collect reads what env runs now: every Kustomization's inventory (with a
-// digest of each object), every HelmRelease's latest release, and the images
-// of every workload outside the kind node's own namespaces. fleet is the
-// revision served, which only the harness knows. Parts that cannot be read
-// are left out and named in the error, next to the record of the rest.
+// Options are the choices of CollectWith.
+type Options struct {
+	// RawValues writes HelmRelease values and post-build substitutions as
+	// they are instead of their digests. Records are uploaded as artifacts
+	// and values commonly hold passwords: set it only on request.
+	RawValues bool
+}
+
+// Collect is CollectWith with the default Options: values and substitutions
+// recorded by their digests only.
 func Collect(ctx context.Context, c *fluxobj.Clients, env string, fleet Fleet) (*Record, error) {
+	return CollectWith(ctx, c, env, fleet, Options{})
+}
+
+// CollectWith reads what env runs now: every Kustomization's inventory (with
+// a digest of each object) and post-build substitutions, every HelmRelease's
+// latest release and values, and the images of every workload outside the
+// kind node's own namespaces. fleet is the revision served, which only the
+// harness knows. Parts that cannot be read are left out and named in the
+// error, next to the record of the rest.
+func CollectWith(ctx context.Context, c *fluxobj.Clients, env string, fleet Fleet, opts Options) (*Record, error) {
 	r := &Record{Format: Format, Env: env, Time: time.Now().UTC().Truncate(time.Second), Fleet: fleet,
-		Kustomizations: []Kustomization{}, HelmReleases: []HelmRelease{}, Workloads: []Workload{}}
+		Kustomizations: []Kustomization{}, HelmReleases: []HelmRelease{}, Workloads: []Workload{}, RawValues: opts.RawValues}
 	var errs []error
 	var err error
-	if r.Kustomizations, err = kustomizations(ctx, c); err != nil {
+	if r.Kustomizations, err = kustomizations(ctx, c, opts); err != nil {
 		errs = append(errs, err)
 	}
-	if r.HelmReleases, err = helmReleases(ctx, c); err != nil {
+	if r.HelmReleases, err = helmReleases(ctx, c, opts); err != nil {
 		errs = append(errs, err)
 	}
 	if r.Workloads, err = workloads(ctx, c); err != nil {
@@ -65,7 +80,7 @@ func listFlux(ctx context.Context, c *fluxobj.Clients, kind string) ([]unstructu
 	return list.Items, nil
 }
 
-func kustomizations(ctx context.Context, c *fluxobj.Clients) ([]Kustomization, error) {
+func kustomizations(ctx context.Context, c *fluxobj.Clients, opts Options) ([]Kustomization, error) {
 	items, err := listFlux(ctx, c, "Kustomization")
 	if err != nil {
 		return []Kustomization{}, err
@@ -77,6 +92,8 @@ func kustomizations(ctx context.Context, c *fluxobj.Clients) ([]Kustomization, e
 		k := Kustomization{Ref: fluxobj.RefOf(u).String(), Objects: []Object{}}
 		k.AppliedRevision, _, _ = unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
 		k.AttemptedRevision, _, _ = unstructured.NestedString(u.Object, "status", "lastAttemptedRevision")
+		subst, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "postBuild", "substitute")
+		k.Substitute = Values(subst, opts.RawValues)
 		refs, err := fluxobj.Inventory(u)
 		if err != nil {
 			errs = append(errs, err)
@@ -182,7 +199,7 @@ func ObjectDigest(u *unstructured.Unstructured) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-func helmReleases(ctx context.Context, c *fluxobj.Clients) ([]HelmRelease, error) {
+func helmReleases(ctx context.Context, c *fluxobj.Clients, opts Options) ([]HelmRelease, error) {
 	items, err := listFlux(ctx, c, helmv2.HelmReleaseKind)
 	if err != nil {
 		return []HelmRelease{}, err
@@ -199,7 +216,7 @@ func helmReleases(ctx context.Context, c *fluxobj.Clients) ([]HelmRelease, error
 	out := []HelmRelease{}
 	var errs []error
 	for i := range items {
-		hr, err := HelmReleaseOf(&items[i], chartDigests)
+		hr, err := helmReleaseOf(&items[i], chartDigests, opts)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -211,17 +228,25 @@ func helmReleases(ctx context.Context, c *fluxobj.Clients) ([]HelmRelease, error
 }
 
 // HelmReleaseOf reads the latest release of a HelmRelease from its status
-// (status.history, else the last attempted chart version). chartDigests
-// maps "<ns>/<name>" of HelmCharts to their artifact digest, for releases
-// whose chart came from a HelmRepository.
+// (status.history, else the last attempted chart version), and the digests
+// of its spec.values. chartDigests maps "<ns>/<name>" of HelmCharts to their
+// artifact digest, for releases whose chart came from a HelmRepository.
 func HelmReleaseOf(u *unstructured.Unstructured, chartDigests map[string]string) (HelmRelease, error) {
+	return helmReleaseOf(u, chartDigests, Options{})
+}
+
+func helmReleaseOf(u *unstructured.Unstructured, chartDigests map[string]string, opts Options) (HelmRelease, error) {
 	ref := fluxobj.RefOf(u).String()
 	var obj helmv2.HelmRelease
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &obj); err != nil {
 		return HelmRelease{Ref: ref}, fmt.Errorf("%s: decoding: %w", ref, err)
 	}
 	st := obj.Status
-	hr := HelmRelease{Ref: ref, Version: st.LastAttemptedRevision, ChartDigest: st.LastAttemptedRevisionDigest, ConfigDigest: st.LastAttemptedConfigDigest}
+	// Read as the API server returned them: the typed object holds the
+	// values as raw JSON bytes.
+	values, _, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "values")
+	hr := HelmRelease{Ref: ref, Version: st.LastAttemptedRevision, ChartDigest: st.LastAttemptedRevisionDigest, ConfigDigest: st.LastAttemptedConfigDigest,
+		Values: Values(values, opts.RawValues)}
 	if latest := st.History.Latest(); latest != nil {
 		hr.Chart, hr.Version, hr.AppVersion = latest.ChartName, latest.ChartVersion, latest.AppVersion
 		hr.ConfigDigest, hr.Release, hr.Status = latest.ConfigDigest, latest.Version, latest.Status

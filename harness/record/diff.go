@@ -22,30 +22,54 @@ type Changes struct {
 }
 
 // InventoryChange is what one Kustomization applied differently: objects
-// added to and removed from its inventory, and objects in both whose
-// declared content changed.
+// added to and removed from its inventory, objects in both whose declared
+// content changed, and post-build substitutions that changed.
 type InventoryChange struct {
 	Kustomization           string
 	Added, Removed, Changed []string
+	Substitutions           []ValueChange
 }
 
-// Unchanged reports whether the Kustomization applied the same objects.
+// Unchanged reports whether the Kustomization applied the same objects with
+// the same substitutions.
 func (c InventoryChange) Unchanged() bool {
-	return len(c.Added)+len(c.Removed)+len(c.Changed) == 0
+	return len(c.Added)+len(c.Removed)+len(c.Changed)+len(c.Substitutions) == 0
+}
+
+// ValueChange is one value that differs, by its key (a variable name, or a
+// path into a HelmRelease's values) and its digest — the value itself only
+// when both records hold raw values. From is empty for a key only the later
+// record has, To for one only the earlier has.
+type ValueChange struct {
+	Key      string
+	From, To string
+}
+
+func (v ValueChange) String() string {
+	switch {
+	case v.From == "":
+		return "+ " + v.Key + " " + v.To
+	case v.To == "":
+		return "- " + v.Key + " (was " + v.From + ")"
+	default:
+		return "~ " + v.Key + " " + v.From + " → " + v.To
+	}
 }
 
 // ReleaseChange is one HelmRelease in both records; From or To is nil when
-// the release exists on one side only.
+// the release exists on one side only. Values lists the values that differ
+// when the release is in both.
 type ReleaseChange struct {
 	Release  string
 	From, To *HelmRelease
+	Values   []ValueChange
 }
 
 // Unchanged reports whether the release runs the same chart with the same
 // values.
 func (c ReleaseChange) Unchanged() bool {
 	return c.From != nil && c.To != nil && c.From.Chart == c.To.Chart && c.From.Version == c.To.Version &&
-		c.From.ChartDigest == c.To.ChartDigest && c.From.ConfigDigest == c.To.ConfigDigest
+		c.From.ChartDigest == c.To.ChartDigest && c.From.ConfigDigest == c.To.ConfigDigest && len(c.Values) == 0
 }
 
 // ImageChange is one container whose image or running digest differs; From
@@ -59,6 +83,7 @@ type ImageChange struct {
 // Diff compares two records of one environment, a before b.
 func Diff(a, b *Record) Changes {
 	c := Changes{Env: b.Env, From: a.Fleet, To: b.Fleet}
+	values := func(from, to map[string]string) []ValueChange { return diffValues(from, a.RawValues, to, b.RawValues) }
 
 	ka, kb := index(a.Kustomizations, func(k Kustomization) string { return k.Ref }), index(b.Kustomizations, func(k Kustomization) string { return k.Ref })
 	for _, ref := range unionKeys(ka, kb) {
@@ -74,6 +99,9 @@ func Diff(a, b *Record) Changes {
 			}
 		}
 		ch := InventoryChange{Kustomization: ref}
+		if from, to, ok := both(ka, kb, ref); ok {
+			ch.Substitutions = values(from.Substitute, to.Substitute)
+		}
 		for _, obj := range unionKeys(oa, ob) {
 			da, inA := oa[obj]
 			db, inB := ob[obj]
@@ -97,6 +125,9 @@ func Diff(a, b *Record) Changes {
 		}
 		if h, ok := hb[ref]; ok {
 			ch.To = &h
+		}
+		if ch.From != nil && ch.To != nil {
+			ch.Values = values(ch.From.Values, ch.To.Values)
 		}
 		c.HelmReleases = append(c.HelmReleases, ch)
 	}
@@ -124,6 +155,44 @@ func Diff(a, b *Record) Changes {
 	return c
 }
 
+func both[T any](a, b map[string]T, key string) (T, T, bool) {
+	x, inA := a[key]
+	y, inB := b[key]
+	return x, y, inA && inB
+}
+
+// diffValues compares two recordings of one set of values (a HelmRelease's
+// values, a Kustomization's substitutions), from before to. A side recorded
+// before values were recorded (nil) compares as unchanged. When only one
+// side holds raw values they are compared, and shown, by digest.
+func diffValues(from map[string]string, fromRaw bool, to map[string]string, toRaw bool) []ValueChange {
+	if from == nil || to == nil {
+		return nil
+	}
+	show := func(v string, raw bool) string {
+		if raw && !(fromRaw && toRaw) {
+			return digestOfJSON([]byte(v))
+		}
+		return v
+	}
+	var out []ValueChange
+	for _, k := range unionKeys(from, to) {
+		f, inF := from[k]
+		t, inT := to[k]
+		ch := ValueChange{Key: k}
+		if inF {
+			ch.From = show(f, fromRaw)
+		}
+		if inT {
+			ch.To = show(t, toRaw)
+		}
+		if ch.From != ch.To {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
 // Empty reports whether nothing the fleet runs changed (whatever the
 // revisions served).
 func (c Changes) Empty() bool {
@@ -143,10 +212,12 @@ func (c Changes) Empty() bool {
 // String renders the changes for the log, one line per item:
 //
 //	fleet: commit 1a2b3c4d5e6f (HEAD~1) → working tree (on 1a2b3c4d5e6f)
-//	Kustomization/flux-system/apps: 1 changed, 1 removed
+//	Kustomization/flux-system/apps: 1 changed, 1 removed, 1 substitution changed
 //	  ~ Deployment/apps/fleet-app
 //	  - Service/apps/fleet-app
-//	HelmRelease/podinfo/podinfo: chart podinfo 6.9.2 → 6.9.3 (sha256:… → sha256:…)
+//	  ~ substitute APP_REPLICAS sha256:… → sha256:…
+//	HelmRelease/podinfo/podinfo: chart podinfo 6.9.2 → 6.9.3 (sha256:… → sha256:…, values changed)
+//	  ~ values ingress.hosts[0].host sha256:… → sha256:…
 //	Deployment/podinfo/podinfo container podinfo: image ghcr.io/…:6.9.2 → ghcr.io/…:6.9.3
 func (c Changes) String() string {
 	var b strings.Builder
@@ -160,7 +231,8 @@ func (c Changes) String() string {
 		for _, n := range []struct {
 			n    int
 			what string
-		}{{len(k.Changed), "changed"}, {len(k.Added), "added"}, {len(k.Removed), "removed"}} {
+		}{{len(k.Changed), "changed"}, {len(k.Added), "added"}, {len(k.Removed), "removed"},
+			{len(k.Substitutions), plural(len(k.Substitutions), "substitution") + " changed"}} {
 			if n.n > 0 {
 				counts = append(counts, fmt.Sprintf("%d %s", n.n, n.what))
 			}
@@ -175,9 +247,15 @@ func (c Changes) String() string {
 		for _, o := range k.Removed {
 			fmt.Fprintf(&b, "  - %s\n", o)
 		}
+		for _, v := range k.Substitutions {
+			fmt.Fprintf(&b, "  %s\n", prefixKey(v, "substitute "))
+		}
 	}
 	for _, h := range c.HelmReleases {
 		fmt.Fprintf(&b, "%s: %s\n", h.Release, h.describe())
+		for _, v := range h.Values {
+			fmt.Fprintf(&b, "  %s\n", prefixKey(v, "values "))
+		}
 	}
 	for _, im := range c.Images {
 		fmt.Fprintf(&b, "%s container %s: %s\n", im.Workload, im.Container, im.describe())
@@ -204,7 +282,7 @@ func (h ReleaseChange) describe() string {
 	if from.ChartDigest != to.ChartDigest {
 		notes = append(notes, short(from.ChartDigest)+" → "+short(to.ChartDigest))
 	}
-	if from.ConfigDigest != to.ConfigDigest {
+	if from.ConfigDigest != to.ConfigDigest || len(h.Values) > 0 {
 		notes = append(notes, "values changed")
 	}
 	if h.Unchanged() {
@@ -217,6 +295,19 @@ func (h ReleaseChange) describe() string {
 		s += " (" + strings.Join(notes, ", ") + ")"
 	}
 	return s
+}
+
+// prefixKey names what a value belongs to: "~ values auth.password …".
+func prefixKey(v ValueChange, what string) string {
+	v.Key = what + v.Key
+	return v.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func chartOf(h *HelmRelease) string {

@@ -3,10 +3,13 @@
 // HelmRelease resolved, the image digests each workload runs — as a small
 // JSON file, so that two runs (last green night and tonight, an upgrade's
 // base and head) compare with Diff or a plain diff of the two files.
+// HelmRelease values and post-build substitutions are recorded by key and
+// digest (ValueDigest), never by value unless Options.RawValues asks.
 package record
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +30,10 @@ type Record struct {
 	Kustomizations []Kustomization `json:"kustomizations"`
 	HelmReleases   []HelmRelease   `json:"helmReleases"`
 	Workloads      []Workload      `json:"workloads"`
+	// RawValues marks a record whose Values and Substitute hold the values
+	// themselves (canonical JSON) rather than their digests: the caller
+	// opted in with Options.RawValues.
+	RawValues bool `json:"rawValues,omitempty"`
 }
 
 // Fleet is the git revision the clusters synced.
@@ -53,6 +60,10 @@ type Kustomization struct {
 	AppliedRevision   string   `json:"appliedRevision,omitempty"`
 	AttemptedRevision string   `json:"attemptedRevision,omitempty"`
 	Objects           []Object `json:"objects"`
+	// Substitute is spec.postBuild.substitute: each variable's name and the
+	// digest of its value (ValueDigest), never the value unless the record
+	// is RawValues. nil in a record written before it was recorded.
+	Substitute map[string]string `json:"substitute"`
 }
 
 // Object is one entry of a Kustomization's inventory.
@@ -83,6 +94,10 @@ type HelmRelease struct {
 	// (deployed, failed, ...), from status.history.
 	Release int    `json:"release,omitempty"`
 	Status  string `json:"status,omitempty"`
+	// Values is spec.values, one entry per leaf by its path (see Values):
+	// the digest of each value, never the value unless the record is
+	// RawValues. nil in a record written before it was recorded.
+	Values map[string]string `json:"values"`
 }
 
 // Workload is a Deployment, StatefulSet or DaemonSet (or a pod without
@@ -112,16 +127,33 @@ func FileName(env, tag string) string {
 }
 
 // Write writes r as indented JSON (stable order, so a text diff of two
-// records reads well) to path, creating its directory.
+// records reads well) to path, creating its directory. The file is 0600 and
+// a directory it creates 0700: artifacts get uploaded, and only their owner
+// should read them before that.
 func Write(path string, r *Record) error {
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the record of %s: %w", r.Env, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("writing record %s: creating its directory: %w", path, err)
+	}
+	// A temporary file (created 0600) renamed over the record replaces an
+	// older record's mode too, and a reader never sees half a record.
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
 		return fmt.Errorf("writing record %s: %w", path, err)
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+	tmp := f.Name()
+	_, werr := f.Write(append(data, '\n'))
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("writing record %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("writing record %s: %w", path, err)
 	}
 	return nil

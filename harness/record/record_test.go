@@ -222,22 +222,31 @@ func TestHelmReleaseOf(t *testing.T) {
 		{"latest release of the history, chart digest from the HelmChart",
 			hr(map[string]any{"helmChart": "flux-system/podinfo-podinfo", "lastAttemptedRevision": "6.9.3",
 				"history": []any{snap(1, "6.9.2", "superseded"), snap(2, "6.9.3", "deployed")}}),
-			HelmRelease{Ref: "HelmRelease/podinfo/podinfo", Chart: "podinfo", Version: "6.9.3", ChartDigest: digestA, AppVersion: "6.9.3", ConfigDigest: "sha256:cfg6.9.3", Release: 2, Status: "deployed"}},
+			HelmRelease{Ref: "HelmRelease/podinfo/podinfo", Chart: "podinfo", Version: "6.9.3", ChartDigest: digestA, AppVersion: "6.9.3", ConfigDigest: "sha256:cfg6.9.3", Release: 2, Status: "deployed", Values: map[string]string{}}},
 		{"OCI digest of the release wins",
 			hr(map[string]any{"helmChart": "flux-system/podinfo-podinfo", "lastAttemptedRevisionDigest": digestB,
 				"history": []any{func() map[string]any { s := snap(1, "6.9.2", "deployed"); s["ociDigest"] = digestB; return s }()}}),
-			HelmRelease{Ref: "HelmRelease/podinfo/podinfo", Chart: "podinfo", Version: "6.9.2", ChartDigest: digestB, AppVersion: "6.9.2", ConfigDigest: "sha256:cfg6.9.2", Release: 1, Status: "deployed"}},
+			HelmRelease{Ref: "HelmRelease/podinfo/podinfo", Chart: "podinfo", Version: "6.9.2", ChartDigest: digestB, AppVersion: "6.9.2", ConfigDigest: "sha256:cfg6.9.2", Release: 1, Status: "deployed", Values: map[string]string{}}},
 		{"no release yet: the attempted chart version",
 			hr(map[string]any{"helmChart": "flux-system/podinfo-podinfo", "lastAttemptedRevision": "6.9.2", "lastAttemptedConfigDigest": "sha256:x"}),
-			HelmRelease{Ref: "HelmRelease/podinfo/podinfo", Chart: "podinfo", Version: "6.9.2", ChartDigest: digestA, ConfigDigest: "sha256:x"}},
+			HelmRelease{Ref: "HelmRelease/podinfo/podinfo", Chart: "podinfo", Version: "6.9.2", ChartDigest: digestA, ConfigDigest: "sha256:x", Values: map[string]string{}}},
 	}
+	withValues := hr(map[string]any{"lastAttemptedRevision": "6.9.2"})
+	_ = unstructured.SetNestedField(withValues.Object, map[string]any{"redis": map[string]any{"password": plantedPassword}, "replicaCount": int64(2)}, "spec", "values")
+	tests = append(tests, struct {
+		name string
+		obj  *unstructured.Unstructured
+		want HelmRelease
+	}{"spec.values by path and digest, never the value", withValues,
+		HelmRelease{Ref: "HelmRelease/podinfo/podinfo", Chart: "podinfo", Version: "6.9.2",
+			Values: map[string]string{"redis.password": sha12(`"` + plantedPassword + `"`), "replicaCount": sha12(`2`)}}})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := HelmReleaseOf(tt.obj, charts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})

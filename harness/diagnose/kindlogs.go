@@ -1,0 +1,217 @@
+package diagnose
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Redacted replaces a value the artifacts must not carry.
+const Redacted = "<redacted>"
+
+// inspectFile is the name kind's log export gives each node container's
+// `docker inspect` output; its Config.Env holds the node's environment,
+// proxy settings with their credentials included.
+const inspectFile = "inspect.json"
+
+// urlCredentials matches the user information of a URL (scheme://user:pass@),
+// the form proxy settings carry credentials in.
+var urlCredentials = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@"']+@`)
+
+// RedactKindLogs makes a directory written by kind's log export
+// (cluster.ExportLogs) fit to upload: in every inspect.json each Config.Env
+// entry keeps its name and its value becomes "<redacted>"; in every file,
+// the credentials of a URL (http://user:pass@proxy) become "<redacted>";
+// files are made 0600 and directories 0700, dir included. Symbolic links
+// are left alone, never followed. A file that cannot be made safe is
+// removed and named in the returned error.
+func RedactKindLogs(ctx context.Context, dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil // the export wrote nothing
+	}
+	var errs []error
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading kind logs %s: %w", path, err))
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if err := os.Chmod(path, dirMode); err != nil {
+				errs = append(errs, fmt.Errorf("making directory %s private: %w", path, err))
+			}
+		case d.Type().IsRegular():
+			if err := redactLogFile(path, d.Name() == inspectFile); err != nil {
+				errs = append(errs, withhold(path, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("redacting kind logs in %s: %w", dir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// withhold removes a file that could not be redacted: a log missing from the
+// artifacts is better than a credential in them.
+func withhold(path string, cause error) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("redacting %s: %w; removing it too: %w", path, cause, err)
+	}
+	return fmt.Errorf("redacting %s: %w (file removed)", path, cause)
+}
+
+// redactLogFile rewrites path without its secrets (inspect says it is a
+// docker inspect document) and makes it 0600. A file with nothing to redact
+// is left as it is.
+func redactLogFile(path string, inspect bool) error {
+	if err := os.Chmod(path, fileMode); err != nil {
+		return fmt.Errorf("making it private: %w", err)
+	}
+	if inspect {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out, err := redactInspect(data)
+		if err != nil {
+			return err
+		}
+		return replaceFile(path, func(w io.Writer) (bool, error) {
+			_, err := w.Write(out)
+			return true, err
+		})
+	}
+	found, err := scrubURLCredentials(path, io.Discard)
+	if err != nil || !found {
+		return err
+	}
+	return replaceFile(path, func(w io.Writer) (bool, error) { return scrubURLCredentials(path, w) })
+}
+
+// redactInspect rewrites `docker inspect` output (a JSON list of containers)
+// with every Config.Env value replaced, then scrubs URL credentials from
+// what remains. Output that is not JSON is kept only when it cannot hold an
+// environment (docker's error message for a node that went away).
+func redactInspect(data []byte) ([]byte, error) {
+	var containers []map[string]json.RawMessage
+	if err := json.Unmarshal(data, &containers); err != nil {
+		if !bytes.Contains(data, []byte(`"Env"`)) {
+			return urlCredentials.ReplaceAll(data, []byte("${1}"+Redacted+"@")), nil
+		}
+		return nil, fmt.Errorf("not a docker inspect document: %w", err)
+	}
+	for i, c := range containers {
+		raw, ok := c["Config"]
+		if !ok || string(raw) == "null" {
+			continue
+		}
+		var config map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &config); err != nil {
+			return nil, fmt.Errorf("container %d: Config: %w", i, err)
+		}
+		env, err := redactEnv(config["Env"])
+		if err != nil {
+			return nil, fmt.Errorf("container %d: Config.Env: %w", i, err)
+		}
+		if env == nil {
+			continue
+		}
+		config["Env"] = env
+		if c["Config"], err = json.Marshal(config); err != nil {
+			return nil, fmt.Errorf("container %d: Config: %w", i, err)
+		}
+	}
+	// Four spaces, as docker inspect indents.
+	out, err := json.MarshalIndent(containers, "", "    ")
+	if err != nil {
+		return nil, err
+	}
+	out = urlCredentials.ReplaceAll(out, []byte("${1}"+Redacted+"@"))
+	return append(out, '\n'), nil
+}
+
+// redactEnv turns ["NAME=value", ...] into ["NAME=<redacted>", ...]; nil
+// when there is no list to redact.
+func redactEnv(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var env []string
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, err
+	}
+	for i, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		env[i] = name + "=" + Redacted
+	}
+	return json.Marshal(env)
+}
+
+// scrubURLCredentials copies path to w with URL credentials redacted, line by
+// line (journals run to many megabytes); it reports whether anything changed.
+// With io.Discard it only looks, so that files without credentials are not
+// rewritten.
+func scrubURLCredentials(path string, w io.Writer) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	r := bufio.NewReader(f)
+	changed := false
+	for {
+		line, err := r.ReadBytes('\n')
+		if len(line) > 0 {
+			if bytes.Contains(line, []byte("://")) && bytes.IndexByte(line, '@') >= 0 {
+				if out := urlCredentials.ReplaceAll(line, []byte("${1}"+Redacted+"@")); !bytes.Equal(out, line) {
+					line, changed = out, true
+				}
+			}
+			if _, werr := w.Write(line); werr != nil {
+				return false, werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return changed, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+// replaceFile writes path's new content through a temporary file (0600) in
+// its directory and renames it over path when write reports a change.
+func replaceFile(path string, write func(io.Writer) (bool, error)) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".redact-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op once renamed
+	bw := bufio.NewWriter(tmp)
+	changed, err := write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || !changed {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
