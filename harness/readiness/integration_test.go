@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,57 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
+// String is everything written so far.
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// printedState reports whether the progress lines name object in state:
+// each line is a time, the environment, the object and its state, then
+// the reason.
+func printedState(progress, object, state string) bool {
+	for _, line := range strings.Split(progress, "\n") {
+		if f := strings.Fields(line); len(f) > 3 && f[2] == object && f[3] == state {
+			return true
+		}
+	}
+	return false
+}
+
+// untilPrinted waits until the waiter's progress shows object in state, so
+// that a status written next is a transition the waiter sees through its
+// watch; false, with the waiter's result, when the wait ended first.
+func untilPrinted(ctx context.Context, done <-chan waitResult, out *syncWriter, object, state string) (waitResult, bool) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !printedState(out.String(), object, state) {
+		select {
+		case r := <-done:
+			return r, false
+		case <-ctx.Done():
+			return waitResult{err: ctx.Err()}, false
+		case <-tick.C:
+		}
+	}
+	return waitResult{}, true
+}
+
+// seenFlip reports whether the report has object turning Ready during the
+// wait (not Ready already when it started).
+func seenFlip(rep *Report, object string) bool {
+	if rep == nil {
+		return false
+	}
+	for _, o := range rep.Objects {
+		if o.Object == object {
+			return !o.AlreadyReady
+		}
+	}
+	return false
+}
+
 type waitResult struct {
 	rep *Report
 	err error
@@ -131,6 +183,14 @@ func startWait(ctx context.Context, cfg *rest.Config, opts Options) <-chan waitR
 	return ch
 }
 
+const (
+	// podGrace is the waiter's PodFailureGrace in these tests.
+	podGrace = 10 * time.Second
+	// pullFailureMargin covers scheduling, kubelet's first pull attempt of
+	// an image that is nowhere, and two test lanes sharing the machine.
+	pullFailureMargin = 50 * time.Second
+)
+
 func TestIntegrationWaitForFlux(t *testing.T) {
 	kit := kindtest.Require(t, kindtest.FluxManifestsVar)
 	cfg := kit.Cluster(t, "hx-ready").RESTConfig
@@ -142,10 +202,11 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 	}
 	kit.ApplyFluxCRDs(ctx, t, cfg)
 
-	opts := func(t *testing.T, ns string) Options {
-		return Options{Env: "hx", Out: &syncWriter{t: t}, Namespaces: []string{ns}, Kinds: []string{"GitRepository", "Kustomization"},
-			Require: []fluxobj.ObjectRef{{Kind: "Kustomization", Namespace: ns, Name: "root"}}, PodFailureGrace: 10 * time.Second}
+	optsTo := func(out *syncWriter, ns string) Options {
+		return Options{Env: "hx", Out: out, Namespaces: []string{ns}, Kinds: []string{"GitRepository", "Kustomization"},
+			Require: []fluxobj.ObjectRef{{Kind: "Kustomization", Namespace: ns, Name: "root"}}, PodFailureGrace: podGrace}
 	}
+	opts := func(t *testing.T, ns string) Options { return optsTo(&syncWriter{t: t}, ns) }
 
 	t.Run("ready flip is seen at once", func(t *testing.T) {
 		const ns = "t-ready"
@@ -154,12 +215,10 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		createKustomization(t, ctx, dyn, ns, "root")
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 		defer wcancel()
-		res := startWait(wctx, cfg, opts(t, ns))
-		time.Sleep(3 * time.Second)
-		select {
-		case r := <-res:
+		out := &syncWriter{t: t}
+		res := startWait(wctx, cfg, optsTo(out, ns))
+		if r, ok := untilPrinted(wctx, res, out, "Kustomization/"+ns+"/root", "NotReady"); !ok {
 			t.Fatalf("wait returned before Ready flipped: %v", r.err)
-		default:
 		}
 		// The condition's time is stamped before setStatus reads the object:
 		// measure from that stamp so the GET's round trip stays inside the bound.
@@ -173,11 +232,13 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("WaitForFlux: %v", r.err)
 		}
+		// Only the watch can end this wait before its minute: the waiter
+		// polls nothing. How soon is measured, not asserted (two test lanes
+		// share the machine).
 		took := r.at.Sub(flip)
 		t.Logf("returned %s after the status write\n%s", took.Round(time.Millisecond), r.rep)
-		// Generous bound: CI machines run several kind clusters on two cores.
-		if took > 5*time.Second {
-			t.Errorf("wait returned %s after Ready flipped, want < 5s", took)
+		if !seenFlip(r.rep, "Kustomization/"+ns+"/root") {
+			t.Errorf("the report does not show Kustomization/%s/root turning Ready during the wait:\n%s", ns, r.rep)
 		}
 		for _, o := range r.rep.Objects {
 			if o.Object == "Kustomization/t-ready/root" {
@@ -196,8 +257,11 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		createKustomization(t, ctx, dyn, ns, "root")
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 		defer wcancel()
-		res := startWait(wctx, cfg, opts(t, ns))
-		time.Sleep(2 * time.Second)
+		out := &syncWriter{t: t}
+		res := startWait(wctx, cfg, optsTo(out, ns))
+		if r, ok := untilPrinted(wctx, res, out, "Kustomization/"+ns+"/root", "NotReady"); !ok {
+			t.Fatalf("wait returned before the status write: %v", r.err)
+		}
 		flip := setStatus(t, ctx, dyn, ksGVR, ns, "root", status)
 		r := <-res
 		var fe *FailureError
@@ -208,9 +272,8 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		if fe.Reason != reason || fe.Terminal != terminal || fe.Object != "Kustomization/"+ns+"/root" {
 			t.Errorf("failure = %+v", fe)
 		}
-		if r.at.Sub(flip) > 5*time.Second {
-			t.Errorf("fail-fast took %s", r.at.Sub(flip))
-		}
+		// Fast means by the watch, not by the wait's minute: a deadline
+		// would be a NotReadyError, not this FailureError.
 	}
 	t.Run("stalled fails fast", func(t *testing.T) {
 		now := time.Now()
@@ -267,8 +330,10 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		if fe.Owner != "Deployment/"+ns+"/bad" || fe.Image != "fleet-kit/does-not-exist:v0" || fe.Container != "app" {
 			t.Errorf("failure fields = %+v", fe)
 		}
-		if limit := 10*time.Second + 10*time.Second; took > limit {
-			t.Errorf("took %s, want < %s", took, limit)
+		// The grace is the waiter's own bound; scheduling and kubelet's
+		// first pull attempt come on top, with a margin for a loaded machine.
+		if limit := podGrace + pullFailureMargin; took > limit {
+			t.Errorf("took %s, want within the pod grace %s plus %s", took, podGrace, pullFailureMargin)
 		}
 	})
 
@@ -279,15 +344,26 @@ func TestIntegrationWaitForFlux(t *testing.T) {
 		createKustomization(t, ctx, dyn, ns, "root")
 		setStatus(t, ctx, dyn, ksGVR, ns, "root", map[string]any{"conditions": []any{
 			condMap("Ready", "False", "DependencyNotReady", "dependency 't-timeout/infra' is not ready", time.Now())}})
-		wctx, wcancel := context.WithTimeout(ctx, 3*time.Second)
+		// The wait's context ends once the waiter has judged the
+		// Kustomization, so a slow start cannot leave the list empty.
+		bound, cancelBound := context.WithTimeout(ctx, time.Minute)
+		defer cancelBound()
+		wctx, wcancel := context.WithCancel(bound)
 		defer wcancel()
-		r := <-startWait(wctx, cfg, opts(t, ns))
-		var nr *NotReadyError
-		if !errors.As(r.err, &nr) || !errors.Is(r.err, context.DeadlineExceeded) {
-			t.Fatalf("want *NotReadyError wrapping the deadline, got %v", r.err)
+		out := &syncWriter{t: t}
+		res := startWait(wctx, cfg, optsTo(out, ns))
+		if r, ok := untilPrinted(bound, res, out, "Kustomization/"+ns+"/root", "NotReady"); !ok {
+			t.Fatalf("wait returned before judging the Kustomization: %v", r.err)
 		}
-		if !strings.Contains(nr.Error(), "Kustomization/t-timeout/root  DependencyNotReady: dependency 't-timeout/infra' is not ready") {
-			t.Errorf("error lacks the pending object: %v", nr)
+		wcancel()
+		r := <-res
+		var nr *NotReadyError
+		if !errors.As(r.err, &nr) || !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("want *NotReadyError wrapping the context's end, got %v", r.err)
+		}
+		want := []Pending{{Object: "Kustomization/t-timeout/root", Reason: "DependencyNotReady", Message: "dependency 't-timeout/infra' is not ready"}}
+		if !slices.Equal(nr.Pending, want) {
+			t.Errorf("pending = %+v, want %+v", nr.Pending, want)
 		}
 	})
 }

@@ -2,7 +2,8 @@
 // (not polling) every Flux object, the workloads in Kustomization inventories
 // and all pods, and fails fast with a typed error as soon as the cluster is
 // known not to converge without a change to the fleet (a stalled object, a
-// build failure on the current revision, an image that cannot be pulled).
+// build failure on the current revision, a HelmRelease whose install or
+// upgrade failed twice in the same way, an image that cannot be pulled).
 package readiness
 
 import (

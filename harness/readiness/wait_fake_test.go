@@ -1,10 +1,10 @@
 package readiness
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"strings"
+	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,7 +20,7 @@ import (
 
 // fakeWaiter runs the real watch loop against the client-go fake dynamic
 // client, whose watches deliver every write.
-func fakeWaiter(t *testing.T, out *bytes.Buffer, objs ...runtime.Object) (*Waiter, *dynamicfake.FakeDynamicClient) {
+func fakeWaiter(t *testing.T, out io.Writer, objs ...runtime.Object) (*Waiter, *dynamicfake.FakeDynamicClient) {
 	t.Helper()
 	listKinds := map[schema.GroupVersionResource]string{
 		{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}:   "GitRepositoryList",
@@ -55,24 +55,26 @@ func TestWaitWatchesTransitions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			w, dyn := fakeWaiter(t, &out, git.DeepCopy(), ks.DeepCopy())
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			out := &syncWriter{t: t}
+			w, dyn := fakeWaiter(t, out, git.DeepCopy(), ks.DeepCopy())
+			// No poll or timer of the waiter's can end this wait (its only
+			// timer serves grace periods, and nothing here is graced): a
+			// result other than the context's deadline came from the watch.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			type result struct {
-				rep *Report
-				err error
-			}
-			done := make(chan result, 1)
+			done := make(chan waitResult, 1)
 			go func() {
 				rep, err := w.Wait(ctx)
-				done <- result{rep, err}
+				done <- waitResult{rep, err, time.Now()}
 			}()
-			time.Sleep(300 * time.Millisecond)
-			select {
-			case r := <-done:
-				t.Fatalf("returned before the transition: %v", r.err)
-			default:
+			// Flip only once the waiter watches Kustomizations and has
+			// judged the object not Ready, so the flip is a transition it
+			// must see through the watch.
+			if r, ok := untilPrinted(ctx, done, out, "Kustomization/flux-system/flux-system", "NotReady"); !ok {
+				t.Fatalf("returned before the transition: %v\n%s", r.err, out)
+			}
+			if !watching(dyn, ksGVR) {
+				t.Fatalf("the waiter judged the Kustomization without watching it; actions: %v", dyn.Actions())
 			}
 			u := ks.DeepCopy()
 			u.Object["status"] = tc.status
@@ -81,38 +83,63 @@ func TestWaitWatchesTransitions(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := <-done
-			if d := time.Since(flip); d > time.Second {
-				t.Errorf("took %s after the transition", d)
+			t.Logf("returned %s after the transition", r.at.Sub(flip).Round(time.Millisecond))
+			if errors.Is(r.err, context.DeadlineExceeded) {
+				t.Fatalf("the transition was not seen; the wait ran into its deadline: %v", r.err)
 			}
 			if tc.wantErr == "" && r.err != nil || tc.wantErr != "" && (r.err == nil || r.err.Error() != tc.wantErr) {
-				t.Fatalf("err = %v, want %q\n%s", r.err, tc.wantErr, out.String())
+				t.Fatalf("err = %v, want %q\n%s", r.err, tc.wantErr, out)
 			}
 			var fe *FailureError
 			if tc.wantErr != "" && !errors.As(r.err, &fe) {
 				t.Fatalf("want *FailureError, got %T", r.err)
 			}
 			if tc.wantErr == "" {
-				if !strings.Contains(out.String(), "fake  Kustomization/flux-system/flux-system  Ready  ") || !strings.Contains(r.rep.String(), "latency") {
+				if !printedState(out.String(), "Kustomization/flux-system/flux-system", "Ready") || !seenFlip(r.rep, "Kustomization/flux-system/flux-system") {
 					t.Errorf("progress/report:\n%s\n%s", out.String(), r.rep)
 				}
 			}
-			t.Logf("progress:\n%s", out.String())
 		})
 	}
 }
 
+// The wait ends with its context and lists what was pending then. The
+// context ends only after the waiter has judged the Kustomization, so a
+// slow start cannot leave the list empty.
 func TestWaitTimeoutListsPending(t *testing.T) {
 	ks := fluxobjtest.Object("Kustomization", "flux-system", "flux-system", 1, 1, nil, fluxobjtest.Cond("Ready", "False", "DependencyNotReady", "dependency 'flux-system/infra' is not ready"))
-	var out bytes.Buffer
-	w, _ := fakeWaiter(t, &out, ks)
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	out := &syncWriter{t: t}
+	w, _ := fakeWaiter(t, out, ks)
+	bound, cancelBound := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelBound()
+	ctx, cancel := context.WithCancel(bound)
 	defer cancel()
-	_, err := w.Wait(ctx)
+	done := make(chan waitResult, 1)
+	go func() {
+		rep, err := w.Wait(ctx)
+		done <- waitResult{rep, err, time.Now()}
+	}()
+	if r, ok := untilPrinted(bound, done, out, "Kustomization/flux-system/flux-system", "NotReady"); !ok {
+		t.Fatalf("returned before judging the Kustomization: %v\n%s", r.err, out)
+	}
+	cancel()
+	err := (<-done).err
 	var nr *NotReadyError
-	if !errors.As(err, &nr) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("want NotReadyError wrapping the deadline, got %v", err)
+	if !errors.As(err, &nr) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("want NotReadyError wrapping the context's end, got %v", err)
 	}
-	if !strings.Contains(err.Error(), "Kustomization/flux-system/flux-system  DependencyNotReady: dependency 'flux-system/infra' is not ready") {
-		t.Errorf("error: %v", err)
+	want := []Pending{{Object: "Kustomization/flux-system/flux-system", Reason: "DependencyNotReady", Message: "dependency 'flux-system/infra' is not ready"}}
+	if !slices.Equal(nr.Pending, want) {
+		t.Errorf("pending = %+v, want %+v", nr.Pending, want)
 	}
+}
+
+// watching reports whether the fake client served a watch of gvr.
+func watching(dyn *dynamicfake.FakeDynamicClient, gvr schema.GroupVersionResource) bool {
+	for _, a := range dyn.Actions() {
+		if a.GetVerb() == "watch" && a.GetResource() == gvr {
+			return true
+		}
+	}
+	return false
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
@@ -72,6 +73,8 @@ type run struct {
 
 	mu   sync.Mutex
 	seen map[string]readySeen // key: "Kind ns/name"
+	// helmFailures: the counted failures of each HelmRelease, by key.
+	helmFailures map[string]helmFailures
 
 	fluxStores map[string]cache.Store // by kind
 	workStores map[schema.GroupKind]cache.Store
@@ -87,16 +90,17 @@ type run struct {
 func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
 	start := time.Now()
 	r := &run{
-		opts:        w.opts,
-		start:       start,
-		seen:        map[string]readySeen{},
-		fluxStores:  map[string]cache.Store{},
-		workStores:  map[schema.GroupKind]cache.Store{},
-		printed:     map[string]string{},
-		readyAt:     map[string]ObjectTiming{},
-		failingFrom: map[string]time.Time{},
-		pods:        newPodTracker(w.opts.PodFailureGrace, start),
-		firstEval:   true,
+		opts:         w.opts,
+		start:        start,
+		seen:         map[string]readySeen{},
+		helmFailures: map[string]helmFailures{},
+		fluxStores:   map[string]cache.Store{},
+		workStores:   map[schema.GroupKind]cache.Store{},
+		printed:      map[string]string{},
+		readyAt:      map[string]ObjectTiming{},
+		failingFrom:  map[string]time.Time{},
+		pods:         newPodTracker(w.opts.PodFailureGrace, start),
+		firstEval:    true,
 	}
 	r.events = func(pod *corev1.Pod) string { return lastProbeFailure(ctx, w.dyn, pod) }
 
@@ -198,6 +202,7 @@ func (r *run) fluxHandler(signal func()) cache.ResourceEventHandler {
 				delete(r.seen, key)
 			}
 			r.mu.Unlock()
+			r.recordHelmFailure(u)
 		}
 		signal()
 	}
@@ -277,6 +282,11 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 			case fluxobj.Ready:
 				r.markReady(now, key, first, true)
 				continue
+			}
+			if kind == helmv2.HelmReleaseKind {
+				if fe := r.repeatedHelmFailure(key, u); fe != nil {
+					return false, next, r.fail(now, fe)
+				}
 			}
 			pending++
 			if v.Graced {
