@@ -34,12 +34,12 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	requireKit(t, opts)
 	phases := []struct {
 		name  string
-		after string        // the step line that arms the signal
+		step  string        // the step the signal must hit; its start line arms it
 		delay time.Duration // how long into that step
 	}{
-		{"cluster creation", "step clusters ...", 3 * time.Second},
-		{"flux install", "step flux install ...", time.Second},
-		{"readiness wait", "step wait ...", 2 * time.Second},
+		{"cluster creation", "clusters", 3 * time.Second},
+		{"flux install", "flux install", time.Second},
+		{"readiness wait", "wait", 2 * time.Second},
 	}
 	for _, ph := range phases {
 		t.Run(strings.ReplaceAll(ph.name, " ", "-"), func(t *testing.T) {
@@ -59,42 +59,94 @@ func TestInterruptLeavesNothing(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			servers, signaled := watchChild(t, cmd, out, ph.after, ph.delay)
+			tr := watchChild(t, cmd, out, ph.step, ph.delay)
 			err = cmd.Wait()
-			if !signaled {
-				t.Fatalf("the child never reached %q (exit: %v)", ph.after, err)
+			if !tr.armed {
+				t.Fatalf("the child never started step %q (exit: %v)", ph.step, err)
 			}
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) || exit.ExitCode() != 130 {
 				t.Errorf("child exit = %v, want exit status 130 after SIGINT", err)
 			}
-			assertNothingLeft(t, prefix, tmp, servers)
+			tr.assertInterruptedIn(t, ph.step)
+			assertNothingLeft(t, prefix, tmp, tr.servers)
 		})
 	}
 }
 
-var serverLine = regexp.MustCompile(`(?:serving .* at|charts at) http://([0-9.]+:[0-9]+)`)
+var (
+	serverLine = regexp.MustCompile(`(?:serving .* at|charts at) http://([0-9.]+:[0-9]+)`)
+	// The harness's step lines (fleetenv's runStep) and its signal handler's
+	// notice, wherever the test log's prefix puts them in the line.
+	stepStartLine  = regexp.MustCompile(`\bstep (.+) \.\.\.$`)
+	stepResultLine = regexp.MustCompile(`\bstep (.+?)\s+(FAILED|done) (?:after|in) \S+$`)
+	interruptLine  = regexp.MustCompile(`\breceived interrupt: cleaning up`)
+)
+
+// childTranscript is what the child printed, read in order: the child
+// writes step lines and the signal notice to one pipe, so the step running
+// when the notice appears is the step the signal hit.
+type childTranscript struct {
+	servers []string
+	// armed: the armed step started and the signal was scheduled.
+	armed bool
+	// running is the step started and not yet finished.
+	running string
+	// interrupted: the notice was printed; hit is the step running then.
+	interrupted bool
+	hit         string
+	// results holds each finished step's first outcome, "FAILED" or "done".
+	results map[string]string
+}
+
+func (tr *childTranscript) read(line string) {
+	if m := serverLine.FindStringSubmatch(line); m != nil {
+		tr.servers = append(tr.servers, m[1])
+	}
+	switch m := stepResultLine.FindStringSubmatch(line); {
+	case m != nil:
+		if _, seen := tr.results[m[1]]; !seen {
+			tr.results[m[1]] = m[2]
+		}
+		tr.running = ""
+	case stepStartLine.MatchString(line):
+		tr.running = stepStartLine.FindStringSubmatch(line)[1]
+	case interruptLine.MatchString(line) && !tr.interrupted:
+		tr.interrupted, tr.hit = true, tr.running
+	}
+}
+
+// assertInterruptedIn checks that the signal arrived while step ran and
+// that the step then failed: a step that finished first is not the phase
+// this subtest claims to interrupt.
+func (tr *childTranscript) assertInterruptedIn(t *testing.T, step string) {
+	t.Helper()
+	switch {
+	case !tr.interrupted:
+		t.Errorf("the child never printed that it received the interrupt")
+	case tr.hit != step:
+		t.Errorf("the interrupt arrived during step %q, want during step %q (outcomes so far: %v)", tr.hit, step, tr.results)
+	case tr.results[step] != "FAILED":
+		t.Errorf("step %q after the interrupt: %q, want FAILED", step, tr.results[step])
+	}
+}
 
 // watchChild copies the child's output to the test log, sends SIGINT delay
-// after the line armed appears, and returns the server addresses the child
-// announced.
-func watchChild(t *testing.T, cmd *exec.Cmd, out io.Reader, armed string, delay time.Duration) ([]string, bool) {
-	var servers []string
-	signaled := false
+// after step starts, and returns what the child printed.
+func watchChild(t *testing.T, cmd *exec.Cmd, out io.Reader, step string, delay time.Duration) *childTranscript {
+	tr := &childTranscript{results: map[string]string{}}
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		t.Log("child: " + line)
-		if m := serverLine.FindStringSubmatch(line); m != nil {
-			servers = append(servers, m[1])
-		}
-		if !signaled && strings.Contains(line, armed) {
-			signaled = true
+		tr.read(line)
+		if !tr.armed && tr.running == step {
+			tr.armed = true
 			time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGINT) })
 		}
 	}
-	return servers, signaled
+	return tr
 }
 
 func assertNothingLeft(t *testing.T, prefix, tmp string, servers []string) {

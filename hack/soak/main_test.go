@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -36,9 +37,32 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// TestGreenLine parses the line harness/fleetenv prints when an
+// environment is green (its logf time, the name padded to 11, "green in"
+// and the rounded duration), built here for names and durations of every
+// shape rather than copied from one run, with and without the test log's
+// prefix; the line that reports a failure must not count.
 func TestGreenLine(t *testing.T) {
-	m := greenLine.FindStringSubmatch("06:08:24 production  green in 23.2s")
-	if m == nil || m[1] != "production" || m[2] != "23.2s" {
-		t.Fatalf("greenLine match = %q", m)
+	at := time.Date(2026, 11, 26, 6, 8, 24, 0, time.UTC).Format("15:04:05")
+	for _, env := range []string{"staging", "production", "a-longer-environment"} {
+		for _, took := range []time.Duration{800 * time.Millisecond, 23200 * time.Millisecond, 2*time.Minute + 3100*time.Millisecond} {
+			took = took.Round(100 * time.Millisecond)
+			line := fmt.Sprintf("%s %-11s green in %s", at, env, took)
+			for _, shown := range []string{line, "    main_test.go:61: " + line} {
+				m := greenLine.FindStringSubmatch(shown)
+				if m == nil {
+					t.Errorf("%q: not recognised as a green line", shown)
+					continue
+				}
+				d, err := time.ParseDuration(m[2])
+				if m[1] != env || err != nil || d != took {
+					t.Errorf("%q: parsed env %q, duration %q (%v); want %s, %s", shown, m[1], m[2], err, env, took)
+				}
+			}
+		}
+	}
+	failed := fmt.Sprintf("%s %-11s NOT READY after %s: %v", at, "staging", 3*time.Second, "Kustomization/flux-system/apps failed: ReconciliationFailed")
+	if m := greenLine.FindStringSubmatch(failed); m != nil {
+		t.Errorf("%q counted as green: %q", failed, m)
 	}
 }

@@ -19,8 +19,11 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
 	"github.com/fluxcd/gitkit"
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -31,9 +34,7 @@ import (
 // RequestReconcile.
 func TestSyncKind(t *testing.T) {
 	kit := kindtest.Require(t, kindtest.FluxManifestsVar, kindtest.PreloadImagesVar)
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skipf("no git binary for the test git server: %v", err)
-	}
+	requireGit(t)
 	manifests := kit.FluxManifests
 	c := kit.FluxCluster(t, "hx-fluxsync")
 
@@ -66,8 +67,11 @@ func TestSyncKind(t *testing.T) {
 	})
 	url, user, pass := serveRepo(t, host, repo.bare)
 
+	// An interval far beyond every wait below: each fetch after the first
+	// can only come from RequestReconcile.
+	syncOpts := Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass, Interval: noIntervalFetch}
 	start := time.Now()
-	err = Apply(ctx, fc, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass})
+	err = Apply(ctx, fc, syncOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,20 +88,24 @@ func TestSyncKind(t *testing.T) {
 	}
 
 	// Applying again is harmless.
-	if err := Apply(ctx, fc, Options{URL: url, Path: "./clusters/hx", Username: user, Password: pass}); err != nil {
+	if err := Apply(ctx, fc, syncOpts); err != nil {
 		t.Fatalf("second apply: %v", err)
 	}
 
-	repo.commit(t, map[string]string{"clusters/hx/hello.yaml": configMap("hello", "2")})
+	commit := repo.commit(t, map[string]string{"clusters/hx/hello.yaml": configMap("hello", "2")})
 	start = time.Now()
 	if err := RequestReconcile(ctx, fc, "flux-system", "flux-system"); err != nil {
 		t.Fatal(err)
 	}
+	token := requestToken(ctx, t, fc, "flux-system", "flux-system")
 	waitConfigMap(ctx, t, kc, "hello", "2")
-	took := time.Since(start)
-	t.Logf("new commit applied %s after RequestReconcile", took.Round(100*time.Millisecond))
-	if took > 30*time.Second {
-		t.Errorf("new commit took %s: RequestReconcile did not trigger a fetch", took)
+	t.Logf("new commit applied %s after RequestReconcile", time.Since(start).Round(100*time.Millisecond))
+	// The fetch that brought the commit is the one requested: the
+	// GitRepository handled exactly this request and holds the new commit.
+	git := getGitRepository(ctx, t, fc, "flux-system", "flux-system")
+	handled, _, _ := unstructured.NestedString(git.Object, "status", "lastHandledReconcileAt")
+	if got, want := fluxobj.ArtifactRevision(git), "main@sha1:"+commit; handled != token || got != want {
+		t.Errorf("GitRepository flux-system/flux-system: lastHandledReconcileAt %q, artifact %q; want the request %q and %q", handled, got, token, want)
 	}
 
 	// Rejected credentials end the first sync within its grace, naming the
@@ -106,17 +114,65 @@ func TestSyncKind(t *testing.T) {
 	if err := Apply(ctx, fc, Options{URL: url, Path: "./clusters/hx", Username: user, Password: "wrong", Name: "bad-auth"}); err != nil {
 		t.Fatal(err)
 	}
+	// The bound is the grace plus one fetch attempt (source-controller's
+	// default spec.timeout) plus a margin for a loaded machine; past it the
+	// context ends the wait with an error the pattern does not match.
+	const grace = 5 * time.Second
+	wctx, wcancel := context.WithTimeout(ctx, grace+gitFetchTimeout+loadMargin)
+	defer wcancel()
 	start = time.Now()
-	err = WaitForRevision(ctx, fc, "flux-system", "bad-auth", "main@sha1:0000000000000000000000000000000000000000", 5*time.Second)
-	took = time.Since(start)
+	err = WaitForRevision(wctx, fc, "flux-system", "bad-auth", "main@sha1:0000000000000000000000000000000000000000", grace)
 	want := regexp.MustCompile(`^GitRepository/flux-system/bad-auth keeps failing to fetch main@sha1:0+ for \d+s: GitOperationFailed: .*authentication required`)
 	if err == nil || !want.MatchString(err.Error()) {
 		t.Fatalf("WaitForRevision with rejected credentials: %v; want an error matching %s", err, want)
 	}
-	t.Logf("rejected credentials reported after %s: %v", took.Round(100*time.Millisecond), err)
-	if took > 30*time.Second {
-		t.Errorf("rejected credentials took %s to be reported", took)
+	t.Logf("rejected credentials reported after %s: %v", time.Since(start).Round(100*time.Millisecond), err)
+}
+
+const (
+	// noIntervalFetch is a GitRepository interval no wait of the test
+	// reaches (the test's context ends after 10 minutes).
+	noIntervalFetch = 24 * time.Hour
+	// gitFetchTimeout is a GitRepository's default spec.timeout: one fetch
+	// attempt ends within it.
+	gitFetchTimeout = time.Minute
+	// loadMargin allows for controllers slowed by other kind clusters on
+	// the same two cores.
+	loadMargin = 30 * time.Second
+)
+
+// requireGit skips without a git binary, and fails under CI=true, where
+// `make test` provides one.
+func requireGit(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("git"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and no git binary for the test git server: %v", err)
+		}
+		t.Skipf("no git binary for the test git server: %v", err)
 	}
+}
+
+func getGitRepository(ctx context.Context, t *testing.T, fc *fluxobj.Clients, namespace, name string) *unstructured.Unstructured {
+	t.Helper()
+	k, _ := fluxobj.KindOf("GitRepository")
+	u, err := fc.Dynamic.Resource(k.GVR()).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("getting GitRepository %s/%s: %v", namespace, name, err)
+	}
+	return u
+}
+
+// requestToken is the reconcile request RequestReconcile left on the
+// GitRepository: the value source-controller echoes in
+// status.lastHandledReconcileAt once it has handled it.
+func requestToken(ctx context.Context, t *testing.T, fc *fluxobj.Clients, namespace, name string) string {
+	t.Helper()
+	token := getGitRepository(ctx, t, fc, namespace, name).GetAnnotations()[meta.ReconcileRequestAnnotation]
+	if token == "" {
+		t.Fatalf("RequestReconcile left no %s annotation on GitRepository %s/%s", meta.ReconcileRequestAnnotation, namespace, name)
+	}
+	return token
 }
 
 func configMap(name, v string) string {
@@ -156,7 +212,8 @@ func newTestRepo(t *testing.T) *testRepo {
 	return r
 }
 
-func (r *testRepo) commit(t *testing.T, files map[string]string) {
+// commit commits files in the work tree, pushes and returns the commit.
+func (r *testRepo) commit(t *testing.T, files map[string]string) string {
 	t.Helper()
 	for p, content := range files {
 		full := filepath.Join(r.work, p)
@@ -170,15 +227,18 @@ func (r *testRepo) commit(t *testing.T, files map[string]string) {
 	git(t, r.work, "add", "-A")
 	git(t, r.work, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q", "-m", "update")
 	git(t, r.work, "push", "-q", r.bare, "HEAD:main")
+	return git(t, r.work, "rev-parse", "HEAD")
 }
 
-func git(t *testing.T, dir string, args ...string) {
+func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
 	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+	return strings.TrimSpace(string(out))
 }
 
 // serveRepo serves the bare repository over smart HTTP with basic auth on

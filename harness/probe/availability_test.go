@@ -85,22 +85,27 @@ func TestTransportReason(t *testing.T) {
 }
 
 // TestWatchApp runs the watch against a real HTTP server that fails a
-// known set of requests in known ways.
+// known set of requests in known ways. Nothing depends on how fast the
+// machine is: the slow request blocks until the watch gives up on it, and
+// every other request has the watch's default timeout to be answered.
 func TestWatchApp(t *testing.T) {
-	const timeout = 100 * time.Millisecond
+	// WatchOptions' default: what the upgrade step allows a request.
+	const timeout = 2 * time.Second
+	const total = 12
 	var n atomic.Int32
-	var mu sync.Mutex
-	seen := map[int32]bool{}
+	reached := make(chan struct{})
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i := n.Add(1)
-		mu.Lock()
-		seen[i] = true
-		mu.Unlock()
+		if i == total {
+			close(reached)
+		}
 		switch i {
 		case 3, 4:
 			http.Error(w, "bad gateway", http.StatusBadGateway)
 		case 6:
-			time.Sleep(3 * timeout) // longer than the request timeout
+			// Never answered: the watch's timeout ends it, however loaded
+			// the machine is.
+			<-r.Context().Done()
 		case 8:
 			// Drop the connection: a transport error, as when the ingress
 			// pod behind a port-forward goes away. The reopen fails here
@@ -120,15 +125,20 @@ func TestWatchApp(t *testing.T) {
 	var out bytes.Buffer
 	var outMu sync.Mutex
 	w := WatchApp(context.Background(), route, WatchOptions{Interval: 10 * time.Millisecond, Timeout: timeout, Out: lockedWriter{&outMu, &out}, Label: "staging"})
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Load() < 12 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	// The requests take one timeout (request 6) and otherwise the
+	// interval each; the margin is for a machine shared by two test lanes.
+	select {
+	case <-reached:
+	case <-time.After(timeout + total*10*time.Millisecond + time.Minute):
+		w.Stop()
+		t.Fatalf("the watch sent %d requests, want %d", n.Load(), total)
 	}
 	a := w.Stop()
 	if again := w.Stop(); again.Requests != a.Requests {
 		t.Errorf("second Stop = %+v, want the same result", again)
 	}
-	if a.Requests < 11 {
+	// Request total may have been cut short by Stop: neither counted.
+	if a.Requests < total-1 {
 		t.Fatalf("only %d requests counted: %+v", a.Requests, a)
 	}
 	want := map[string]int{"HTTP 502": 2, fmt.Sprintf("timeout after %s", timeout): 1}
@@ -148,10 +158,17 @@ func TestWatchApp(t *testing.T) {
 		t.Errorf("longest gap %s, want at least the timed-out request's %s", a.LongestGap, timeout)
 	}
 	outMu.Lock()
-	lines := strings.Count(out.String(), "staging  the app stopped answering: ")
+	printed := out.String()
 	outMu.Unlock()
+	lines := 0
+	for _, l := range strings.Split(printed, "\n") {
+		// A time, the label, then the tally's line.
+		if f := strings.Fields(l); len(f) > 2 && f[1] == "staging" && strings.Contains(l, "the app stopped answering: ") {
+			lines++
+		}
+	}
 	if lines != 3 {
-		t.Errorf("want 3 'stopped answering' lines (one per streak), got:\n%s", out.String())
+		t.Errorf("want 3 'stopped answering' lines labelled staging (one per streak), got:\n%s", printed)
 	}
 }
 

