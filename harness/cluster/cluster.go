@@ -4,6 +4,22 @@
 // file and the user's default kubeconfig is never touched. Clusters it
 // creates carry an ownership marker (see LabelOwner); a cluster of the same
 // name without it is someone else's and is never deleted or reused.
+//
+// The marker says "flux-fleet made this", not "a run is using it": that is
+// the hold. Before Create, Guard.Create or Guard.CreateAll touch anything,
+// the run holds each cluster name with an flock on a file in a directory
+// shared by all runs against the same Docker engine (DefaultHoldDir); a
+// second run that wants a held name stops with a *HeldError naming the
+// holder, and never deletes, reuses or writes the kubeconfig of a cluster
+// a live run is using. The kernel drops the lock when the holder exits, so
+// a crashed run's hold expires by itself. The limit: the directory is on
+// this host, so runs on different hosts (or containers with their own
+// /tmp) that share one Docker engine through its socket do not see each
+// other's holds.
+//
+// WatchAPI reports a cluster that vanishes during a run (a *GoneError)
+// within seconds, and a node container the Docker engine refuses to remove
+// is reported as the engine's failure (*EngineRefusedError).
 package cluster
 
 import (
@@ -133,8 +149,13 @@ type Cluster struct {
 
 	provider *kindcluster.Provider
 	log      *lineWriter
-	mu       sync.Mutex
-	deleted  bool // by Delete: a Guard has nothing left to do
+	// held: the name is held by this process (a Guard or Create); hold is
+	// the hold Delete releases (Create without a Guard). A Cluster built by
+	// hand holds nothing.
+	held    bool
+	hold    *hold
+	mu      sync.Mutex
+	deleted bool // by Delete: a Guard has nothing left to do
 }
 
 func newProvider(log *lineWriter, name string) *kindcluster.Provider {
@@ -168,14 +189,38 @@ type plan struct {
 }
 
 // Create creates the cluster, writes its kubeconfig and loads the preload
-// images. A cluster of the same name that lacks the flux-fleet marker is
-// left alone and Create fails with a *NotOwnedError. One that has it is
-// reused when spec.Reuse is set and it was made from the same node image
-// and kind config, and is otherwise deleted first (a leftover of an
-// earlier run). When ctx ends during creation the partial cluster is
-// deleted. Create either returns a usable cluster or leaves no new cluster
-// behind.
+// images. It first holds the name in DefaultHoldDir (see Guard.Create):
+// when another live run holds it, Create fails with a *HeldError before
+// touching anything; the returned cluster's Delete releases the hold. A
+// cluster of the same name that lacks the flux-fleet marker is left alone
+// and Create fails with a *NotOwnedError. One that has it is reused when
+// spec.Reuse is set and it was made from the same node image and kind
+// config, and is otherwise deleted first (a leftover of an earlier run).
+// When ctx ends during creation the partial cluster is deleted. Create
+// either returns a usable cluster or leaves no new cluster behind.
 func Create(ctx context.Context, spec Spec) (*Cluster, error) {
+	if err := spec.validate(); err != nil {
+		return nil, err
+	}
+	dir, err := DefaultHoldDir(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := takeHold(dir, spec.Name, holderInfo(spec, spec.RunID, time.Now()))
+	if err != nil {
+		return nil, err
+	}
+	c, err := create(ctx, spec)
+	if err != nil {
+		h.release()
+		return nil, err
+	}
+	c.hold = h
+	return c, nil
+}
+
+// create is Create for a caller that holds the name.
+func create(ctx context.Context, spec Spec) (*Cluster, error) {
 	ctx, cancel := spec.withTimeout(ctx)
 	defer cancel()
 	p, err := prepare(ctx, spec)
@@ -186,7 +231,7 @@ func Create(ctx context.Context, spec Spec) (*Cluster, error) {
 }
 
 // prepare reads the config and the marker of an existing cluster; it
-// changes nothing.
+// changes nothing. Its caller holds the name.
 func prepare(ctx context.Context, spec Spec) (*plan, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
@@ -207,6 +252,7 @@ func prepare(ctx context.Context, spec Spec) (*plan, error) {
 		KubeconfigPath: spec.KubeconfigPath(),
 		provider:       newProvider(log, spec.Name),
 		log:            log,
+		held:           true,
 	}}
 	found, err := exists(ctx, p.c.provider, spec.Name)
 	if err != nil {
@@ -421,15 +467,26 @@ func (c *Cluster) runCreate(ctx context.Context, nodeImage string, cfg *v1alpha4
 	case <-ctx.Done():
 	}
 	c.log.printf("cluster %s: creation interrupted (%v): deleting the partial cluster", c.Name, context.Cause(ctx))
-	c.abortCreate(done)
-	return context.Cause(ctx)
+	if err := c.abortCreate(done); err != nil {
+		return fmt.Errorf("%s; deleting the partial cluster failed: %w: %w", abortedMessage, context.Cause(ctx), err)
+	}
+	return fmt.Errorf("%s (partial cluster deleted): %w", abortedMessage, context.Cause(ctx))
 }
+
+// abortedMessage starts the error of a create interrupted while kind was
+// still creating, so that the user (and a test) can tell that phase from a
+// later one.
+const abortedMessage = "interrupted while kind was still creating it"
+
+// abortCreateTimeout bounds the deletes abortCreate repeats while kind's
+// create has not returned; a last delete bounded by cleanupTimeout follows.
+const abortCreateTimeout = 30 * time.Second
 
 // abortCreate deletes nodes until kind's create returns. Deleting once is
 // not enough: kind may still be starting node containers, which the first
 // delete does not see, so this repeats for a bounded time.
-func (c *Cluster) abortCreate(done <-chan error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (c *Cluster) abortCreate(done <-chan error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), abortCreateTimeout)
 	defer cancel()
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
@@ -442,18 +499,21 @@ func (c *Cluster) abortCreate(done <-chan error) {
 			continue
 		}
 		last, cancelLast := context.WithTimeout(context.Background(), cleanupTimeout)
-		_ = c.deleteNodes(last)
+		err := c.deleteNodes(last)
 		cancelLast()
-		_ = removeIfExists(c.KubeconfigPath)
-		return
+		return errors.Join(err, removeIfExists(c.KubeconfigPath))
 	}
 }
 
 func (c *Cluster) deleteNodes(ctx context.Context) error {
-	return kindDo(ctx, "deleting kind cluster "+c.Name, func() error {
+	err := kindDo(ctx, "deleting kind cluster "+c.Name, func() error {
 		// The explicit path matters: with "" kind edits the user's default kubeconfig.
 		return c.provider.Delete(c.Name, c.KubeconfigPath)
 	})
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	return removeLeftNodes(ctx, c.Name, err)
 }
 
 // writeKubeconfig writes the cluster's external kubeconfig itself, replacing
@@ -605,11 +665,29 @@ func createAll(ctx context.Context, specs []Spec,
 	return clusters, nil
 }
 
-// Delete deletes the cluster's nodes and its kubeconfig file. When ctx ends
-// first it returns at once with an error while kind finishes the deletion
-// in the background.
+// Delete deletes the cluster's nodes and its kubeconfig file, and releases
+// the hold Create took. A Cluster built by hand (only Name set) holds its
+// name for the deletion, so that it fails with a *HeldError instead of
+// deleting a cluster a live run is using. When ctx ends first Delete returns
+// at once with an error while kind finishes the deletion in the
+// background. A node container the Docker engine will not remove is
+// reported as an *EngineRefusedError.
 func (c *Cluster) Delete(ctx context.Context) error {
 	c.init()
+	c.mu.Lock()
+	held := c.held
+	c.mu.Unlock()
+	if !held {
+		dir, err := DefaultHoldDir(ctx)
+		if err != nil {
+			return fmt.Errorf("deleting kind cluster %s: %w", c.Name, err)
+		}
+		h, err := takeHold(dir, c.Name, holderInfo(Spec{Name: c.Name, WorkDir: filepath.Dir(c.KubeconfigPath)}, "", time.Now()))
+		if err != nil {
+			return fmt.Errorf("deleting kind cluster %s: %w", c.Name, err)
+		}
+		defer h.release()
+	}
 	start := time.Now()
 	if err := c.deleteNodes(ctx); err != nil {
 		return fmt.Errorf("deleting kind cluster %s: %w", c.Name, err)
@@ -619,6 +697,11 @@ func (c *Cluster) Delete(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.deleted = true
+	if c.hold != nil {
+		c.hold.release()
+		c.hold = nil
+		c.held = false
+	}
 	c.mu.Unlock()
 	c.log.printf("cluster %s deleted in %.1fs", c.Name, time.Since(start).Seconds())
 	return nil

@@ -288,7 +288,8 @@ func TestNewRunID(t *testing.T) {
 
 func TestKindCall(t *testing.T) {
 	t.Run("returns promptly on cancel; the call still finishes", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		const deadline = 50 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
 		release := make(chan struct{})
 		finished := make(chan struct{})
@@ -298,19 +299,17 @@ func TestKindCall(t *testing.T) {
 			close(finished)
 			return 1, nil
 		})
-		if elapsed := time.Since(start); elapsed > 2*time.Second {
-			t.Errorf("returned after %s, want promptly after the 50ms deadline", elapsed)
+		// kindCall returns on ctx's end without waiting for f; the margin
+		// is for two test lanes sharing two cores.
+		if bound := deadline + 2*time.Second; time.Since(start) > bound {
+			t.Errorf("returned after %s, want within %s (the deadline plus a margin)", time.Since(start), bound)
 		}
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) ||
 			err.Error() != "deleting kind cluster staging: interrupted (kind finishes the call in the background): context deadline exceeded" {
 			t.Errorf("error = %v", err)
 		}
 		close(release)
-		select {
-		case <-finished:
-		case <-time.After(5 * time.Second):
-			t.Error("the kind call did not run to its end")
-		}
+		<-finished // the kind call runs to its end; a hang here is that failure
 	})
 	t.Run("not started on an ended context", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())

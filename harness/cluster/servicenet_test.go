@@ -2,8 +2,23 @@ package cluster
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -112,16 +127,9 @@ func TestUntilServiceAnswers(t *testing.T) {
 				if len(argv) != 6 || argv[0] != "timeout" || argv[1] != "90" || argv[2] != "sh" || argv[3] != "-c" || argv[5] != url {
 					t.Fatalf("node %s ran %q, want timeout 90 sh -c <loop> %s", n.name, argv, url)
 				}
-				loop := argv[4]
-				for _, want := range []string{"until curl ", "--cacert " + clusterCA, "--max-time ", `"$0"`, "sleep "} {
-					if !strings.Contains(loop, want) {
-						t.Errorf("loop %q lacks %q", loop, want)
-					}
-				}
-				for _, bad := range []string{"--insecure", " -k ", "--fail"} {
-					if strings.Contains(loop, bad) {
-						t.Errorf("loop %q has %q: a server the cluster CA did not sign, or an HTTP error status, would be taken wrongly", loop, bad)
-					}
+				// What the loop itself does is TestServiceLoop's.
+				if argv[4] != serviceLoop {
+					t.Errorf("node %s ran another script than serviceLoop: %q", n.name, argv[4])
 				}
 			}
 		})
@@ -197,4 +205,114 @@ func TestHasReadyEndpoint(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServiceLoop runs serviceLoop with this host's sh and curl, the
+// cluster CA path mapped to a test CA by a curl wrapper: any HTTP status
+// counts as an answer, while a refused connection or a server the CA did
+// not sign makes it try again.
+func TestServiceLoop(t *testing.T) {
+	realCurl := requireTool(t, "curl")
+	requireTool(t, "sh")
+	requireTool(t, "timeout")
+	// A server whose certificate the cluster CA signed, answering 503.
+	good := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer good.Close()
+	// One the CA did not sign.
+	stranger := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	stranger.Close() // closed, to get a port nothing listens on
+	other := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	other.TLS = &tls.Config{Certificates: []tls.Certificate{otherCert(t)}}
+	other.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are the point
+	other.StartTLS()
+	defer other.Close()
+
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: good.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tries := filepath.Join(dir, "tries")
+	wrapper := "#!/bin/sh\necho try >> " + tries + "\n" +
+		"for a do shift; if [ \"$a\" = " + clusterCA + " ]; then set -- \"$@\" " + ca + "; else set -- \"$@\" \"$a\"; fi; done\n" +
+		"exec " + realCurl + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "curl"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	for _, tt := range []struct {
+		name       string
+		url        string
+		wantAnswer bool
+		wantCurl   string // curl's complaint while it keeps trying
+	}{
+		{"HTTP 503 from a server the CA signed counts", good.URL + "/healthz", true, ""},
+		{"a refused connection does not", stranger.URL + "/healthz", false, "curl: (7) "},
+		{"a server the CA did not sign does not", other.URL + "/healthz", false, "curl: (60) "},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_ = os.Remove(tries)
+			// Long enough for several tries: each pauses serviceNetworkPoll.
+			const limit = "2"
+			var stderr strings.Builder
+			cmd := exec.Command("timeout", limit, "sh", "-c", serviceLoop, tt.url)
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			raw, _ := os.ReadFile(tries)
+			n := strings.Count(string(raw), "try")
+			if tt.wantAnswer {
+				if err != nil || n != 1 {
+					t.Errorf("loop = %v after %d tries, want it done after the first answer", err, n)
+				}
+				return
+			}
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 124 || n < 2 {
+				t.Errorf("loop = %v after %d tries, want it still trying when timeout(1) stopped it (exit 124)", err, n)
+			}
+			if !strings.Contains(stderr.String(), tt.wantCurl) {
+				t.Errorf("curl said %q, want %q", stderr.String(), tt.wantCurl)
+			}
+		})
+	}
+}
+
+// requireTool returns the path of a host tool a test runs, skipping
+// without it, except under CI=true, where the test must run.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found (CI=true: this test must run): %v", name, err)
+		}
+		t.Skipf("%s not found: %v", name, err)
+	}
+	return path
+}
+
+// otherCert is a self-signed certificate for 127.0.0.1 from a key of its own.
+func otherCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "stranger"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -10,16 +10,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest/kindenv"
 	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -44,49 +42,17 @@ const (
 // shared with other engineers' clusters.
 const createTimeout = 6 * time.Minute
 
-// dockerInfoTimeout bounds the Docker engine check; an engine that cannot
-// answer in this time cannot run kind either.
-const dockerInfoTimeout = 30 * time.Second
-
 // Profile is the offline kit profile (harness/kitprofile) plus what the
 // harness's own tests do with it.
 type Profile struct{ kitprofile.Profile }
 
-// Require skips the test, saying why, when it runs with -short, when there is
-// no Docker engine, or when the profile lacks FLEET_NODE_IMAGE,
-// FLEET_KIND_CONFIG or any of vars: this machine cannot pull images, so kind
-// only works from the kit. Under CI=true a missing Docker engine or profile
-// fails the test instead: CI must run the real-kind tests, not pass by
-// skipping them.
+// Require is kindenv.Require: it skips the test, saying why, with -short,
+// without a Docker engine, when the profile lacks FLEET_NODE_IMAGE,
+// FLEET_KIND_CONFIG or any of vars, or when the engine lacks the node
+// image; under CI=true all but -short fail the test instead.
 func Require(t testing.TB, vars ...string) Profile {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("creates a real kind cluster; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), dockerInfoTimeout)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "docker", "info").CombinedOutput(); err != nil {
-		line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		msg := fmt.Sprintf("docker info failed (%v): no Docker engine for kind: %s", err, line)
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s (CI=true: real-kind tests must run)", msg)
-		}
-		t.Skip(msg)
-	}
-	for _, v := range append([]string{NodeImageVar, KindConfigVar}, vars...) {
-		if os.Getenv(v) == "" {
-			msg := fmt.Sprintf("%s is unset: source the offline kit profile (make offline-images; go run ./hack/kit -print names it) to run real-kind tests, this machine cannot pull images", v)
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s (CI=true: real-kind tests must run)", msg)
-			}
-			t.Skip(msg)
-		}
-	}
-	kit, err := kitprofile.FromEnv()
-	if err != nil {
-		t.Fatalf("reading the offline kit profile: %v", err)
-	}
-	return Profile{kit}
+	return Profile{kindenv.Require(t, vars...)}
 }
 
 // Cluster creates the kind cluster name from the profile (deleting a leftover
@@ -124,12 +90,25 @@ func (p Profile) create(t testing.TB, name string, serviceNetwork bool, images [
 	}
 	t.Cleanup(func() {
 		// t.Context is already cancelled when cleanups run.
-		if err := c.Delete(context.Background()); err != nil {
-			t.Errorf("deleting kind cluster %s: %v", name, err)
-		}
+		ReportDelete(t, name, c.Delete(context.Background()))
 	})
 	t.Logf("kind cluster %s ready with %d images in %s", name, len(images), time.Since(start).Round(100*time.Millisecond))
 	return c
+}
+
+// ReportDelete fails t for an error deleting cluster name, except when the
+// Docker engine refused to remove a node container: that is the engine's
+// defect, not the harness's, and is logged loudly instead.
+func ReportDelete(t testing.TB, name string, err error) {
+	t.Helper()
+	var refused *cluster.EngineRefusedError
+	switch {
+	case err == nil:
+	case errors.As(err, &refused):
+		t.Logf("DOCKER ENGINE DEFECT (not a test failure): deleting kind cluster %s: %v", name, err)
+	default:
+		t.Errorf("deleting kind cluster %s: %v", name, err)
+	}
 }
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
