@@ -41,8 +41,21 @@ func skipWithoutClusters(t *testing.T) {
 	t.Skip(fleetenv.Available(t.Context()))
 }
 
-// environment returns the brought-up environment or stops the test.
+// environment returns the brought-up environment or stops the test: a
+// check of an environment whose readiness wait failed skips at once with
+// that verdict (TestReadinessVerdict fails with it), instead of waiting for
+// the same failure again.
 func environment(ctx context.Context, t *testing.T, name string) *fleetenv.Environment {
+	t.Helper()
+	e := readyOrNot(ctx, t, name)
+	if e.Ready != nil {
+		t.Skipf("%s is not Ready (the harness's verdict, see TestReadinessVerdict): %v", name, e.Ready)
+	}
+	return e
+}
+
+// readyOrNot returns the brought-up environment, Ready or not.
+func readyOrNot(ctx context.Context, t *testing.T, name string) *fleetenv.Environment {
 	t.Helper()
 	run := fleetenv.From(ctx)
 	if run == nil {
@@ -53,6 +66,33 @@ func environment(ctx context.Context, t *testing.T, name string) *fleetenv.Envir
 		t.Fatalf("environment %s was not brought up (see the setup log above)", name)
 	}
 	return e
+}
+
+// TestReadinessVerdict asserts the harness's own verdict: the readiness wait
+// found every object the fleet defines Ready. The checks below look at the
+// cluster themselves; this one fails when the wait said NOT READY even if the
+// cluster converged later.
+func TestReadinessVerdict(t *testing.T) {
+	testenv.Test(t, perEnv(t, func(b *features.FeatureBuilder, env string) *features.FeatureBuilder {
+		return b.Assess("the harness's readiness wait found the fleet Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			e := readyOrNot(ctx, t, env)
+			if e.Ready != nil {
+				t.Fatalf("%s: the readiness wait failed: %v%s", env, e.Ready, summaryOf(e))
+			}
+			if e.Report == nil || len(e.Report.Objects) == 0 {
+				t.Fatalf("%s: the readiness wait reported Ready without having waited for any object of the fleet (report: %v)", env, e.Report)
+			}
+			t.Logf("%s: readiness wait Ready: %d object(s) in %s", env, len(e.Report.Objects), e.Report.Total.Round(100*time.Millisecond))
+			return ctx
+		})
+	})...)
+}
+
+func summaryOf(e *fleetenv.Environment) string {
+	if e.Summary == "" {
+		return ""
+	}
+	return "\n" + e.Summary
 }
 
 func TestFluxControllers(t *testing.T) {
@@ -120,6 +160,9 @@ func TestResync(t *testing.T) {
 	skipWithoutClusters(t)
 	f := features.New("every environment").Assess("a new revision is fetched, applied and Ready", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 		run := fleetenv.From(ctx)
+		for _, env := range run.Options().Envs {
+			environment(ctx, t, env) // skips when the first revision was not Ready
+		}
 		took, err := run.Republish(ctx)
 		if err != nil {
 			t.Fatalf("re-sync after publishing a new revision: %v", err)

@@ -42,7 +42,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: configuration:", err)
 		return 2
 	}
-	ctx, cancel := contextBeforeTestTimeout()
+	// Waits and checks end a reserve before `go test -timeout` would panic
+	// the binary, so that the teardown still deletes the clusters.
+	start := time.Now()
+	opts.Deadline = testDeadline(start)
+	ctx, cancel := fleetenv.WorkContext(context.Background(), start, opts.Deadline)
 	defer cancel()
 	ctx, interrupts := fleetenv.WatchInterrupts(ctx)
 	defer interrupts.Stop()
@@ -66,8 +70,19 @@ func runMain(m *testing.M) int {
 	}
 	testenv.Setup(run.Setup()...)
 	testenv.AfterEachTest(run.AfterEachTest)
-	testenv.Finish(run.Finish)
-	return interrupts.ExitCode(testenv.Run(m))
+	// e2e-framework only logs a Finish error: a teardown that left
+	// something behind must fail the run, saying what was left.
+	var teardown error
+	testenv.Finish(func(ctx context.Context, _ *envconf.Config) (context.Context, error) {
+		teardown = run.Down(ctx)
+		return ctx, teardown
+	})
+	code := testenv.Run(m)
+	if teardown != nil {
+		fmt.Fprintln(os.Stderr, "e2e: teardown failed:", teardown)
+		code = 1
+	}
+	return interrupts.ExitCode(code)
 }
 
 // options reads the run configuration; the repository root is one level up.
@@ -79,18 +94,16 @@ func options() (fleetenv.Options, error) {
 	return fleetenv.OptionsFromEnv(root)
 }
 
-// contextBeforeTestTimeout ends shortly before `go test -timeout` would
-// panic the binary, so that waits give up and Finish still deletes the
-// clusters this run created.
-func contextBeforeTestTimeout() (context.Context, context.CancelFunc) {
+// testDeadline is when `go test -timeout` panics the binary; zero without
+// a timeout.
+func testDeadline(start time.Time) time.Time {
 	flag.Parse()
 	timeout := time.Duration(0)
 	if f := flag.Lookup("test.timeout"); f != nil {
 		timeout, _ = time.ParseDuration(f.Value.String())
 	}
 	if timeout <= 0 {
-		return context.WithCancel(context.Background())
+		return time.Time{}
 	}
-	margin := min(2*time.Minute, timeout/5)
-	return context.WithTimeout(context.Background(), timeout-margin)
+	return start.Add(timeout)
 }

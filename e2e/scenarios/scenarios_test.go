@@ -471,6 +471,7 @@ func TestEditsOnAKeptCluster(t *testing.T) {
 	shared := newSharedCluster(t, "ff-edit-", nil)
 	t.Run("real-fleet-fails-fast-offline", func(t *testing.T) { realFleetFailsFastOffline(t, shared) })
 	t.Run("fix-broken-rollout", func(t *testing.T) { fixBrokenRollout(t, shared) })
+	t.Run("second-run-cannot-take-the-cluster", func(t *testing.T) { secondRunCannotTakeTheCluster(t, shared) })
 	t.Run("helm-value-resync", func(t *testing.T) { helmValueResync(t, shared) })
 }
 

@@ -45,6 +45,10 @@ type Options struct {
 	// Log receives one line per request and per published chart; nil
 	// discards.
 	Log io.Writer
+	// TempDir is where the server keeps its files ("" = the system's
+	// temporary directory): a run passes its own, which a later run
+	// reclaims if this one is killed.
+	TempDir string
 }
 
 // Chart is one chart served, in both forms.
@@ -88,7 +92,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "chartserver-")
+	tmp, err := os.MkdirTemp(opts.TempDir, "chartserver-")
 	if err != nil {
 		return nil, fmt.Errorf("creating chart server directory: %w", err)
 	}

@@ -47,12 +47,13 @@ type Environment struct {
 // Config is the environment's REST config.
 func (e *Environment) Config() *rest.Config { return e.Clients.Config }
 
-// Run is one bring-up: its steps fill it, the checks read it, Finish tears
+// Run is one bring-up: its steps fill it, the checks read it, Down tears
 // down what it created.
 type Run struct {
-	opts  Options
-	out   io.Writer
-	guard *cluster.Guard
+	opts    Options
+	out     io.Writer
+	guard   *cluster.Guard
+	started time.Time
 
 	mu     sync.Mutex
 	envs   map[string]*Environment
@@ -69,6 +70,11 @@ type Run struct {
 	diagnosed sync.Map // env name → struct{}
 	// cleared: Clear suspended the sync; the next Republish resumes it.
 	cleared atomic.Bool
+
+	// scratch is the run's private temporary directory, made on first use;
+	// trees the fleet trees it serves (treesToServe).
+	scratch *scratch
+	trees   []fleetTree
 }
 
 // New prepares a run; nothing is created until its steps run.
@@ -76,7 +82,7 @@ func New(opts Options, out io.Writer) *Run {
 	if out == nil {
 		out = os.Stdout
 	}
-	return &Run{opts: opts, out: out, envs: map[string]*Environment{}, guard: cluster.NewGuard(opts.Keep, out)}
+	return &Run{opts: opts, out: out, started: time.Now(), envs: map[string]*Environment{}, guard: cluster.NewGuard(opts.Keep, out)}
 }
 
 type runKey struct{}
@@ -114,8 +120,14 @@ func (r *Run) logf(format string, args ...any) {
 }
 
 // Diagnose prints the one-screen summary of an environment and writes its
-// artifacts, once per environment.
+// artifacts, once per environment. After an interrupt it does nothing (the
+// clusters go first), and near the test deadline it gets only the time
+// that leaves the teardown its share.
 func (r *Run) Diagnose(ctx context.Context, env string) {
+	if Interrupted(ctx) {
+		r.logf("%-11s diagnostics skipped: %v; deleting the clusters first", env, context.Cause(ctx))
+		return
+	}
 	if _, done := r.diagnosed.LoadOrStore(env, struct{}{}); done {
 		return
 	}
@@ -123,18 +135,31 @@ func (r *Run) Diagnose(ctx context.Context, env string) {
 	if e == nil || e.Clients == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel, ok := r.diagnosticsContext(ctx)
 	defer cancel()
+	if !ok {
+		r.logf("%-11s diagnostics skipped: the test deadline is near and the teardown needs the time left", env)
+		return
+	}
 	summary, err := diagnose.Summarize(ctx, env, e.Config())
 	if err != nil {
 		summary += fmt.Sprintf("\n(summary incomplete: %v)", err)
 	}
 	dir := filepath.Join(r.opts.ArtifactsDir, time.Now().Format("20060102-150405"))
-	if err := diagnose.CollectArtifacts(ctx, env, e.Config(), dir); err != nil {
+	if err := os.MkdirAll(r.opts.ArtifactsDir, 0o700); err != nil {
+		summary += fmt.Sprintf("\n(artifacts not written: %v)", err)
+	}
+	if err := diagnose.CollectArtifactsWith(ctx, env, e.Config(), dir, diagnose.Options{RawValues: r.opts.RawValues}); err != nil {
 		summary += fmt.Sprintf("\n(artifacts incomplete: %v)", err)
 	}
-	if err := e.Cluster.ExportLogs(ctx, filepath.Join(dir, env, "kind-logs")); err != nil {
+	kindLogs := filepath.Join(dir, env, "kind-logs")
+	if err := e.Cluster.ExportLogs(ctx, kindLogs); err != nil {
 		summary += fmt.Sprintf("\n(kind node logs not exported: %v)", err)
+	}
+	// Even after a failed export: whatever kind wrote may carry the nodes'
+	// environment (proxy credentials).
+	if err := diagnose.RedactKindLogs(ctx, kindLogs); err != nil {
+		summary += fmt.Sprintf("\n(kind node logs withheld in part: %v)", err)
 	}
 	summary += fmt.Sprintf("\nartifacts: %s\nkubeconfig: %s", filepath.Join(dir, env), e.Cluster.KubeconfigPath)
 	r.mu.Lock()
@@ -165,6 +190,11 @@ func (r *Run) Down(ctx context.Context) error {
 		errs = append(errs, charts.Close())
 	}
 	errs = append(errs, r.guard.Cleanup(ctx, r.failed.Load()))
+	r.mu.Lock()
+	s := r.scratch
+	r.scratch, r.trees = nil, nil
+	r.mu.Unlock()
+	errs = append(errs, s.Close())
 	if r.opts.Keep.Keep(r.failed.Load()) {
 		for _, env := range r.opts.Envs {
 			if e := r.Env(env); e != nil && e.Cluster != nil {
@@ -175,18 +205,13 @@ func (r *Run) Down(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Finish is an e2e-framework env.Func running Down.
-func (r *Run) Finish(ctx context.Context, _ *envconf.Config) (context.Context, error) {
-	return ctx, r.Down(ctx)
-}
-
 // AfterEachTest is an e2e-framework TestEnvFunc: a failed test marks the run
 // failed (for the keep policy) and gets the diagnostics of every environment
 // that was not diagnosed yet.
 func (r *Run) AfterEachTest(ctx context.Context, _ *envconf.Config, t *testing.T) (context.Context, error) {
 	if t.Failed() {
 		r.MarkFailed()
-		r.diagnoseAll(context.WithoutCancel(ctx))
+		r.diagnoseAll(ctx)
 	}
 	return ctx, nil
 }

@@ -2,6 +2,7 @@ package fleetenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -37,11 +38,24 @@ func WatchInterrupts(parent context.Context) (context.Context, *Interrupts) {
 			// Let a second signal kill the process.
 			signal.Stop(sigs)
 			fmt.Fprintf(os.Stderr, "received %s: cleaning up (a second signal exits at once)\n", sig)
-			cancel(fmt.Errorf("received %s", sig))
+			cancel(&InterruptedError{Signal: sig})
 		case <-done:
 		}
 	}()
 	return ctx, in
+}
+
+// InterruptedError is the cause of a context WatchInterrupts cancelled.
+type InterruptedError struct{ Signal os.Signal }
+
+func (e *InterruptedError) Error() string { return fmt.Sprintf("received %s", e.Signal) }
+
+// Interrupted says whether ctx ended because the process was interrupted:
+// then the clusters are deleted first and diagnostics are skipped, since a
+// user who pressed Ctrl-C wants the machine back, not a report.
+func Interrupted(ctx context.Context) bool {
+	var ie *InterruptedError
+	return errors.As(context.Cause(ctx), &ie)
 }
 
 // Stop stops watching.

@@ -3,6 +3,7 @@ package fleetenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -102,6 +103,13 @@ func (r *Run) runStep(ctx context.Context, s Step) error {
 	r.mu.Lock()
 	r.timings = append(r.timings, StepTiming{Name: s.Name, Took: time.Since(start), Err: err})
 	r.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		// Say why the context ended (an interrupt, the test deadline, a
+		// cluster gone), which a wrapped "context canceled" does not.
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%v)", err, cause)
+		}
+	}
 	if err != nil {
 		r.MarkFailed()
 		r.logf("step %-28s FAILED after %s", s.Name, since(start))
@@ -111,16 +119,30 @@ func (r *Run) runStep(ctx context.Context, s Step) error {
 	return nil
 }
 
-// checkFleet runs the offline tier on the fleet: a fleet it rejects fails
-// before anything is created.
+// checkFleet runs the offline tier on every tree the run will serve (the
+// working tree, or the revisions of E2E_REVISION and E2E_BASE): a fleet it
+// rejects fails before anything is created.
 func (r *Run) checkFleet(ctx context.Context) error {
+	trees, err := r.treesToServe(ctx)
+	if err != nil {
+		return err
+	}
 	if !r.opts.OfflineChecks {
 		r.logf("offline checks skipped (E2E_OFFLINE_CHECKS=false)")
 		return nil
 	}
-	res, err := validate.Validate(ctx, r.opts.FleetDir)
+	for _, t := range trees {
+		if err := r.checkTree(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Run) checkTree(ctx context.Context, t fleetTree) error {
+	res, err := validate.Validate(ctx, t.Dir)
 	if err != nil {
-		return fmt.Errorf("validating fleet %s: %w", r.opts.FleetDir, err)
+		return fmt.Errorf("validating fleet %s (%s): %w", r.opts.FleetDir, t.Label, err)
 	}
 	var findings []string
 	for _, f := range res.Findings {
@@ -129,33 +151,26 @@ func (r *Run) checkFleet(ctx context.Context) error {
 		}
 	}
 	if len(findings) > 0 {
-		return fmt.Errorf("fleet %s has %d problem(s) (make validate FLEET=%s shows them with the Flux tree):\n%s",
-			r.opts.FleetDir, len(findings), r.opts.FleetDir, strings.Join(findings, "\n"))
+		return fmt.Errorf("fleet %s (%s) has %d problem(s) (make validate FLEET=%s shows them with the Flux tree):\n%s",
+			r.opts.FleetDir, t.Label, len(findings), r.opts.FleetDir, strings.Join(findings, "\n"))
 	}
-	r.logf("fleet %s: %d objects valid in %d environment(s)", r.opts.FleetDir, res.ObjectCount(), len(res.Envs))
+	r.logf("fleet %s (%s): %d objects valid in %d environment(s)", r.opts.FleetDir, t.Label, res.ObjectCount(), len(res.Envs))
 	return nil
-}
-
-// chartDirs are the configured chart directories that exist.
-func (r *Run) chartDirs() []string {
-	var dirs []string
-	for _, d := range r.opts.ChartDirs {
-		if _, err := os.Stat(d); err == nil {
-			dirs = append(dirs, d)
-		}
-	}
-	return dirs
 }
 
 // serveCharts starts the chart server on loopback (the pre-flight uses it
 // before the kind network exists), when there are charts to serve.
 func (r *Run) serveCharts(ctx context.Context) error {
-	dirs := r.chartDirs()
+	dirs := r.opts.ChartDirs
 	if len(dirs) == 0 {
 		r.logf("no chart directories: chart server not started")
 		return nil
 	}
-	s, err := chartserver.Start(ctx, chartserver.Options{Addr: "127.0.0.1", ChartDirs: dirs, Log: prefixed(r.out, "charts")})
+	tmp, err := r.scratchDir()
+	if err != nil {
+		return err
+	}
+	s, err := chartserver.Start(ctx, chartserver.Options{Addr: "127.0.0.1", ChartDirs: dirs, Log: prefixed(r.out, "charts"), TempDir: tmp})
 	if err != nil {
 		return fmt.Errorf("serving charts from %s: %w", strings.Join(dirs, ", "), err)
 	}
@@ -170,21 +185,34 @@ func (r *Run) serveCharts(ctx context.Context) error {
 	return nil
 }
 
-// preflight resolves and renders every HelmRelease of the fleet before any
-// cluster exists. Sources that cannot be reached from here (public
-// registries on a machine without internet) are reported and left to the
-// clusters; every other finding fails the run.
+// preflight resolves and renders every HelmRelease of every tree the run
+// will serve before any cluster exists. Sources that cannot be reached from
+// here (public registries on a machine without internet) are reported and
+// left to the clusters; every other finding fails the run.
 func (r *Run) preflight(ctx context.Context) error {
 	if !r.opts.Preflight {
 		r.logf("pre-flight skipped (E2E_PREFLIGHT=false)")
 		return nil
 	}
+	trees, err := r.treesToServe(ctx)
+	if err != nil {
+		return err
+	}
 	kube, err := preflight.KitKubeVersion(r.opts.Root)
 	if err != nil {
 		return err
 	}
+	for _, t := range trees {
+		if err := r.preflightTree(ctx, t, kube); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Run) preflightTree(ctx context.Context, t fleetTree, kube string) error {
 	opts := preflight.Options{
-		FleetDir:    r.opts.FleetDir,
+		FleetDir:    t.Dir,
 		Envs:        r.opts.Envs,
 		KnownImages: r.opts.Kit.PreloadImages,
 		// Offline, an image the kit did not build can never be pulled.
@@ -199,17 +227,17 @@ func (r *Run) preflight(ctx context.Context) error {
 	}
 	rep, err := preflight.Run(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("pre-flight of %s: %w", r.opts.FleetDir, err)
+		return fmt.Errorf("pre-flight of %s (%s): %w", r.opts.FleetDir, t.Label, err)
 	}
 	switch {
 	case !rep.HasHelmReleases():
-		r.logf("pre-flight: no HelmRelease in the fleet")
+		r.logf("pre-flight (%s): no HelmRelease in the fleet", t.Label)
 	case rep.OK():
-		r.logf("pre-flight: every HelmRelease resolved and rendered, every image present")
+		r.logf("pre-flight (%s): every HelmRelease resolved and rendered, every image present", t.Label)
 	case rep.OnlyUnreachable():
-		r.logf("pre-flight: sources unreachable from this machine, left to the clusters:\n%s", indent(rep.Findings()))
+		r.logf("pre-flight (%s): sources unreachable from this machine, left to the clusters:\n%s", t.Label, indent(rep.Findings()))
 	default:
-		return fmt.Errorf("pre-flight found problems before any cluster was created:\n%s", rep.String())
+		return fmt.Errorf("pre-flight of %s found problems before any cluster was created:\n%s", t.Label, rep.String())
 	}
 	return nil
 }
@@ -268,7 +296,15 @@ func (r *Run) exposeServers(ctx context.Context) error {
 		return err
 	}
 	r.gateway = host
-	git, err := gitserver.Start(ctx, gitserver.Options{Addr: host, SourceDir: r.opts.FleetDir, Revision: r.opts.firstRevision(), Log: prefixed(r.out, "git")})
+	tmp, err := r.scratchDir()
+	if err != nil {
+		return err
+	}
+	git, err := gitserver.Start(ctx, gitserver.Options{
+		Addr: host, SourceDir: r.opts.FleetDir, Revision: r.opts.firstRevision(), Log: prefixed(r.out, "git"), TempDir: tmp,
+		// Kubeconfigs and diagnostics never reach a cluster, ignored or not.
+		Exclude: []string{r.opts.WorkDir, r.opts.ArtifactsDir},
+	})
 	if err != nil {
 		return fmt.Errorf("serving fleet %s: %w", r.opts.FleetDir, err)
 	}
@@ -293,7 +329,10 @@ func (r *Run) exposeServers(ctx context.Context) error {
 	return nil
 }
 
-// eachEnv runs f for every environment in parallel.
+// eachEnv runs f for every environment in parallel. Each f runs under a
+// watch of its cluster's API server: a cluster that is deleted or stops
+// answering ends f within seconds with what the cluster answered, instead
+// of letting its waits run to their timeouts.
 func (r *Run) eachEnv(ctx context.Context, f func(ctx context.Context, e *Environment) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for _, name := range r.opts.Envs {
@@ -301,7 +340,16 @@ func (r *Run) eachEnv(ctx context.Context, f func(ctx context.Context, e *Enviro
 		if e == nil {
 			return fmt.Errorf("environment %s has no cluster", name)
 		}
-		g.Go(func() error { return f(gctx, e) })
+		g.Go(func() error {
+			wctx, stop := e.Cluster.WatchAPI(gctx)
+			defer stop()
+			err := f(wctx, e)
+			var gone *cluster.GoneError
+			if err != nil && errors.As(context.Cause(wctx), &gone) {
+				return fmt.Errorf("%s: %w (while: %v)", e.Name, gone, err)
+			}
+			return err
+		})
 	}
 	return g.Wait()
 }
@@ -335,6 +383,9 @@ func controllerArgs(components []string) map[string][]string {
 func (r *Run) installFlux(ctx context.Context) error {
 	return r.eachEnv(ctx, func(ctx context.Context, e *Environment) error {
 		start := time.Now()
+		ctx, cancel := context.WithTimeoutCause(ctx, fluxInstallTimeout,
+			fmt.Errorf("%s: the Flux install did not finish within %s", e.Name, fluxInstallTimeout))
+		defer cancel()
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() error { return e.Cluster.WaitServiceNetwork(gctx, 0) })
 		// The images load while the Flux manifests are generated; the apply
@@ -397,6 +448,11 @@ func (r *Run) installFlux(ctx context.Context) error {
 		return nil
 	})
 }
+
+// fluxInstallTimeout bounds the Flux install of one environment (with the
+// Service network and the images alongside): the error then names each
+// controller Deployment that is not Available and its last condition.
+const fluxInstallTimeout = 5 * time.Minute
 
 // sourceControllerService is the Service Flux's install gives
 // source-controller, where the other controllers fetch artifacts.
@@ -472,7 +528,7 @@ func (r *Run) waitEnv(ctx context.Context, e *Environment, start time.Time) erro
 		}
 		r.logf("%-11s NOT READY after %s: %v", e.Name, since(start), err)
 		r.MarkFailed()
-		r.Diagnose(context.WithoutCancel(ctx), e.Name)
+		r.Diagnose(ctx, e.Name)
 		return nil
 	}
 	r.logf("%-11s green in %s", e.Name, since(start))

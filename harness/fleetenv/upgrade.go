@@ -310,7 +310,7 @@ func (r *Run) writeRecord(ctx context.Context, e *Environment) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
-	rec, err := record.Collect(ctx, e.Clients, e.Name, r.fleetRecord())
+	rec, err := record.CollectWith(ctx, e.Clients, e.Name, r.fleetRecord(), record.Options{RawValues: r.opts.RawValues})
 	if err != nil {
 		r.logf("%-11s record incomplete: %v", e.Name, err)
 	}
@@ -333,7 +333,7 @@ func (r *Run) currentRecord(ctx context.Context, e *Environment) (*record.Record
 	}
 	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
-	rec, err := record.Collect(ctx, e.Clients, e.Name, r.fleetRecord())
+	rec, err := record.CollectWith(ctx, e.Clients, e.Name, r.fleetRecord(), record.Options{RawValues: r.opts.RawValues})
 	if err != nil {
 		return rec, err
 	}

@@ -56,6 +56,10 @@ type Options struct {
 	// Log receives one line per request (method, path, status, time, and
 	// why it was refused or failed); nil discards them.
 	Log io.Writer
+	// TempDir is where the server keeps its repository ("" = the system's
+	// temporary directory): a run passes its own, which a later run
+	// reclaims if this one is killed.
+	TempDir string
 }
 
 // Server serves snapshots of Options.SourceDir.
@@ -114,7 +118,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp("", "gitserver-")
+	tmp, err := os.MkdirTemp(opts.TempDir, "gitserver-")
 	if err != nil {
 		return nil, fmt.Errorf("creating git server directory: %w", err)
 	}
