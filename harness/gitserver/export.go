@@ -20,18 +20,7 @@ import (
 // A symbolic link in the tree is refused when it points outside dst: the
 // checks must never read host files through a committed link.
 func ExportRevision(ctx context.Context, dir, rev, dst string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("resolving %s: %w", dir, err)
-	}
-	co, err := locateCheckout(ctx, abs)
-	if err != nil {
-		return "", err
-	}
-	if co == nil {
-		return "", fmt.Errorf("%s is not inside a git checkout: only a checkout has revisions", abs)
-	}
-	commit, tree, err := revisionTree(ctx, abs, co.prefix, rev)
+	abs, commit, tree, err := resolveInCheckout(ctx, dir, rev)
 	if err != nil {
 		return "", err
 	}
@@ -70,7 +59,10 @@ func untar(r io.Reader, dst string) error {
 				return err
 			}
 		case tar.TypeReg:
-			if err := writeExported(target, tr, h.FileInfo().Mode().Perm()); err != nil {
+			if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
+				return err
+			}
+			if err := writeFile(target, tr); err != nil {
 				return fmt.Errorf("%s: %w", h.Name, err)
 			}
 		case tar.TypeSymlink:
@@ -93,19 +85,4 @@ func untar(r io.Reader, dst string) error {
 			return fmt.Errorf("%s: unexpected entry type %q in the tree", h.Name, h.Typeflag)
 		}
 	}
-}
-
-func writeExported(path string, r io.Reader, perm os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm&0o700|0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -291,19 +291,25 @@ func (s *Server) Origin() Origin {
 // its commit and checks that dir exists as a directory at that commit, so a
 // mistyped or unfetched revision is reported before anything starts.
 func ResolveRevision(ctx context.Context, dir, rev string) (string, error) {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return "", fmt.Errorf("resolving %s: %w", dir, err)
+	_, commit, _, err := resolveInCheckout(ctx, dir, rev)
+	return commit, err
+}
+
+// resolveInCheckout is ResolveRevision that also returns dir made absolute
+// and dir's tree at the commit.
+func resolveInCheckout(ctx context.Context, dir, rev string) (abs, commit, tree string, err error) {
+	if abs, err = filepath.Abs(dir); err != nil {
+		return "", "", "", fmt.Errorf("resolving %s: %w", dir, err)
 	}
 	co, err := locateCheckout(ctx, abs)
 	if err != nil {
-		return "", err
+		return "", "", "", err
 	}
 	if co == nil {
-		return "", fmt.Errorf("%s is not inside a git checkout: only a checkout has revisions to serve", abs)
+		return "", "", "", fmt.Errorf("%s is not inside a git checkout: only a checkout has revisions", abs)
 	}
-	commit, _, err := revisionTree(ctx, abs, co.prefix, rev)
-	return commit, err
+	commit, tree, err = revisionTree(ctx, abs, co.prefix, rev)
+	return abs, commit, tree, err
 }
 
 // Close stops serving and removes the repository.
