@@ -17,7 +17,7 @@ import (
 // busy cores misses a deadline now and then.
 const (
 	apiWatchPeriod         = 2 * time.Second
-	apiWatchFailures       = 3
+	apiWatchFailures       = 5
 	apiWatchRequestTimeout = 5 * time.Second
 	// apiWatchDockerTimeout bounds listing the node containers once the
 	// API server has stopped answering.
