@@ -18,6 +18,7 @@ import (
 // the clusters step, names the run that holds them, and leaves the live
 // cluster and its kubeconfig as they were.
 func secondRunCannotTakeTheCluster(t *testing.T, shared *sharedCluster) {
+	requireKind(t)
 	if shared.run == nil || shared.dirty {
 		t.Fatalf("not run: the shared cluster is not up (last: %s)", shared.last)
 	}
