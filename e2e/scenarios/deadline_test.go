@@ -24,23 +24,11 @@ func TestTestTimeoutLeavesNothing(t *testing.T) {
 	t.Parallel() // see parallelNote
 	opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", "basic"), "ff-deadline-")
 	requireKit(t, opts)
-	root := repoRoot(t)
-	bin := filepath.Join(t.TempDir(), "e2e.test")
 	ctx, cancel := context.WithTimeout(contextBeforeTestTimeout(t), 10*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./e2e/")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the e2e suite: %v\n%s", err, out)
-	}
-
+	bin := buildE2E(ctx, t)
 	tmp, work := t.TempDir(), t.TempDir()
-	cmd := exec.CommandContext(ctx, bin, "-test.v", "-test.count=1", "-test.timeout="+childTimeout.String())
-	cmd.Dir = filepath.Join(root, "e2e")
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "E2E_WORKDIR="+work, "E2E_KEEP=never",
-		"E2E_FLEET=fixtures/fleets/basic", "E2E_ENVS=staging", "E2E_CLUSTER_PREFIX=ff-deadline-",
-		"E2E_REVISION=", "E2E_BASE=")
-	cmd.Cancel = func() error { return cmd.Process.Kill() }
+	cmd := e2eChild(ctx, t, bin, "ff-deadline-", tmp, work, "-test.timeout="+childTimeout.String())
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	took := time.Since(start)
@@ -65,6 +53,31 @@ func TestTestTimeoutLeavesNothing(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(work, "*.kubeconfig")); len(left) > 0 {
 		t.Errorf("kubeconfigs left in the work directory: %v", left)
 	}
+}
+
+// buildE2E compiles the e2e suite into a test binary of t's.
+func buildE2E(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "e2e.test")
+	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./e2e/")
+	build.Dir = repoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the e2e suite: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// e2eChild is the e2e suite as a child process on the plain fixture fleet,
+// staging only, with its own temporary and work directories.
+func e2eChild(ctx context.Context, t *testing.T, bin, prefix, tmp, work string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-test.v", "-test.count=1"}, args...)...)
+	cmd.Dir = filepath.Join(repoRoot(t), "e2e")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "E2E_WORKDIR="+work, "E2E_KEEP=never",
+		"E2E_FLEET=fixtures/fleets/basic", "E2E_ENVS=staging", "E2E_CLUSTER_PREFIX="+prefix,
+		"E2E_REVISION=", "E2E_BASE=")
+	cmd.Cancel = func() error { return cmd.Process.Kill() }
+	return cmd
 }
 
 func tail(s string, lines int) string {
