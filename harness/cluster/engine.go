@@ -41,11 +41,13 @@ func dockerOutput(ctx context.Context, args ...string) (string, error) {
 
 // nodeContainerNames lists the node containers of cluster name, running or not.
 func nodeContainerNames(ctx context.Context, name string) ([]string, error) {
-	out, err := dockerOutput(ctx, "ps", "-a", "--filter", "label="+kindClusterLabel+"="+name, "--format", "{{.Names}}")
-	if err != nil {
-		return nil, fmt.Errorf("listing the node containers of cluster %s: %w", name, err)
+	states, err := nodeContainerStates(ctx, name)
+	names := make([]string, 0, len(states))
+	for _, s := range states {
+		n, _, _ := strings.Cut(s, " ")
+		names = append(names, n)
 	}
-	return strings.Fields(out), nil
+	return names, err
 }
 
 // removeLeftNodes runs after kind's delete of cluster name failed with
