@@ -1,0 +1,68 @@
+package privatefile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestWriteCreatesPrivateDirAndFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "b")
+	path := filepath.Join(dir, "out.json")
+	if err := Write(path, []byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, dir, DirMode|os.ModeDir)
+	assertMode(t, path, FileMode)
+	if got, err := os.ReadFile(path); err != nil || string(got) != "{}\n" {
+		t.Errorf("content = %q, %v; want %q", got, err, "{}\n")
+	}
+}
+
+// An older file readable by others is replaced with a private one, and no
+// temporary file is left beside it.
+func TestWriteReplacesOlderFileAndItsMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.json")
+	if err := os.WriteFile(path, []byte("old, longer content\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("new\n")); err != nil {
+		t.Fatal(err)
+	}
+	assertMode(t, path, FileMode)
+	if got, _ := os.ReadFile(path); string(got) != "new\n" {
+		t.Errorf("content = %q, want %q", got, "new\n")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only out.json", len(entries))
+	}
+}
+
+func TestWriteErrorNamesPath(t *testing.T) {
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(blocker, "out.json")
+	err := Write(path, []byte("x"))
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "creating its directory") {
+		t.Errorf("Write under a regular file: err = %v, want one naming %s and the directory", err, path)
+	}
+}
+
+func assertMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.Mode(); got != want {
+		t.Errorf("%s has mode %v, want %v", path, got, want)
+	}
+}
