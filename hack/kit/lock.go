@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
 // kitLock is the kit directory's lock: one build at a time per directory,
@@ -31,9 +33,9 @@ func acquireLock(ctx context.Context, path, holder string, log *logger) (*kitLoc
 		current, _ := os.ReadFile(path)
 		log.printf("%s", waitingMessage(path, string(current)))
 		start := time.Now()
-		if err = waitForLock(ctx, fd); err != nil {
+		if err = waitForLock(ctx, fd, path); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("waiting for the kit lock %s: %w", path, err)
+			return nil, err
 		}
 		log.printf("lock acquired after %s", time.Since(start).Round(time.Second))
 	}
@@ -58,21 +60,19 @@ func acquireLock(ctx context.Context, path, holder string, log *logger) (*kitLoc
 const lockPoll = 250 * time.Millisecond
 
 // waitForLock tries the flock on fd until it is acquired or ctx ends (then
-// returning ctx's cause).
-func waitForLock(ctx context.Context, fd int) error {
-	tick := time.NewTicker(lockPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case <-tick.C:
-		}
+// returning a *poll.Error that names path and wraps ctx's cause).
+func waitForLock(ctx context.Context, fd int, path string) error {
+	return poll.Until(ctx, poll.Every(lockPoll).For("the kit lock "+path), func(context.Context) (bool, error) {
 		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			return err
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return false, nil
 		}
-	}
+		if err != nil {
+			// Trying again would not mend it.
+			return true, fmt.Errorf("locking %s: %w", path, err)
+		}
+		return true, nil
+	})
 }
 
 // release drops the kit's own hold; a recipe process still running keeps

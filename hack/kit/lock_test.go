@@ -1,15 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/poll"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 func TestWaitingMessage(t *testing.T) {
@@ -29,35 +30,17 @@ func TestWaitingMessage(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination read while another goroutine writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestLockTakesTurns holds the lock as a first build and starts a second:
 // the second says whom it waits for, gets the lock once the first releases
 // it, and records itself.
 func TestLockTakesTurns(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ".lock")
 	ctx := context.Background()
-	first, err := acquireLock(ctx, path, "pid 1, first", newLogger(&syncBuffer{}))
+	first, err := acquireLock(ctx, path, "pid 1, first", newLogger(&testsupport.SyncBuffer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log testsupport.SyncBuffer
 	got := make(chan error, 1)
 	go func() {
 		second, err := acquireLock(ctx, path, "pid 2, second", newLogger(&log))
@@ -97,7 +80,7 @@ func TestLockTakesTurns(t *testing.T) {
 
 func TestLockWaitStopsWithContext(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ".lock")
-	first, err := acquireLock(context.Background(), path, "pid 1", newLogger(&syncBuffer{}))
+	first, err := acquireLock(context.Background(), path, "pid 1", newLogger(&testsupport.SyncBuffer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +88,13 @@ func TestLockWaitStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	stop := errors.New("interrupted by test")
 	time.AfterFunc(100*time.Millisecond, func() { cancel(stop) })
-	_, err = acquireLock(ctx, path, "pid 2", newLogger(&syncBuffer{}))
-	if !errors.Is(err, stop) || !strings.Contains(err.Error(), "waiting for the kit lock "+path) {
-		t.Errorf("err = %v, want the wait for %s stopped by the test", err, path)
+	_, err = acquireLock(ctx, path, "pid 2", newLogger(&testsupport.SyncBuffer{}))
+	var pe *poll.Error
+	if !errors.As(err, &pe) || !errors.Is(err, stop) {
+		t.Fatalf("err = %v, want a *poll.Error for the wait for %s stopped by the test", err, path)
+	}
+	if want := "stopped waiting for the kit lock " + path + " after " + pe.Waited.Round(time.Millisecond).String() + ": interrupted by test"; err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
 	}
 }
 
@@ -115,13 +102,13 @@ func TestLockWaitStopsWithContext(t *testing.T) {
 // the lock later, when the holder lets it go, leaving it held for nobody.
 func TestStoppedWaitTakesNoLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), ".lock")
-	first, err := acquireLock(context.Background(), path, "pid 1", newLogger(&syncBuffer{}))
+	first, err := acquireLock(context.Background(), path, "pid 1", newLogger(&testsupport.SyncBuffer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*lockPoll)
 	defer cancel()
-	if _, err := acquireLock(ctx, path, "pid 2", newLogger(&syncBuffer{})); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := acquireLock(ctx, path, "pid 2", newLogger(&testsupport.SyncBuffer{})); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the wait stopped at its deadline", err)
 	}
 	first.release()

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // The environment that makes the test binary act as a kit build (see
@@ -181,7 +183,7 @@ func lockHeld(t *testing.T, path string) bool {
 func nextBuild(kitDir string, wait time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	b := &builder{repo: kitDir, kitDir: kitDir, pid: os.Getpid(), log: newLogger(&syncBuffer{}), run: &runner{}}
+	b := &builder{repo: kitDir, kitDir: kitDir, pid: os.Getpid(), log: newLogger(&testsupport.SyncBuffer{}), run: &runner{}}
 	return b.holdingLock(ctx, func() error { return nil })
 }
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 func TestKitEnv(t *testing.T) {
@@ -68,7 +70,7 @@ hangs() { sleep 60 & echo $! >"$1"; wait; }
 "$@"
 `
 
-func testRunner(t *testing.T, out *syncBuffer) *runner {
+func testRunner(t *testing.T, out *testsupport.SyncBuffer) *runner {
 	t.Helper()
 	dir := t.TempDir()
 	script := filepath.Join(dir, "recipes.sh")
@@ -80,7 +82,7 @@ func testRunner(t *testing.T, out *syncBuffer) *runner {
 }
 
 func TestRunnerStreamsAndCaptures(t *testing.T) {
-	var out syncBuffer
+	var out testsupport.SyncBuffer
 	r := testRunner(t, &out)
 	ctx := context.Background()
 	if err := r.recipe(ctx, "node-image", "ok", "a", "b"); err != nil {
@@ -127,7 +129,7 @@ func TestRunnerStopsTheWholeRecipe(t *testing.T) {
 			"recipe hangs stopped: recipe hangs took longer than 500ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out syncBuffer
+			var out testsupport.SyncBuffer
 			r := testRunner(t, &out)
 			ctx, cancel := context.WithCancelCause(context.Background())
 			defer cancel(nil)

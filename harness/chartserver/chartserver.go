@@ -28,6 +28,7 @@ import (
 
 	"github.com/flux-fleet/flux-fleet/harness/internal/basicauth"
 	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
 // Options configures Start.
@@ -283,23 +284,27 @@ func (s *Server) shutdown(grace time.Duration) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown(ctx) }()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	// Shutdown ends at ctx by itself, so the poll needs no bound of its own.
+	return poll.Until(context.Background(), poll.Every(newConnPoll).For("the chart server to shut down"), func(context.Context) (bool, error) {
 		select {
 		case err := <-done:
-			return err
-		case <-tick.C:
-			// Repeated because a connection accepted just before Shutdown
-			// closed the listeners may only now report StateNew.
-			s.connMu.Lock()
-			for c := range s.newConns {
-				_ = c.Close()
-			}
-			s.connMu.Unlock()
+			return true, err
+		default:
 		}
-	}
+		// Repeated because a connection accepted just before Shutdown
+		// closed the listeners may only now report StateNew.
+		s.connMu.Lock()
+		for c := range s.newConns {
+			_ = c.Close()
+		}
+		s.connMu.Unlock()
+		return false, nil
+	})
 }
+
+// newConnPoll is how often shutdown closes connections that have sent no
+// request, which http.Server.Shutdown would leave open for seconds.
+const newConnPoll = 20 * time.Millisecond
 
 func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 	s.connMu.Lock()

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +31,7 @@ import (
 	repo "helm.sh/helm/v4/pkg/repo/v1"
 
 	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 const clientTimeout = 30 * time.Second
@@ -57,25 +57,6 @@ func writeChart(t *testing.T, root, name, version, greeting string) string {
 	write(t, dir, "templates/configmap.yaml",
 		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n")
 	return dir
-}
-
-// syncBuffer is the server's log in tests: written by server goroutines,
-// read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // start starts a server on 127.0.0.1 and checks, at the end of the test,
@@ -201,7 +182,7 @@ func TestServeChart(t *testing.T) {
 	writeChart(t, root, "other", "1.2.3+build.7", "other")
 	write(t, root, "docs/README.md", "not a chart\n") // skipped
 	write(t, root, "notes.txt", "not a directory\n")
-	log := &syncBuffer{}
+	log := &testsupport.SyncBuffer{}
 	s := start(t, Options{ChartDirs: []string{root}, Log: log})
 	user, pass := s.Credentials()
 	if !strings.HasPrefix(user, "charts-") || len(pass) != 32 {
@@ -691,7 +672,7 @@ func TestPodinfoChart(t *testing.T) {
 // CI=true.
 func podinfoChartDir(t *testing.T) string {
 	t.Helper()
-	root := repoRoot(t)
+	root := testsupport.RepoRoot(t)
 	versions, err := kitprofile.ReadVersions(root)
 	if err != nil {
 		t.Fatal(err)
@@ -702,7 +683,7 @@ func podinfoChartDir(t *testing.T) string {
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		skipOrFail(t, "go command not on PATH: cannot fetch the podinfo module")
+		testsupport.SkipOrFail(t, "go command not on PATH: cannot fetch the podinfo module")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
@@ -713,36 +694,9 @@ func podinfoChartDir(t *testing.T) string {
 	out, err := cmd.Output()
 	var got struct{ Dir, Error string }
 	if jerr := json.Unmarshal(out, &got); err != nil || jerr != nil || got.Dir == "" {
-		skipOrFail(t, fmt.Sprintf("podinfo chart module %s cannot be downloaded (go mod download: %v %s)", mod, err, got.Error))
+		testsupport.SkipOrFail(t, fmt.Sprintf("podinfo chart module %s cannot be downloaded (go mod download: %v %s)", mod, err, got.Error))
 	}
 	return filepath.Join(got.Dir, "charts", "podinfo")
-}
-
-// repoRoot is the directory of this repository's go.mod, above the test's.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, kitprofile.VersionsFile)); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatalf("no %s above the test's directory", kitprofile.VersionsFile)
-		}
-	}
-}
-
-// skipOrFail skips with msg, or fails with it under CI=true, where every
-// test must run.
-func skipOrFail(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: this test must run)", msg)
-	}
-	t.Skip(msg)
 }
 
 // TestInProcessTransportHead checks the HEAD semantics the pusher relies

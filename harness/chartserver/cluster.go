@@ -13,13 +13,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 // The stable in-cluster names fleet files use instead of the run-specific
 // address of the server.
 const (
-	// Namespace holds the Service, its EndpointSlice and both Secrets.
-	Namespace = "flux-system"
+	// Namespace holds the Service, its EndpointSlice and both Secrets:
+	// Flux's own, where the sources that use them live.
+	Namespace = fluxobj.Namespace
 	// ServiceName is the selector-less Service in front of the server.
 	ServiceName = "chart-server"
 	// InClusterHost is the Service's DNS name; its port is 80, so it is

@@ -10,37 +10,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
-
-func requireGit(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		skipOrFail(t, "git binary not found: charts in a checkout are packaged from what git lists")
-	}
-}
-
-// git runs git in dir with none of the caller's GIT_* variables or config.
-func git(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-}
 
 // archiveFiles fetches a chart's archive over HTTP, as a Helm repository
 // client does, and returns its files by name.
@@ -173,16 +149,16 @@ func TestSymlinkLoopRefused(t *testing.T) {
 // from what git would serve: ignored files are absent from the served
 // archive, tracked-though-ignored and untracked-not-ignored ones present.
 func TestGitIgnoredChartFilesNotPackaged(t *testing.T) {
-	requireGit(t)
+	testsupport.RequireGit(t, "charts in a checkout are packaged from what git lists")
 	_, marker := plantSecret(t)
 	repo := t.TempDir()
-	git(t, repo, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, repo, "init", "--quiet", "--initial-branch=main")
 	write(t, repo, ".gitignore", "*.local.yaml\n.work/\n")
 	dir := writeChart(t, filepath.Join(repo, "charts"), "demo", "0.1.0", "hello")
 	write(t, dir, "files/forced.local.yaml", "tracked although ignored\n")
-	git(t, repo, "add", ".")
-	git(t, repo, "add", "--force", "charts/demo/files/forced.local.yaml")
-	git(t, repo, "commit", "--quiet", "-m", "chart")
+	testsupport.Git(t, repo, "add", ".")
+	testsupport.Git(t, repo, "add", "--force", "charts/demo/files/forced.local.yaml")
+	testsupport.Git(t, repo, "commit", "--quiet", "-m", "chart")
 	write(t, dir, "files/new.yaml", "untracked\n")
 	write(t, dir, "files/admin.local.yaml", marker+"\n")
 	write(t, dir, ".work/x.kubeconfig", marker+"\n")
@@ -218,7 +194,7 @@ func TestGitIgnoredChartFilesNotPackaged(t *testing.T) {
 // TestChartInCheckoutGitDistrusts: a chart in a checkout owned by another
 // user is refused with git's reason and the fix, not packaged whole.
 func TestChartInCheckoutGitDistrusts(t *testing.T) {
-	requireGit(t)
+	testsupport.RequireGit(t, "charts in a checkout are packaged from what git lists")
 	home := t.TempDir()
 	empty := filepath.Join(home, "gitconfig")
 	write(t, home, "gitconfig", "")
@@ -227,7 +203,7 @@ func TestChartInCheckoutGitDistrusts(t *testing.T) {
 	t.Setenv("GIT_CONFIG_GLOBAL", empty)
 	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 	repo := t.TempDir()
-	git(t, repo, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, repo, "init", "--quiet", "--initial-branch=main")
 	dir := writeChart(t, repo, "demo", "0.1.0", "hello")
 	err := filepath.WalkDir(repo, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
@@ -236,7 +212,7 @@ func TestChartInCheckoutGitDistrusts(t *testing.T) {
 		return os.Lchown(p, 12345, 12345)
 	})
 	if err != nil {
-		skipOrFail(t, "cannot give the checkout to another user (tests must run as root for this): "+err.Error())
+		testsupport.SkipOrFail(t, "cannot give the checkout to another user (tests must run as root for this): "+err.Error())
 	}
 	_, err = Start(t.Context(), Options{Addr: "127.0.0.1", ChartDirs: []string{dir}})
 	if err == nil || !strings.Contains(err.Error(), "chart "+dir) || !strings.Contains(err.Error(), "git config --global --add safe.directory "+repo) {

@@ -120,7 +120,7 @@ func reportDelete(t *testing.T, what string, err error) {
 	}
 }
 
-func waitNodesReady(t *testing.T, kubeconfig string, timeout time.Duration) {
+func requireNodesReady(t *testing.T, kubeconfig string, timeout time.Duration) {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -245,14 +245,18 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 		t.Fatalf("%s: no RESTConfig", c.Name)
 	}
 	// Create waited for Ready itself: no wait here.
-	waitNodesReady(t, c.KubeconfigPath, time.Second)
+	requireNodesReady(t, c.KubeconfigPath, time.Second)
 	// And for the Service network: the API server answers on the
 	// kubernetes Service from the node now.
 	if c.ServiceNetworkTook <= 0 {
 		t.Errorf("%s: ServiceNetworkTook = %s with Spec.ServiceNetwork set", c.Name, c.ServiceNetworkTook)
 	}
 	node := c.Name + "-control-plane"
-	addr, err := c.serviceAddr(ctx, metav1.NamespaceDefault, "kubernetes")
+	cs, err := boundedClientset(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := untilServiceAddr(ctx, cs, metav1.NamespaceDefault, "kubernetes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +342,7 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 		if !r.Reused || !slices.Equal(nodeContainers(t, c.Name), before) {
 			t.Errorf("Reused = %v, containers %v → %v: want the same cluster", r.Reused, before, nodeContainers(t, c.Name))
 		}
-		waitNodesReady(t, r.KubeconfigPath, 30*time.Second)
+		requireNodesReady(t, r.KubeconfigPath, 30*time.Second)
 	})
 
 	t.Run("ReuseWithOtherKindConfig", func(t *testing.T) {

@@ -18,26 +18,54 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
+
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
 // serviceNetworkPoll is the pause between two tries of the Service
-// network, in sleep(1)'s syntax.
-const serviceNetworkPoll = "0.25"
+// network, in sleep(1)'s syntax; serviceAPIPoll is the same pause between
+// two questions to the API while waiting for a Service.
+const (
+	serviceNetworkPoll = "0.25"
+	serviceAPIPoll     = 250 * time.Millisecond
+)
 
 // clusterCA is where kubeadm leaves the cluster CA on every node.
 const clusterCA = "/etc/kubernetes/pki/ca.crt"
+
+// serviceNetwork waits for the Service network and the cluster DNS of
+// kind cluster name, through its API (cs) and, for what only a node can
+// tell, by trying Services from its nodes (provider); log gets progress.
+type serviceNetwork struct {
+	name     string
+	cs       kubernetes.Interface
+	provider *kindcluster.Provider
+	log      *lineWriter
+}
+
+// newServiceNetwork is the serviceNetwork of kind cluster name reached
+// through cfg, with a client whose every request is bounded.
+func newServiceNetwork(cfg *rest.Config, name string, provider *kindcluster.Provider, log *lineWriter) (serviceNetwork, error) {
+	cs, err := boundedClientset(cfg)
+	if err != nil {
+		return serviceNetwork{}, err
+	}
+	return serviceNetwork{name: name, cs: cs, provider: provider, log: log}, nil
+}
 
 // WaitServiceNetwork waits, at most limit (0 = DefaultWaitForReady), until
 // Services work inside the cluster: the API server answers on the
 // kubernetes Service's cluster IP from every node, and the cluster DNS
 // Service has a ready endpoint. Nodes turn Ready before kube-proxy has
-// programmed Service IPs (10-25 s later on two busy cores): a controller
-// started in that window cannot reach the API server through the Service
-// and exits, and kubelet starts it again only after a 10 s back-off; a
-// controller that fetches from another through its Service name (Flux's
-// kustomize-controller from source-controller) needs DNS too. The answer
+// programmed Service IPs: a controller started in that window cannot reach
+// the API server through the Service and exits, and kubelet starts it
+// again only after its 10 s back-off; a controller that fetches from
+// another through its Service name (Flux's kustomize-controller from
+// source-controller) needs DNS too. The answer
 // must pass TLS verification with the cluster CA, so that whatever else the
 // host routes that address to does not count; any HTTP status does.
 // ServiceNetworkTook records how long it took.
@@ -46,58 +74,92 @@ func (c *Cluster) WaitServiceNetwork(ctx context.Context, limit time.Duration) e
 		limit = DefaultWaitForReady
 	}
 	start := time.Now()
-	waitCtx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	addr, err := c.serviceAddr(waitCtx, metav1.NamespaceDefault, "kubernetes")
+	services, err := newServiceNetwork(c.RESTConfig, c.Name, c.provider, c.log)
 	if err != nil {
-		return c.serviceNetworkErr(ctx, limit, err)
+		return serviceNetworkErr(ctx, c.Name, limit, err)
 	}
-	if err := c.untilAnswersFromNodes(waitCtx, "https://"+addr+"/healthz", limit-time.Since(start)); err != nil {
+	if err := services.waitNetwork(ctx, limit); err != nil {
 		if errors.Is(err, errNoCurl) {
 			c.log.printf("cluster %s: node image has no curl: not waiting for the Service network", c.Name)
 			return nil
 		}
-		return c.serviceNetworkErr(ctx, limit, err)
-	}
-	if err := c.waitClusterDNS(waitCtx); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("waiting for the cluster DNS of cluster %s: %w", c.Name, context.Cause(ctx))
-		}
-		return fmt.Errorf("cluster %s: the Service network works but the cluster DNS is not ready after %s: %w", c.Name, limit, err)
+		return err
 	}
 	c.ServiceNetworkTook = time.Since(start)
 	c.log.printf("cluster %s: Service network and DNS ready after %.1fs", c.Name, c.ServiceNetworkTook.Seconds())
 	return nil
 }
 
+// waitNetwork is WaitServiceNetwork's wait, limit given; it returns
+// errNoCurl itself, for the caller to decide.
+func (s serviceNetwork) waitNetwork(ctx context.Context, limit time.Duration) error {
+	start := time.Now()
+	waitCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	addr, err := untilServiceAddr(waitCtx, s.cs, metav1.NamespaceDefault, "kubernetes")
+	if err != nil {
+		return serviceNetworkErr(ctx, s.name, limit, err)
+	}
+	if err := s.untilAnswersFromNodes(waitCtx, "https://"+addr+"/healthz", limit-time.Since(start)); err != nil {
+		if errors.Is(err, errNoCurl) {
+			return err
+		}
+		return serviceNetworkErr(ctx, s.name, limit, err)
+	}
+	if err := s.waitClusterDNS(waitCtx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for the cluster DNS of cluster %s: %w", s.name, context.Cause(ctx))
+		}
+		return fmt.Errorf("cluster %s: the Service network works but the cluster DNS is not ready after %s: %w", s.name, limit, err)
+	}
+	return nil
+}
+
+// serviceNetworkErr is the error of a Service network wait of cluster name
+// that failed with err: the end of ctx when that came first.
+func serviceNetworkErr(ctx context.Context, name string, limit time.Duration, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("waiting for the Service network of cluster %s: %w", name, context.Cause(ctx))
+	}
+	return fmt.Errorf("cluster %s: the API server does not answer on the kubernetes Service after %s (kube-proxy not running?): %w", name, limit, err)
+}
+
 // WaitServiceAnswers waits, at most limit (0 = DefaultWaitForReady), until
 // the Service namespace/name answers plain HTTP on its cluster IP and first
 // port from every node, any status counting. A Service whose pods have just
 // turned Ready is reachable only once kube-proxy has programmed its
-// endpoints, up to a second or more later: a client that uses it in that
-// window gets a refused connection and backs off for seconds. (Flux's
-// kustomize-controller fetching its first artifact from source-controller
-// did, when the sync followed the install at once.)
+// endpoints, a moment later: a client that uses it in that window (Flux's
+// kustomize-controller fetching its first artifact from source-controller)
+// gets a refused connection and backs off for seconds.
 func (c *Cluster) WaitServiceAnswers(ctx context.Context, namespace, name string, limit time.Duration) error {
 	if limit <= 0 {
 		limit = DefaultWaitForReady
 	}
-	start := time.Now()
-	waitCtx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	addr, err := c.serviceAddr(waitCtx, namespace, name)
+	services, err := newServiceNetwork(c.RESTConfig, c.Name, c.provider, c.log)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
+	return services.waitAnswers(ctx, namespace, name, limit)
+}
+
+// waitAnswers is WaitServiceAnswers' wait, limit given.
+func (s serviceNetwork) waitAnswers(ctx context.Context, namespace, name string, limit time.Duration) error {
+	start := time.Now()
+	waitCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	addr, err := untilServiceAddr(waitCtx, s.cs, namespace, name)
+	if err != nil {
+		return fmt.Errorf("cluster %s: %w", s.name, err)
+	}
 	url := "http://" + addr + "/"
-	if err := c.untilAnswersFromNodes(waitCtx, url, limit-time.Since(start)); err != nil {
+	if err := s.untilAnswersFromNodes(waitCtx, url, limit-time.Since(start)); err != nil {
 		if errors.Is(err, errNoCurl) {
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("waiting for Service %s/%s of cluster %s: %w", namespace, name, c.Name, context.Cause(ctx))
+			return fmt.Errorf("waiting for Service %s/%s of cluster %s: %w", namespace, name, s.name, context.Cause(ctx))
 		}
-		return fmt.Errorf("cluster %s: Service %s/%s does not answer at %s after %s (its pods Ready, kube-proxy not programming it?): %w", c.Name, namespace, name, url, limit, err)
+		return fmt.Errorf("cluster %s: Service %s/%s does not answer at %s after %s (its pods Ready, kube-proxy not programming it?): %w", s.name, namespace, name, url, limit, err)
 	}
 	return nil
 }
@@ -110,27 +172,23 @@ var clusterDNS = types.NamespacedName{Namespace: metav1.NamespaceSystem, Name: "
 const dnsReadinessPeriod = 1
 
 // quickenClusterDNS makes the cluster DNS (CoreDNS, as kubeadm installs it)
-// ready seconds sooner on a new cluster, where every bring-up waited for
-// it. CoreDNS starts before kube-proxy has programmed the kubernetes
-// Service, so its first lists of the API fail and its client backs off;
+// ready sooner on a new cluster, since every bring-up waits for it.
+// CoreDNS starts before kube-proxy has programmed the kubernetes Service,
+// so its first lists of the API fail and its client backs off;
 // pointed at the API server's own address (APIServerEndpoint) it syncs as
 // soon as it runs. And its readiness probe runs every second instead of
 // kubeadm's 10 s, the time the DNS Service could otherwise stay without an
 // endpoint after CoreDNS is ready. Done right after create, before the
 // controller manager has made CoreDNS's pods, so nothing restarts. A
 // cluster without that Deployment is left alone.
-func (c *Cluster) quickenClusterDNS(ctx context.Context) error {
-	cs, err := c.clientset()
-	if err != nil {
-		return fmt.Errorf("cluster %s: %w", c.Name, err)
-	}
-	apiServer, err := c.APIServerEndpoint(ctx)
+func (s serviceNetwork) quickenClusterDNS(ctx context.Context) error {
+	apiServer, err := s.apiServerEndpoint(ctx)
 	if err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(apiServer)
 	if err != nil {
-		return fmt.Errorf("cluster %s: API server endpoint %q: %w", c.Name, apiServer, err)
+		return fmt.Errorf("cluster %s: API server endpoint %q: %w", s.name, apiServer, err)
 	}
 	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{
 		"containers": []any{map[string]any{
@@ -145,12 +203,12 @@ func (c *Cluster) quickenClusterDNS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = cs.AppsV1().Deployments(clusterDNSDeployment.Namespace).Patch(ctx, clusterDNSDeployment.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "flux-fleet"})
+	_, err = s.cs.AppsV1().Deployments(clusterDNSDeployment.Namespace).Patch(ctx, clusterDNSDeployment.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: "flux-fleet"})
 	switch {
 	case apierrors.IsNotFound(err):
-		c.log.printf("cluster %s: no Deployment %s: cluster DNS left as it is", c.Name, clusterDNSDeployment)
+		s.log.printf("cluster %s: no Deployment %s: cluster DNS left as it is", s.name, clusterDNSDeployment)
 	case err != nil:
-		return fmt.Errorf("cluster %s: patching Deployment %s (readiness period, API server address): %w", c.Name, clusterDNSDeployment, err)
+		return fmt.Errorf("cluster %s: patching Deployment %s (readiness period, API server address): %w", s.name, clusterDNSDeployment, err)
 	}
 	return nil
 }
@@ -161,40 +219,40 @@ var clusterDNSDeployment = types.NamespacedName{Namespace: metav1.NamespaceSyste
 // waitClusterDNS waits until the cluster DNS Service has a ready endpoint.
 // A cluster without that Service (a CNI or DNS of its own) is not waited
 // for: its DNS is not ours to judge.
-func (c *Cluster) waitClusterDNS(ctx context.Context) error {
-	cs, err := c.clientset()
+func (s serviceNetwork) waitClusterDNS(ctx context.Context) error {
+	absent, err := untilClusterDNSReady(ctx, s.cs)
 	if err != nil {
 		return err
 	}
-	var state string
-	absent := false
-	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		if _, err := cs.CoreV1().Services(clusterDNS.Namespace).Get(ctx, clusterDNS.Name, metav1.GetOptions{}); err != nil {
-			if apierrors.IsNotFound(err) {
-				absent = true
-				return true, nil
-			}
-			state = err.Error()
-			return false, nil
+	if absent {
+		s.log.printf("cluster %s: no Service %s: not waiting for the cluster DNS", s.name, clusterDNS)
+	}
+	return nil
+}
+
+// untilClusterDNSReady waits until the cluster DNS Service has a ready
+// endpoint, or reports that there is no such Service.
+func untilClusterDNSReady(ctx context.Context, cs kubernetes.Interface) (absent bool, err error) {
+	spec := poll.Every(serviceAPIPoll).For("a ready endpoint of Service " + clusterDNS.String())
+	err = poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().Services(clusterDNS.Namespace).Get(ctx, clusterDNS.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			absent = true
+			return true, nil
+		}
+		if err != nil {
+			return false, err
 		}
 		slices, err := cs.DiscoveryV1().EndpointSlices(clusterDNS.Namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + clusterDNS.Name})
 		if err != nil {
-			state = err.Error()
-			return false, nil
+			return false, err
 		}
 		if hasReadyEndpoint(slices.Items) {
 			return true, nil
 		}
-		state = fmt.Sprintf("Service %s has no ready endpoint (CoreDNS pods not Ready)", clusterDNS)
-		return false, nil
+		return false, fmt.Errorf("Service %s has no ready endpoint (CoreDNS pods not Ready)", clusterDNS)
 	})
-	if err != nil {
-		return fmt.Errorf("%s", state)
-	}
-	if absent {
-		c.log.printf("cluster %s: no Service %s: not waiting for the cluster DNS", c.Name, clusterDNS)
-	}
-	return nil
+	return absent, err
 }
 
 // hasReadyEndpoint reports whether any endpoint of the slices is ready
@@ -216,26 +274,40 @@ func hasReadyEndpoint(list []discoveryv1.EndpointSlice) bool {
 // without kube-proxy, which lets controllers start before the Service
 // network is programmed; its serving certificate names that address.
 func (c *Cluster) APIServerEndpoint(ctx context.Context) (string, error) {
-	cs, err := c.clientset()
+	services, err := newServiceNetwork(c.RESTConfig, c.Name, c.provider, c.log)
 	if err != nil {
 		return "", fmt.Errorf("cluster %s: %w", c.Name, err)
 	}
-	var addr, state string
-	waitCtx, cancel := context.WithTimeout(ctx, DefaultWaitForReady)
-	defer cancel()
-	err = wait.PollUntilContextCancel(waitCtx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		list, err := cs.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
-		if err != nil {
-			state = err.Error()
-			return false, nil
-		}
-		addr, state = apiServerAddr(list.Items)
-		return addr != "", nil
-	})
+	return services.apiServerEndpoint(ctx)
+}
+
+// apiServerEndpoint is APIServerEndpoint, waiting at most
+// DefaultWaitForReady for the endpoint to appear.
+func (s serviceNetwork) apiServerEndpoint(ctx context.Context) (string, error) {
+	addr, err := untilAPIServerEndpoint(ctx, s.cs, DefaultWaitForReady)
 	if err != nil {
-		return "", fmt.Errorf("cluster %s: reading the API server's endpoint from the kubernetes Service: %s", c.Name, state)
+		return "", fmt.Errorf("cluster %s: %w", s.name, err)
 	}
 	return addr, nil
+}
+
+// untilAPIServerEndpoint reads the kubernetes Service's endpoint slices
+// until apiServerAddr finds the API server's address in them, at most limit.
+func untilAPIServerEndpoint(ctx context.Context, cs kubernetes.Interface, limit time.Duration) (string, error) {
+	var addr string
+	spec := poll.Every(serviceAPIPoll).Within(limit).For("the API server's endpoint in the kubernetes Service")
+	err := poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
+		list, err := cs.DiscoveryV1().EndpointSlices(metav1.NamespaceDefault).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kubernetes"})
+		if err != nil {
+			return false, err
+		}
+		var why string
+		if addr, why = apiServerAddr(list.Items); addr == "" {
+			return false, errors.New(why)
+		}
+		return true, nil
+	})
+	return addr, err
 }
 
 // apiServerAddr is host:port of the first ready address of the kubernetes
@@ -266,10 +338,10 @@ var errNoCurl = errors.New("the node image has no curl")
 
 // untilAnswersFromNodes waits, at most limit, until url answers from every
 // node of the cluster (untilServiceAnswers), or returns errNoCurl.
-func (c *Cluster) untilAnswersFromNodes(ctx context.Context, url string, limit time.Duration) error {
-	nodeList, err := kindCall(ctx, "listing nodes of cluster "+c.Name, func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
+func (s serviceNetwork) untilAnswersFromNodes(ctx context.Context, url string, limit time.Duration) error {
+	nodeList, err := kindCall(ctx, "listing nodes of cluster "+s.name, func() ([]nodes.Node, error) { return s.provider.ListInternalNodes(s.name) })
 	if err != nil {
-		return fmt.Errorf("listing nodes of cluster %s: %w", c.Name, err)
+		return fmt.Errorf("listing nodes of cluster %s: %w", s.name, err)
 	}
 	if len(nodeList) > 0 && !hasCurl(ctx, nodeList[0]) {
 		return errNoCurl
@@ -319,39 +391,23 @@ func lastCurlError(out string, err error) string {
 	return err.Error()
 }
 
-func (c *Cluster) serviceNetworkErr(ctx context.Context, limit time.Duration, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("waiting for the Service network of cluster %s: %w", c.Name, context.Cause(ctx))
-	}
-	return fmt.Errorf("cluster %s: the API server does not answer on the kubernetes Service after %s (kube-proxy not running?): %w", c.Name, limit, err)
-}
-
-// serviceAddr is the host:port of Service namespace/name's cluster IP and
-// first port, read from the API, waiting while the Service is not there or
-// has no cluster IP yet (the kubernetes Service, on a new cluster).
-func (c *Cluster) serviceAddr(ctx context.Context, namespace, name string) (string, error) {
-	cs, err := c.clientset()
-	if err != nil {
-		return "", err
-	}
+// untilServiceAddr is the host:port of Service namespace/name's cluster IP
+// and first port, read from the API, waiting while the Service is not there
+// or has no cluster IP yet (the kubernetes Service, on a new cluster).
+func untilServiceAddr(ctx context.Context, cs kubernetes.Interface, namespace, name string) (string, error) {
 	var addr string
-	var lastErr error
-	err = wait.PollUntilContextCancel(ctx, 250*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	spec := poll.Every(serviceAPIPoll).For("Service " + namespace + "/" + name + " to have a cluster IP")
+	err := poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
 		svc, err := cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			lastErr = err
-			return false, nil
+			return false, err
 		}
 		if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone || len(svc.Spec.Ports) == 0 {
-			lastErr = fmt.Errorf("Service %s/%s has no cluster IP or port", namespace, name)
-			return false, nil
+			return false, fmt.Errorf("Service %s/%s has no cluster IP or port", namespace, name)
 		}
 		addr = net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port)))
 		return true, nil
 	})
-	if err != nil && lastErr != nil {
-		err = fmt.Errorf("reading Service %s/%s: %w", namespace, name, lastErr)
-	}
 	return addr, err
 }
 

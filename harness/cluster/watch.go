@@ -13,8 +13,8 @@ import (
 
 // WatchAPI's pace: a cluster counts as gone after apiWatchFailures failed
 // checks in a row, one every apiWatchPeriod, each given
-// apiWatchRequestTimeout. One failure is not enough: an API server on two
-// busy cores misses a deadline now and then.
+// apiWatchRequestTimeout. One failure is not enough: a busy API server
+// misses a deadline now and then.
 const (
 	apiWatchPeriod         = 2 * time.Second
 	apiWatchFailures       = 5

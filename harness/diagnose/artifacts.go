@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
 	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
@@ -75,11 +77,12 @@ func (c *clients) collect(ctx context.Context, env, root string, opts Options) e
 	return nil
 }
 
-// Artifacts are readable by their owner only: they get uploaded, and until
-// then nobody else on the machine needs pod logs or Flux objects.
+// Artifacts are readable by their owner only (privatefile's modes): they get
+// uploaded, and until then nobody else on the machine needs pod logs or Flux
+// objects.
 const (
-	fileMode = 0o600
-	dirMode  = 0o700
+	fileMode = privatefile.FileMode
+	dirMode  = privatefile.DirMode
 )
 
 // makePrivateDir creates dir (and its parents) 0700, and makes dir itself
@@ -94,26 +97,12 @@ func makePrivateDir(dir string) error {
 	return nil
 }
 
-func writeFile(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
-		return fmt.Errorf("creating directory for %s: %w", path, err)
-	}
-	if err := os.WriteFile(path, data, fileMode); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	// WriteFile keeps the mode of a file that was already there.
-	if err := os.Chmod(path, fileMode); err != nil {
-		return fmt.Errorf("making %s private: %w", path, err)
-	}
-	return nil
-}
-
 func writeYAML(path string, v any) error {
 	data, err := yaml.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	return writeFile(path, data)
+	return privatefile.Write(path, data)
 }
 
 func (c *clients) collectFlux(ctx context.Context, root string, opts Options) error {
@@ -192,12 +181,12 @@ func (c *clients) collectEvents(ctx context.Context, root string) error {
 	return writeYAML(filepath.Join(root, "events.yaml"), list)
 }
 
-// collectControllerLogs saves the logs of every Deployment in flux-system
-// (all containers of each of its pods).
+// collectControllerLogs saves the logs of every Deployment in Flux's
+// namespace (all containers of each of its pods).
 func (c *clients) collectControllerLogs(ctx context.Context, root string) error {
-	deps, err := c.Kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
+	deps, err := c.Kube.AppsV1().Deployments(fluxobj.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return fmt.Errorf("listing flux-system deployments: %w", err)
+		return fmt.Errorf("listing %s deployments: %w", fluxobj.Namespace, err)
 	}
 	var errs []error
 	for _, d := range deps.Items {
@@ -206,7 +195,7 @@ func (c *clients) collectControllerLogs(ctx context.Context, root string) error 
 			errs = append(errs, fmt.Errorf("selector of deployment %s: %w", d.Name, err))
 			continue
 		}
-		pods, err := c.Kube.CoreV1().Pods("flux-system").List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+		pods, err := c.Kube.CoreV1().Pods(fluxobj.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("listing pods of deployment %s: %w", d.Name, err))
 			continue
@@ -227,7 +216,7 @@ func (c *clients) collectControllerLogs(ctx context.Context, root string) error 
 		if len(pods.Items) == 0 {
 			b.WriteString("(no pods)\n")
 		}
-		if err := writeFile(filepath.Join(root, "controllers", d.Name+".log"), []byte(b.String())); err != nil {
+		if err := privatefile.Write(filepath.Join(root, "controllers", d.Name+".log"), []byte(b.String())); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -266,7 +255,7 @@ func (c *clients) collectPodLogs(ctx context.Context, root string) error {
 				b.WriteString("(container never started: no logs)\n")
 			}
 			path := filepath.Join(root, "pods", tp.Pod.Namespace+"_"+tp.Pod.Name+"_"+t.Container+".log")
-			if err := writeFile(path, []byte(b.String())); err != nil {
+			if err := privatefile.Write(path, []byte(b.String())); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -388,5 +377,5 @@ func (c *clients) collectSecretNames(ctx context.Context, root string) error {
 		names = append(names, s.Namespace+"/"+s.Name)
 	}
 	sort.Strings(names)
-	return writeFile(filepath.Join(root, "secrets.txt"), []byte(strings.Join(names, "\n")+"\n"))
+	return privatefile.Write(filepath.Join(root, "secrets.txt"), []byte(strings.Join(names, "\n")+"\n"))
 }

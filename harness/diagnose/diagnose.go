@@ -184,12 +184,43 @@ func keyOf(u *unstructured.Unstructured) string { return fluxobj.RefOf(u).String
 // Kustomization's children are the Flux objects in its inventory; objects
 // that nothing lists are roots, the flux-system Kustomization first.
 func renderTree(objs []*unstructured.Unstructured) []string {
-	byKey := map[string]*unstructured.Unstructured{}
-	for _, u := range objs {
-		byKey[keyOf(u)] = u
+	t := newFluxTree(objs)
+	t.adoptInventories(objs)
+	t.adoptHelmCharts(objs)
+	var lines []string
+	visited := map[string]bool{}
+	for _, root := range t.roots() {
+		lines = t.draw(lines, visited, root, "", "")
 	}
-	children := map[string][]string{}
-	isChild := map[string]bool{}
+	return lines
+}
+
+// fluxTree is the parent/child structure renderTree draws, by object key.
+type fluxTree struct {
+	byKey    map[string]*unstructured.Unstructured
+	children map[string][]string
+	isChild  map[string]bool
+}
+
+func newFluxTree(objs []*unstructured.Unstructured) *fluxTree {
+	t := &fluxTree{byKey: map[string]*unstructured.Unstructured{}, children: map[string][]string{}, isChild: map[string]bool{}}
+	for _, u := range objs {
+		t.byKey[keyOf(u)] = u
+	}
+	return t
+}
+
+// adopt makes child a child of parent when child is one of the objects.
+func (t *fluxTree) adopt(parent, child string) {
+	if _, ok := t.byKey[child]; ok {
+		t.children[parent] = append(t.children[parent], child)
+		t.isChild[child] = true
+	}
+}
+
+// adoptInventories places the Flux objects a Kustomization applied under
+// it (never under itself).
+func (t *fluxTree) adoptInventories(objs []*unstructured.Unstructured) {
 	for _, u := range objs {
 		if u.GetKind() != "Kustomization" {
 			continue
@@ -202,80 +233,81 @@ func renderTree(objs []*unstructured.Unstructured) []string {
 			if err != nil {
 				continue
 			}
-			k := refKey(ref.Kind, ref.Namespace, ref.Name)
-			if _, ok := byKey[k]; ok && k != keyOf(u) {
-				children[keyOf(u)] = append(children[keyOf(u)], k)
-				isChild[k] = true
+			if k := refKey(ref.Kind, ref.Namespace, ref.Name); k != keyOf(u) {
+				t.adopt(keyOf(u), k)
 			}
 		}
 	}
-	// A HelmRelease's HelmChart (made by helm-controller, in no inventory)
-	// goes under the release.
+}
+
+// adoptHelmCharts places a HelmRelease's HelmChart (made by
+// helm-controller, in no inventory) under the release.
+func (t *fluxTree) adoptHelmCharts(objs []*unstructured.Unstructured) {
 	for _, u := range objs {
 		if u.GetKind() != helmv2.HelmReleaseKind {
 			continue
 		}
 		if chart, _, _ := unstructured.NestedString(u.Object, "status", "helmChart"); chart != "" {
 			ns, name, _ := strings.Cut(chart, "/")
-			k := refKey("HelmChart", ns, name)
-			if _, ok := byKey[k]; ok && !isChild[k] {
-				children[keyOf(u)] = append(children[keyOf(u)], k)
-				isChild[k] = true
+			if k := refKey("HelmChart", ns, name); !t.isChild[k] {
+				t.adopt(keyOf(u), k)
 			}
 		}
 	}
-	order := func(keys []string) {
-		rank := func(k string) int {
-			u := byKey[k]
-			if fluxobj.RefOf(u) == fluxobj.SyncKustomization() {
-				return -1
-			}
-			return kindRank(u.GetKind())
-		}
-		sort.SliceStable(keys, func(i, j int) bool {
-			if ri, rj := rank(keys[i]), rank(keys[j]); ri != rj {
-				return ri < rj
-			}
-			return keys[i] < keys[j]
-		})
-	}
+}
+
+// roots are the objects nothing lists, in reading order.
+func (t *fluxTree) roots() []string {
 	var roots []string
-	for k := range byKey {
-		if !isChild[k] {
+	for k := range t.byKey {
+		if !t.isChild[k] {
 			roots = append(roots, k)
 		}
 	}
-	order(roots)
+	t.order(roots)
+	return roots
+}
 
-	var lines []string
-	visited := map[string]bool{}
-	var walk func(k, prefix, branch string)
-	walk = func(k, prefix, branch string) {
-		if visited[k] {
-			lines = append(lines, prefix+branch+k+"  (cycle)")
-			return
+// order sorts keys for reading: the sync Kustomization first, then by
+// kind (kindRank), then by key.
+func (t *fluxTree) order(keys []string) {
+	rank := func(k string) int {
+		u := t.byKey[k]
+		if fluxobj.RefOf(u) == fluxobj.SyncKustomization() {
+			return -1
 		}
-		visited[k] = true
-		lines = append(lines, prefix+branch+describeFlux(byKey[k]))
-		kids := children[k]
-		order(kids)
-		next := prefix
-		switch branch {
-		case "├── ":
-			next += "│   "
-		case "└── ":
-			next += "    "
-		}
-		for i, c := range kids {
-			b := "├── "
-			if i == len(kids)-1 {
-				b = "└── "
-			}
-			walk(c, next, b)
-		}
+		return kindRank(u.GetKind())
 	}
-	for _, r := range roots {
-		walk(r, "", "")
+	sort.SliceStable(keys, func(i, j int) bool {
+		if ri, rj := rank(keys[i]), rank(keys[j]); ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
+}
+
+// draw appends the line of k, drawn after prefix and branch, and below it
+// its children's subtrees; an object met again is marked as a cycle.
+func (t *fluxTree) draw(lines []string, visited map[string]bool, k, prefix, branch string) []string {
+	if visited[k] {
+		return append(lines, prefix+branch+k+"  (cycle)")
+	}
+	visited[k] = true
+	lines = append(lines, prefix+branch+describeFlux(t.byKey[k]))
+	kids := t.children[k]
+	t.order(kids)
+	switch branch {
+	case "├── ":
+		prefix += "│   "
+	case "└── ":
+		prefix += "    "
+	}
+	for i, c := range kids {
+		b := "├── "
+		if i == len(kids)-1 {
+			b = "└── "
+		}
+		lines = t.draw(lines, visited, c, prefix, b)
 	}
 	return lines
 }

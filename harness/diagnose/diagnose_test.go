@@ -80,6 +80,38 @@ GitRepository/flux-system/flux-system  Ready`
 	}
 }
 
+// TestRenderTreeChartsAndCycles: a HelmRelease's HelmChart goes under the
+// release, a Kustomization listing itself is not its own child, and an
+// inventory loop ends in a "(cycle)" line instead of recursing.
+func TestRenderTreeChartsAndCycles(t *testing.T) {
+	release := fluxObj("HelmRelease", "redis", "redis", "True", "InstallSucceeded", "installed")
+	_ = unstructured.SetNestedField(release.Object, "flux-system/redis-redis", "status", "helmChart")
+	objs := []*unstructured.Unstructured{
+		fluxObj("Kustomization", "flux-system", "a", "True", "ReconciliationSucceeded", "Applied",
+			"flux-system_a_kustomize.toolkit.fluxcd.io_Kustomization",
+			"flux-system_b_kustomize.toolkit.fluxcd.io_Kustomization",
+			"redis_redis_helm.toolkit.fluxcd.io_HelmRelease"),
+		fluxObj("Kustomization", "flux-system", "b", "True", "ReconciliationSucceeded", "Applied",
+			"flux-system_c_kustomize.toolkit.fluxcd.io_Kustomization"),
+		fluxObj("Kustomization", "flux-system", "c", "True", "ReconciliationSucceeded", "Applied",
+			"flux-system_b_kustomize.toolkit.fluxcd.io_Kustomization"),
+		release,
+		fluxObj("HelmChart", "flux-system", "redis-redis", "False", "ChartPullError", "no chart version found"),
+		fluxObj("HelmChart", "flux-system", "orphan", "True", "ChartPullSucceeded", "pulled"),
+	}
+	got := strings.Join(renderTree(objs), "\n")
+	want := `Kustomization/flux-system/a  Ready
+├── Kustomization/flux-system/b  Ready
+│   └── Kustomization/flux-system/c  Ready
+│       └── Kustomization/flux-system/b  (cycle)
+└── HelmRelease/redis/redis  Ready
+    └── HelmChart/flux-system/redis-redis  NOT READY  ChartPullError: no chart version found
+HelmChart/flux-system/orphan  Ready`
+	if got != want {
+		t.Fatalf("renderTree:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestTruncate(t *testing.T) {
 	cases := []struct {
 		in    string

@@ -21,11 +21,9 @@ import (
 	"github.com/fluxcd/flux2/v2/pkg/manifestgen/install"
 	"github.com/fluxcd/pkg/ssa/utils"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-)
 
-// defaultComponents are the controllers installed when Options.Components is
-// empty: those of a standard `flux install`.
-var defaultComponents = []string{"source-controller", "kustomize-controller", "helm-controller", "notification-controller"}
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+)
 
 // Options selects what to install and where the manifests come from.
 type Options struct {
@@ -46,18 +44,16 @@ type Options struct {
 	// e.g. {"kustomize-controller": {"--feature-gates=CancelHealthCheckOnNewRevision=true"}}.
 	ControllerArgs map[string][]string
 	// ReadinessProbePeriod, when set, replaces the period of every
-	// controller's readiness probe. The controllers answer a second or two
-	// after they start; at the manifests' period (the Kubernetes default,
-	// 10 s) a missed first probe leaves a ready controller unavailable for up
-	// to 10 s more, on every install.
+	// controller's readiness probe: at the manifests' period (the Kubernetes
+	// default) a missed first probe leaves a started controller unavailable
+	// for a whole period more.
 	ReadinessProbePeriod time.Duration
 	// APIServer, when set (host:port), is where the controllers reach the
 	// API server instead of through the kubernetes Service. On a fresh
-	// cluster kube-proxy programs Service IPs seconds after the API server
-	// answers; with the API server's own address the controllers can be
-	// installed and start in those seconds instead of after them. Whatever
-	// they reach through other Services (source-controller's artifacts,
-	// charts) still goes through the Service network.
+	// cluster kube-proxy programs Service IPs after the API server answers;
+	// with the API server's own address the controllers can start meanwhile.
+	// Whatever they reach through other Services (source-controller's
+	// artifacts, charts) still goes through the Service network.
 	APIServer string
 	// BeforeApply, when set, runs after the manifests are generated and
 	// before anything is applied; its error ends the install. A caller
@@ -65,7 +61,7 @@ type Options struct {
 	// (a controller pod made before its image is on the node goes into a
 	// pull back-off), so that the loading overlaps the generation.
 	BeforeApply func(ctx context.Context) error
-	// Namespace is where Flux runs; "" means flux-system.
+	// Namespace is where Flux runs; "" means fluxobj.Namespace.
 	Namespace string
 	// ClusterName names the cluster in messages; "" uses the API server host.
 	ClusterName string
@@ -93,7 +89,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Components = slices.Clone(defaultComponents)
 	}
 	if o.Namespace == "" {
-		o.Namespace = "flux-system"
+		o.Namespace = fluxobj.Namespace
 	}
 	return o, nil
 }

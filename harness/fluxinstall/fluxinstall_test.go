@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 )
 
 func TestVersionFromGoMod(t *testing.T) {
@@ -141,6 +142,10 @@ func TestGenerateOffline(t *testing.T) {
 	}
 	// Both bases ship controllers tagged like the ones flux2 v2.9.5 bundles.
 	controllerTag := "v1.9.5"
+	kit, err := kitprofile.FromEnv()
+	if err != nil {
+		t.Fatalf("reading the offline kit profile: %v", err)
+	}
 	tests := []struct {
 		name       string
 		dir        string
@@ -154,8 +159,8 @@ func TestGenerateOffline(t *testing.T) {
 			crds:       []string{"gitrepositories.source.toolkit.fluxcd.io"},
 		},
 		{
-			name:       "offline kit (FLEET_FLUX_MANIFESTS)",
-			dir:        os.Getenv("FLEET_FLUX_MANIFESTS"),
+			name:       "offline kit (E2E_KIT)",
+			dir:        kit.FluxManifests,
 			components: []string{"source-controller", "kustomize-controller"},
 			crds: []string{
 				"gitrepositories.source.toolkit.fluxcd.io",
@@ -167,7 +172,7 @@ func TestGenerateOffline(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.dir == "" {
-				msg := "FLEET_FLUX_MANIFESTS is not set: source the offline kit profile (make offline-images) to test the real manifests"
+				msg := "the offline kit profile has no Flux manifests: set E2E_KIT to the kit's profile file (make offline-images; go run ./hack/kit -print names it) to test the real manifests"
 				if os.Getenv("CI") == "true" {
 					t.Fatalf("%s (CI=true: `make test` provides it)", msg)
 				}

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
 // Result describes a finished Install.
@@ -167,6 +168,9 @@ func deployments(objs []*unstructured.Unstructured) []client.ObjectKey {
 // enough not to burn the whole budget on an image that is not there.
 const stuckGrace = 30 * time.Second
 
+// deploymentsPoll is how often waitDeployments reads the Deployments.
+const deploymentsPoll = 500 * time.Millisecond
+
 // waitDeployments polls until every Deployment is Available and fully
 // rolled out (kstatus Current). On ctx expiry or a stuck pod, the error names
 // each Deployment that is not ready, its Available condition message and the
@@ -176,46 +180,49 @@ func waitDeployments(ctx context.Context, c client.Client, keys []client.ObjectK
 		return errors.New("no controller Deployments in the generated manifests")
 	}
 	start := time.Now()
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
 	// last keeps the latest description per Deployment so that the error
 	// after ctx ends still says what was wrong, not that a Get was cancelled.
 	last := map[client.ObjectKey]string{}
-	for {
-		var pending []string
-		stuck := false
-		for _, k := range keys {
-			ok, detail, isStuck, err := deploymentState(ctx, c, k)
-			switch {
-			case err != nil && ctx.Err() != nil:
-				// keep the previous detail
-			case err != nil:
-				last[k] = err.Error()
-			case ok:
-				delete(last, k)
-				continue
-			default:
-				last[k] = detail
-				stuck = stuck || isStuck
-			}
-			d := last[k]
-			if d == "" {
-				d = "no status yet"
-			}
-			pending = append(pending, fmt.Sprintf("Deployment %s not available: %s", k, d))
+	spec := poll.Every(deploymentsPoll).For("the controller Deployments to be available")
+	return poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
+		pending, stuck := pendingDeployments(ctx, c, keys, last)
+		switch {
+		case len(pending) == 0:
+			return true, nil
+		case stuck && time.Since(start) >= grace:
+			// A pod in back-off will not mend by waiting longer.
+			return true, fmt.Errorf("giving up after %s: %s", secs(time.Since(start)), strings.Join(pending, "; "))
+		default:
+			return false, errors.New(strings.Join(pending, "; "))
 		}
-		if len(pending) == 0 {
-			return nil
+	})
+}
+
+// pendingDeployments describes each Deployment of keys that is not ready,
+// and reports whether a pod of one is stuck; last carries each one's
+// description from poll to poll.
+func pendingDeployments(ctx context.Context, c client.Client, keys []client.ObjectKey, last map[client.ObjectKey]string) (pending []string, stuck bool) {
+	for _, k := range keys {
+		ok, detail, isStuck, err := deploymentState(ctx, c, k)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// keep the previous detail
+		case err != nil:
+			last[k] = err.Error()
+		case ok:
+			delete(last, k)
+			continue
+		default:
+			last[k] = detail
+			stuck = stuck || isStuck
 		}
-		if stuck && time.Since(start) >= grace {
-			return fmt.Errorf("giving up after %s: %s", secs(time.Since(start)), strings.Join(pending, "; "))
+		d := last[k]
+		if d == "" {
+			d = "no status yet"
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w after %s: %s", ctx.Err(), secs(time.Since(start)), strings.Join(pending, "; "))
-		case <-tick.C:
-		}
+		pending = append(pending, fmt.Sprintf("Deployment %s not available: %s", k, d))
 	}
+	return pending, stuck
 }
 
 func deploymentState(ctx context.Context, c client.Client, key client.ObjectKey) (ready bool, detail string, stuck bool, err error) {

@@ -36,9 +36,9 @@ type Clients struct {
 // NewClients builds the clients of the cluster behind cfg. Nothing is
 // requested from the API server until a client is used.
 func NewClients(cfg *rest.Config) (*Clients, error) {
-	// client-go's default client-side rate limit (5 requests/s, burst 10)
-	// made every Flux install spend 5 s in apply: ssa dry-runs and applies
-	// each of its ~25 objects. A test cluster of our own needs no throttle.
+	// client-go's default client-side rate limit would throttle the dry-run
+	// and apply of every object a Flux install sends; a test cluster of our
+	// own needs no throttle.
 	cfg = rest.CopyConfig(cfg)
 	if cfg.QPS == 0 && cfg.RateLimiter == nil {
 		cfg.QPS, cfg.Burst = 200, 400

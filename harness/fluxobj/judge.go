@@ -102,7 +102,6 @@ func Judge(u *unstructured.Unstructured, sourceRev string) Verdict {
 	gen := u.GetGeneration()
 	obs, _, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
 	current := gen == 0 || obs == gen
-
 	if st := Condition(u, meta.StalledCondition); st != nil && st.Status == metav1.ConditionTrue && current {
 		return Verdict{Phase: Failed, Terminal: true, Reason: nonEmpty(st.Reason, meta.StalledCondition), Message: st.Message}
 	}
@@ -110,71 +109,107 @@ func Judge(u *unstructured.Unstructured, sourceRev string) Verdict {
 	if ready == nil {
 		return judgeWithoutReady(u)
 	}
-	kind := u.GetKind()
-	source := false
-	if k, ok := KindOf(kind); ok {
-		source = k.Source
-	}
-	// source-controller leaves observedGeneration unset while a fetch keeps
-	// failing and flips Ready between Unknown and False on every retry; its
-	// FetchFailed condition stays True throughout, so it tells a persisting
-	// fetch failure (registry or chart repository unreachable) apart from
-	// progress.
-	if source && ready.Status != metav1.ConditionTrue {
-		if ff := Condition(u, sourcev1.FetchFailedCondition); ff != nil && ff.Status == metav1.ConditionTrue {
-			return Verdict{Reason: nonEmpty(ff.Reason, sourcev1.FetchFailedCondition), Message: ff.Message, Graced: true, FailingSince: ff.LastTransitionTime.Time}
-		}
-		if ready.Status == metav1.ConditionFalse && sourceFailureReasons[ready.Reason] {
-			return Verdict{Reason: ready.Reason, Message: ready.Message, Graced: true}
-		}
+	if v, failing := judgeSourceFailure(u, ready); failing {
+		return v
 	}
 	// Controllers leave status.observedGeneration behind when a reconcile
 	// fails (kustomize-controller on a missing path, for one), but stamp
 	// the condition itself with the generation it judged.
-	current = current || ready.ObservedGeneration == gen
-	if !current {
+	if !current && ready.ObservedGeneration != gen {
 		return Verdict{Reason: meta.ProgressingReason, Message: fmt.Sprintf("observed generation %d, want %d (last Ready=%s %s)", obs, gen, ready.Status, ready.Reason)}
 	}
 	if ready.Status == metav1.ConditionTrue {
-		if kind == kustomizev1.KustomizationKind && sourceRev != "" {
-			applied, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
-			if applied != sourceRev {
-				return Verdict{Reason: "RevisionNotApplied", Message: fmt.Sprintf("applied %q, source has %q", applied, sourceRev)}
-			}
-		}
-		return Verdict{Phase: Ready, Reason: ready.Reason, Message: ready.Message}
+		return judgeReadyCondition(u, ready, sourceRev)
 	}
+	return judgeNotReady(u, ready, sourceRev)
+}
 
+// isSource reports whether u is of a source kind (GitRepository,
+// HelmRepository, ...).
+func isSource(u *unstructured.Unstructured) bool {
+	k, ok := KindOf(u.GetKind())
+	return ok && k.Source
+}
+
+// judgeSourceFailure tells a source whose fetch keeps failing apart from
+// one making progress, before its generation is checked: source-controller
+// leaves observedGeneration unset while a fetch keeps failing and flips
+// Ready between Unknown and False on every retry, but its FetchFailed
+// condition stays True throughout. failing is false when the verdict is
+// left to the rest of Judge.
+func judgeSourceFailure(u *unstructured.Unstructured, ready *metav1.Condition) (v Verdict, failing bool) {
+	if !isSource(u) || ready.Status == metav1.ConditionTrue {
+		return Verdict{}, false
+	}
+	if ff := Condition(u, sourcev1.FetchFailedCondition); ff != nil && ff.Status == metav1.ConditionTrue {
+		return Verdict{Reason: nonEmpty(ff.Reason, sourcev1.FetchFailedCondition), Message: ff.Message, Graced: true, FailingSince: ff.LastTransitionTime.Time}, true
+	}
+	if ready.Status == metav1.ConditionFalse && sourceFailureReasons[ready.Reason] {
+		return Verdict{Reason: ready.Reason, Message: ready.Message, Graced: true}, true
+	}
+	return Verdict{}, false
+}
+
+// judgeReadyCondition judges an object whose current Ready condition is
+// True: a Kustomization is Ready only once it applied its source's newest
+// revision.
+func judgeReadyCondition(u *unstructured.Unstructured, ready *metav1.Condition, sourceRev string) Verdict {
+	if u.GetKind() == kustomizev1.KustomizationKind && sourceRev != "" {
+		applied, _, _ := unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
+		if applied != sourceRev {
+			return Verdict{Reason: "RevisionNotApplied", Message: fmt.Sprintf("applied %q, source has %q", applied, sourceRev)}
+		}
+	}
+	return Verdict{Phase: Ready, Reason: ready.Reason, Message: ready.Message}
+}
+
+// judgeNotReady judges an object whose current Ready condition is not
+// True: Progressing unless its kind's rules say the failure is final or
+// graced.
+func judgeNotReady(u *unstructured.Unstructured, ready *metav1.Condition, sourceRev string) Verdict {
 	v := Verdict{Reason: nonEmpty(ready.Reason, "NotReady"), Message: ready.Message}
 	switch {
-	case kind == kustomizev1.KustomizationKind:
-		attempted, _, _ := unstructured.NestedString(u.Object, "status", "lastAttemptedRevision")
-		onCurrent := attempted != "" && (sourceRev == "" || attempted == sourceRev)
-		pathMissing := ready.Reason == meta.ArtifactFailedReason && strings.Contains(ready.Message, "path not found")
-		rejected := ready.Reason == meta.ReconciliationFailedReason && apiServerRejected(ready.Message)
-		switch {
-		case onCurrent && (ready.Reason == meta.BuildFailedReason || pathMissing || rejected):
-			v.Phase, v.Terminal = Failed, true
-			// kustomize-controller ends an apply failure with a newline
-			// and the partial change set, often empty.
-			v.Message = fmt.Sprintf("%s (revision %s)", strings.TrimSpace(ready.Message), attempted)
-		case pathMissing && attempted == "":
-			// A missing path fails before any revision is attempted, so which
-			// revision it refers to is unknown: fatal once it persists.
-			v.Graced = true
-		}
-	case kind == helmv2.HelmReleaseKind:
-		switch {
-		case ready.Reason == retriesExceededReason || helmRetriesExhausted(u, ready.Reason):
-			v.Phase, v.Terminal = Failed, true
-		case helmFailedBeforeRelease(u, ready.Reason):
-			v.Phase, v.Terminal = Failed, true
-			v.Message += " (Helm stored no release: the chart does not render with these values, so retrying cannot help)"
-		}
-	case source:
+	case u.GetKind() == kustomizev1.KustomizationKind:
+		judgeKustomizationFailure(&v, u, ready, sourceRev)
+	case u.GetKind() == helmv2.HelmReleaseKind:
+		judgeHelmReleaseFailure(&v, u, ready)
+	case isSource(u):
 		v.Graced = sourceFailureReasons[ready.Reason]
 	}
 	return v
+}
+
+// judgeKustomizationFailure makes v final when the Kustomization failed on
+// its source's newest revision in a way that retrying the same revision
+// cannot heal, and graced when its path is missing before any attempt.
+func judgeKustomizationFailure(v *Verdict, u *unstructured.Unstructured, ready *metav1.Condition, sourceRev string) {
+	attempted, _, _ := unstructured.NestedString(u.Object, "status", "lastAttemptedRevision")
+	onCurrent := attempted != "" && (sourceRev == "" || attempted == sourceRev)
+	pathMissing := ready.Reason == meta.ArtifactFailedReason && strings.Contains(ready.Message, "path not found")
+	rejected := ready.Reason == meta.ReconciliationFailedReason && apiServerRejected(ready.Message)
+	switch {
+	case onCurrent && (ready.Reason == meta.BuildFailedReason || pathMissing || rejected):
+		v.Phase, v.Terminal = Failed, true
+		// kustomize-controller ends an apply failure with a newline
+		// and the partial change set, often empty.
+		v.Message = fmt.Sprintf("%s (revision %s)", strings.TrimSpace(ready.Message), attempted)
+	case pathMissing && attempted == "":
+		// A missing path fails before any revision is attempted, so which
+		// revision it refers to is unknown: fatal once it persists.
+		v.Graced = true
+	}
+}
+
+// judgeHelmReleaseFailure makes v final when helm-controller will not try
+// again, or would retry the same chart and values in vain.
+func judgeHelmReleaseFailure(v *Verdict, u *unstructured.Unstructured, ready *metav1.Condition) {
+	switch {
+	case ready.Reason == retriesExceededReason || helmRetriesExhausted(u, ready.Reason):
+		v.Phase, v.Terminal = Failed, true
+	case helmFailedBeforeRelease(u, ready.Reason):
+		v.Phase, v.Terminal = Failed, true
+		v.Message += " (Helm stored no release: the chart does not render with these values, so retrying cannot help)"
+	}
 }
 
 // apiServerRejected reports whether a Kustomization's apply failure is the

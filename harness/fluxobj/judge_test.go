@@ -3,7 +3,9 @@ package fluxobj_test
 import (
 	"strings"
 	"testing"
+	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	. "github.com/flux-fleet/flux-fleet/harness/fluxobj"
@@ -151,5 +153,51 @@ func TestJudgeRefusedApplyMessage(t *testing.T) {
 	want := "Deployment/apps/fleet-app dry-run failed (Invalid): Deployment.apps \"fleet-app\" is invalid: spec.selector: Invalid value: {}: field is immutable (revision main@sha1:abc)"
 	if v.Message != want {
 		t.Errorf("message %q\nwant    %q", v.Message, want)
+	}
+}
+
+// TestJudgeMessages pins the exact verdict texts the wait prints and the
+// diagnosis shows, one case per branch of Judge that writes its own text.
+func TestJudgeMessages(t *testing.T) {
+	const rev = "main@sha1:abc"
+	terminating := fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, nil, fluxobjtest.Cond("Ready", "True", "ReconciliationSucceeded", "Applied"))
+	terminating.SetDeletionTimestamp(&metav1.Time{Time: time.Date(2026, 11, 25, 22, 41, 7, 0, time.UTC)})
+	suspended := fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, nil, fluxobjtest.Cond("Ready", "False", "BuildFailed", "x"))
+	_ = unstructured.SetNestedField(suspended.Object, true, "spec", "suspend")
+	fetchFailed := fluxobjtest.Object("OCIRepository", "flux-system", "podinfo", 1, 0, nil, fluxobjtest.Cond("Ready", "Unknown", "Progressing", "reconciliation in progress"), fluxobjtest.Cond("FetchFailed", "True", "", "failed to pull artifact"))
+	cases := []struct {
+		name      string
+		obj       *unstructured.Unstructured
+		sourceRev string
+		want      Verdict
+	}{
+		{"terminating", terminating, rev, Verdict{Phase: Progressing, Reason: "Terminating", Message: "object is being deleted"}},
+		{"suspended wins over a failure", suspended, rev, Verdict{Phase: Ready, Reason: "Suspended", Message: "reconciliation is suspended"}},
+		{"stalled without reason", fluxobjtest.Object("HelmRelease", "apps", "web", 1, 1, nil, fluxobjtest.Cond("Stalled", "True", "", "gave up")), "", Verdict{Phase: Failed, Terminal: true, Reason: "Stalled", Message: "gave up"}},
+		{"fetch failing: the FetchFailed condition speaks, with its start", fetchFailed, "", Verdict{Reason: "FetchFailed", Message: "failed to pull artifact", Graced: true, FailingSince: time.Date(2026, 11, 25, 22, 41, 7, 0, time.UTC)}},
+		{"old generation", fluxobjtest.Object("HelmRelease", "apps", "web", 3, 2, nil, fluxobjtest.Cond("Ready", "False", "InstallFailed", "x")), "", Verdict{Reason: "Progressing", Message: "observed generation 2, want 3 (last Ready=False InstallFailed)"}},
+		{"older revision applied", fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAppliedRevision": "main@sha1:old"}, fluxobjtest.Cond("Ready", "True", "ReconciliationSucceeded", "Applied")), rev, Verdict{Reason: "RevisionNotApplied", Message: `applied "main@sha1:old", source has "main@sha1:abc"`}},
+		{"not ready without reason", fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, nil, fluxobjtest.Cond("Ready", "False", "", "no reason given")), rev, Verdict{Reason: "NotReady", Message: "no reason given"}},
+		{"path not found on the current revision names it", fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, fluxobjtest.Cond("Ready", "False", "ArtifactFailed", "kustomization path not found: stat /tmp/x\n")), rev, Verdict{Phase: Failed, Terminal: true, Reason: "ArtifactFailed", Message: "kustomization path not found: stat /tmp/x (revision main@sha1:abc)"}},
+		{"build failed with no source revision known: the attempted one counts", fluxobjtest.Object("Kustomization", "flux-system", "apps", 1, 1, map[string]any{"lastAttemptedRevision": rev}, fluxobjtest.Cond("Ready", "False", "BuildFailed", "kustomize build failed")), "", Verdict{Phase: Failed, Terminal: true, Reason: "BuildFailed", Message: "kustomize build failed (revision main@sha1:abc)"}},
+		{"helm upgrade failed with retries used up", func() *unstructured.Unstructured {
+			u := fluxobjtest.Object("HelmRelease", "apps", "web", 1, 1, map[string]any{"upgradeFailures": int64(2), "failures": int64(2)}, fluxobjtest.Cond("Ready", "False", "UpgradeFailed", "timed out"))
+			_ = unstructured.SetNestedField(u.Object, int64(1), "spec", "upgrade", "remediation", "retries")
+			return u
+		}(), "", Verdict{Phase: Failed, Terminal: true, Reason: "UpgradeFailed", Message: "timed out"}},
+		{"helm upgrade failed before any release", fluxobjtest.Object("HelmRelease", "apps", "web", 1, 1, map[string]any{"failures": int64(1)}, fluxobjtest.Cond("Ready", "False", "UpgradeFailed", "values invalid")), "", Verdict{Phase: Failed, Terminal: true, Reason: "UpgradeFailed", Message: "values invalid (Helm stored no release: the chart does not render with these values, so retrying cannot help)"}},
+		{"helm other failure stays progressing", fluxobjtest.Object("HelmRelease", "apps", "web", 1, 1, map[string]any{"failures": int64(1)}, fluxobjtest.Cond("Ready", "False", "ArtifactFailed", "chart not ready")), "", Verdict{Reason: "ArtifactFailed", Message: "chart not ready"}},
+		{"source with a reason that heals is not graced", fluxobjtest.Object("GitRepository", "flux-system", "flux-system", 1, 1, nil, fluxobjtest.Cond("Ready", "False", "Progressing", "cloning")), "", Verdict{Reason: "Progressing", Message: "cloning"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Judge(tc.obj, tc.sourceRev)
+			// Times compare by instant: a parsed time carries its own location.
+			sameSince := got.FailingSince.Equal(tc.want.FailingSince)
+			got.FailingSince, tc.want.FailingSince = time.Time{}, time.Time{}
+			if got != tc.want || !sameSince {
+				t.Fatalf("got  %+v\nwant %+v", Judge(tc.obj, tc.sourceRev), tc.want)
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package fluxsync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,10 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
 // clearPoll is how often Clear looks whether what it deleted is gone.
@@ -150,13 +149,13 @@ func deleteAll(ctx context.Context, c *fluxobj.Clients, refs []fluxobj.ObjectRef
 	return nil
 }
 
-// waitGone waits until none of refs exists; on timeout the error lists
-// those left with their finalizers. (ssa's WaitForTermination would not
-// end at ctx, only at its own timeout.)
+// waitGone waits until none of refs exists; when ctx ends first the error
+// lists those left with their finalizers. (ssa's WaitForTermination would
+// not end at ctx, only at its own timeout.)
 func waitGone(ctx context.Context, c *fluxobj.Clients, refs []fluxobj.ObjectRef) error {
-	var left []string
-	err := wait.PollUntilContextCancel(ctx, clearPoll, true, func(ctx context.Context) (bool, error) {
-		left = left[:0]
+	spec := poll.Every(clearPoll).For(fmt.Sprintf("%d deleted object(s) to be gone", len(refs)))
+	return poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
+		var left []string
 		for i, u := range stubsOf(refs) {
 			obj := &metav1.PartialObjectMetadata{}
 			obj.SetGroupVersionKind(u.GroupVersionKind())
@@ -170,12 +169,11 @@ func waitGone(ctx context.Context, c *fluxobj.Clients, refs []fluxobj.ObjectRef)
 				left = append(left, fmt.Sprintf("%s (finalizers %s)", refs[i], strings.Join(obj.Finalizers, ", ")))
 			}
 		}
-		return len(left) == 0, nil
+		if len(left) > 0 {
+			return false, fmt.Errorf("%d object(s) still there: %s", len(left), strings.Join(left, "; "))
+		}
+		return true, nil
 	})
-	if err != nil && len(left) > 0 && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%d object(s) still there: %s: %w", len(left), strings.Join(left, "; "), err)
-	}
-	return err
 }
 
 // stubsOf are refs as the ssa manager and the client address objects:

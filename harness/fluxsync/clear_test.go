@@ -1,9 +1,17 @@
 package fluxsync
 
 import (
+	"context"
+	"errors"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
 func TestKeepSyncObjects(t *testing.T) {
@@ -44,5 +52,31 @@ func TestStubsOf(t *testing.T) {
 		if gvk := u.GroupVersionKind(); gvk.Group != r.Group || gvk.Version != r.Version || gvk.Kind != r.Kind || u.GetNamespace() != r.Namespace || u.GetName() != r.Name {
 			t.Errorf("stub %d = %s %s/%s, want %s", i, u.GroupVersionKind(), u.GetNamespace(), u.GetName(), r)
 		}
+	}
+}
+
+// TestWaitGone: a deleted object held by its finalizer keeps the wait going
+// until ctx ends, and the error names it with the finalizer; one that is
+// gone ends the wait at once.
+func TestWaitGone(t *testing.T) {
+	held := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "held", Finalizers: []string{"example.com/hold"}}}
+	c := &fluxobj.Clients{Client: fake.NewClientBuilder().WithObjects(held).Build()}
+	heldRef := fluxobj.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "apps", Name: "held"}
+	goneRef := fluxobj.ObjectRef{Version: "v1", Kind: "ConfigMap", Namespace: "apps", Name: "gone"}
+
+	if err := waitGone(t.Context(), c, []fluxobj.ObjectRef{goneRef}); err != nil {
+		t.Errorf("an object that is gone: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*clearPoll)
+	defer cancel()
+	err := waitGone(ctx, c, []fluxobj.ObjectRef{goneRef, heldRef})
+	var pe *poll.Error
+	if !errors.As(err, &pe) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("an object held by its finalizer: error = %v; want a *poll.Error at ctx's deadline", err)
+	}
+	want := "stopped waiting for 2 deleted object(s) to be gone after " + pe.Waited.Round(time.Millisecond).String() +
+		": context deadline exceeded; last: 1 object(s) still there: ConfigMap/apps/held (finalizers example.com/hold)"
+	if err.Error() != want {
+		t.Errorf("error = %v\nwant %s", err, want)
 	}
 }

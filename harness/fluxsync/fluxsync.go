@@ -180,10 +180,12 @@ func ignoreRules(p string) string {
 	return b.String()
 }
 
-// fluxSystemDir is the anchored ignore pattern of <p>/flux-system/.
+// fluxSystemDir is the anchored ignore pattern of <p>/flux-system/: flux
+// bootstrap writes Flux's own manifests into a directory named after Flux's
+// namespace.
 func fluxSystemDir(p string) string {
 	clean := path.Clean("/" + strings.TrimPrefix(p, "./"))
-	return path.Join(clean, "flux-system") + "/"
+	return path.Join(clean, fluxobj.Namespace) + "/"
 }
 
 // RequestReconcile sets reconcile.fluxcd.io/requestedAt on the GitRepository

@@ -17,12 +17,17 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
 // DefaultFetchFailureGrace is how long WaitForRevision lets a GitRepository
 // keep failing to fetch (server unreachable, credentials rejected) before it
 // gives up: long enough for a git server that is still starting.
 const DefaultFetchFailureGrace = 10 * time.Second
+
+// fetchFailurePoll is how often WaitForRevision judges the GitRepository
+// again between watch events, so that a grace ends on time.
+const fetchFailurePoll = time.Second
 
 // WaitForRevision watches the GitRepository until its artifact is the given
 // revision (Flux's "<branch>@sha1:<commit>" form), so that what is waited on
@@ -46,8 +51,8 @@ func WaitForRevision(ctx context.Context, c *fluxobj.Clients, namespace, name, r
 			return res.Watch(ctx, o)
 		},
 	}
-	// A failing fetch produces no event between retries: re-judge on a
-	// timer too, so the grace ends on time.
+	// A failing fetch produces no event between retries: re-judge every
+	// fetchFailurePoll too.
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var failingSince time.Time
@@ -70,22 +75,19 @@ func WaitForRevision(ctx context.Context, c *fluxobj.Clients, namespace, name, r
 		}
 		return nil
 	}
-	ticker := time.NewTicker(time.Second)
-	defer ticker.Stop()
+	// The grace's end stops the watch with the judgement as the cause; when
+	// the watch ends first, wctx ends this poll and cancel keeps the cause
+	// it already has.
 	go func() {
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case now := <-ticker.C:
-				if obj := last.Load(); obj != nil {
-					if err := judge(obj, now); err != nil {
-						cancel(err)
-						return
-					}
+		spec := poll.Every(fetchFailurePoll).For("the fetch-failure grace of GitRepository " + namespace + "/" + name + " to run out")
+		cancel(poll.Until(wctx, spec, func(context.Context) (bool, error) {
+			if obj := last.Load(); obj != nil {
+				if err := judge(obj, time.Now()); err != nil {
+					return true, err
 				}
 			}
-		}
+			return false, nil
+		}))
 	}()
 	_, err := watchtools.UntilWithSync(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		obj, ok := ev.Object.(*unstructured.Unstructured)

@@ -15,51 +15,15 @@ import (
 	gogit "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // requireGit skips a test that needs the git CLI when it is missing, but
 // fails it under CI=true, where every test must run.
 func requireGit(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		skipOrFail(t, "git binary not found: the snapshot and the upload-pack handler both run it")
-	}
-}
-
-// skipOrFail skips with msg, or fails with it under CI=true.
-func skipOrFail(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true: this test must run)", msg)
-	}
-	t.Skip(msg)
-}
-
-// run runs git with a clean GIT_* environment and fails the test on error.
-func run(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), "GIT_TERMINAL_PROMPT=0")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			env = append(env, kv)
-		}
-	}
-	return append(env,
-		"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull,
-	)
+	testsupport.RequireGit(t, "the snapshot and the upload-pack handler both run it")
 }
 
 func write(t *testing.T, dir, name, content string) {
@@ -78,16 +42,16 @@ func write(t *testing.T, dir, name, content string) {
 func fixtureRepo(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	run(t, dir, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, dir, "init", "--quiet", "--initial-branch=main")
 	write(t, dir, ".gitignore", "ignored.txt\n*.log\nbuild/\n")
 	write(t, dir, "tracked.txt", "tracked\n")
 	write(t, dir, "modified.txt", "old\n")
 	write(t, dir, "deleted.txt", "soon gone\n")
 	write(t, dir, "clusters/staging/kustomization.yaml", "resources: []\n")
 	write(t, dir, "forced.log", "tracked although ignored\n")
-	run(t, dir, "add", ".gitignore", "tracked.txt", "modified.txt", "deleted.txt", "clusters")
-	run(t, dir, "add", "--force", "forced.log")
-	run(t, dir, "commit", "--quiet", "-m", "initial")
+	testsupport.Git(t, dir, "add", ".gitignore", "tracked.txt", "modified.txt", "deleted.txt", "clusters")
+	testsupport.Git(t, dir, "add", "--force", "forced.log")
+	testsupport.Git(t, dir, "commit", "--quiet", "-m", "initial")
 
 	write(t, dir, "modified.txt", "new\n")
 	if err := os.Remove(filepath.Join(dir, "deleted.txt")); err != nil {
@@ -96,7 +60,7 @@ func fixtureRepo(t *testing.T) string {
 	write(t, dir, "untracked.txt", "untracked\n")
 	write(t, dir, "clusters/staging/new.yaml", "kind: ConfigMap\n")
 	write(t, dir, "staged.txt", "staged\n")
-	run(t, dir, "add", "staged.txt")
+	testsupport.Git(t, dir, "add", "staged.txt")
 	write(t, dir, "ignored.txt", "secret\n")
 	write(t, dir, "debug.log", "noise\n")
 	write(t, dir, "build/out.bin", "binary\n")
@@ -106,9 +70,9 @@ func fixtureRepo(t *testing.T) string {
 func treeFiles(t *testing.T, bare, rev string) map[string]string {
 	t.Helper()
 	files := map[string]string{}
-	for _, name := range strings.Split(run(t, "", "--git-dir="+bare, "ls-tree", "-r", "--name-only", rev), "\n") {
+	for _, name := range strings.Split(testsupport.Git(t, "", "--git-dir="+bare, "ls-tree", "-r", "--name-only", rev), "\n") {
 		if name != "" {
-			files[name] = run(t, "", "--git-dir="+bare, "show", rev+":"+name)
+			files[name] = testsupport.Git(t, "", "--git-dir="+bare, "show", rev+":"+name)
 		}
 	}
 	return files
@@ -171,7 +135,7 @@ func TestSnapshotContents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			statusBefore := run(t, repo, "status", "--porcelain")
+			statusBefore := testsupport.Git(t, repo, "status", "--porcelain")
 			objectsBefore := objectFiles(t, filepath.Join(repo, ".git"))
 
 			bare := filepath.Join(t.TempDir(), "r.git")
@@ -197,12 +161,12 @@ func TestSnapshotContents(t *testing.T) {
 			if len(got) != len(tt.want) {
 				t.Errorf("snapshot has %d files, want %d: %v", len(got), len(tt.want), got)
 			}
-			if head := run(t, "", "--git-dir="+bare, "rev-parse", "refs/heads/main"); head != rev {
+			if head := testsupport.Git(t, "", "--git-dir="+bare, "rev-parse", "refs/heads/main"); head != rev {
 				t.Errorf("main = %s, want %s", head, rev)
 			}
 
 			// The checkout must be left exactly as it was.
-			if after := run(t, repo, "status", "--porcelain"); after != statusBefore {
+			if after := testsupport.Git(t, repo, "status", "--porcelain"); after != statusBefore {
 				t.Errorf("git status changed:\nbefore:\n%s\nafter:\n%s", statusBefore, after)
 			}
 			if after := objectFiles(t, filepath.Join(repo, ".git")); !slices.Equal(after, objectsBefore) {
@@ -289,7 +253,7 @@ func TestServeCloneFetch(t *testing.T) {
 
 	t.Run("wrong password rejected", func(t *testing.T) {
 		cmd := exec.Command("git", "clone", "--quiet", cloneURL(t, s.URL(), user, "wrong"), filepath.Join(t.TempDir(), "c"))
-		cmd.Env = append(cleanEnv(), "GIT_TERMINAL_PROMPT=0")
+		cmd.Env = testsupport.GitEnv()
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			t.Fatal("clone with a wrong password succeeded")
@@ -300,8 +264,8 @@ func TestServeCloneFetch(t *testing.T) {
 	})
 
 	clone := filepath.Join(t.TempDir(), "clone")
-	run(t, "", "clone", "--quiet", "--branch", "main", cloneURL(t, s.URL(), user, pass), clone)
-	if got := run(t, clone, "rev-parse", "HEAD"); got != first {
+	testsupport.Git(t, "", "clone", "--quiet", "--branch", "main", cloneURL(t, s.URL(), user, pass), clone)
+	if got := testsupport.Git(t, clone, "rev-parse", "HEAD"); got != first {
 		t.Errorf("cloned HEAD %s, want %s", got, first)
 	}
 	if b, err := os.ReadFile(filepath.Join(clone, "modified.txt")); err != nil || string(b) != "new\n" {
@@ -315,14 +279,14 @@ func TestServeCloneFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Publish: %.0fms", float64(time.Since(start).Microseconds())/1000)
-	run(t, clone, "fetch", "--quiet", "origin")
-	if got := run(t, clone, "rev-parse", "origin/main"); got != second {
+	testsupport.Git(t, clone, "fetch", "--quiet", "origin")
+	if got := testsupport.Git(t, clone, "rev-parse", "origin/main"); got != second {
 		t.Errorf("fetched origin/main %s, want %s", got, second)
 	}
-	if parent := run(t, clone, "rev-parse", "origin/main^"); parent != first {
+	if parent := testsupport.Git(t, clone, "rev-parse", "origin/main^"); parent != first {
 		t.Errorf("parent of the new snapshot %s, want the previous one %s", parent, first)
 	}
-	if !strings.Contains(run(t, clone, "ls-tree", "-r", "--name-only", "origin/main"), "clusters/production/kustomization.yaml") {
+	if !strings.Contains(testsupport.Git(t, clone, "ls-tree", "-r", "--name-only", "origin/main"), "clusters/production/kustomization.yaml") {
 		t.Error("new file missing from the published snapshot")
 	}
 
@@ -348,7 +312,7 @@ func TestPublishThisRepository(t *testing.T) {
 	requireGit(t)
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
-		skipOrFail(t, "not running inside a git checkout")
+		testsupport.SkipOrFail(t, "not running inside a git checkout")
 	}
 	root := strings.TrimSpace(string(top))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -367,8 +331,8 @@ func TestPublishThisRepository(t *testing.T) {
 	}
 	t.Logf("Publish of this repository: %.0fms (%s)", float64(time.Since(start).Microseconds())/1000, rev)
 
-	served := strings.Split(run(t, "", "--git-dir="+s.snap.bare, "ls-tree", "-r", "--name-only", "--full-tree", rev), "\n")
-	pkg := run(t, "", "rev-parse", "--show-prefix") // this package, as tests run in its directory
+	served := strings.Split(testsupport.Git(t, "", "--git-dir="+s.snap.bare, "ls-tree", "-r", "--name-only", "--full-tree", rev), "\n")
+	pkg := testsupport.Git(t, "", "rev-parse", "--show-prefix") // this package, as tests run in its directory
 	want := map[string]bool{}
 	for _, f := range gitList(t, "ls-files", "--cached", "--others", "--exclude-standard", "--full-name") {
 		want[f] = true
@@ -390,7 +354,7 @@ func TestPublishThisRepository(t *testing.T) {
 		t.Errorf("snapshot lacks %sgitserver_test.go", pkg)
 	}
 	// Ignored files anywhere in the checkout (whole directories end in "/").
-	ignored := strings.Split(run(t, root, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"), "\x00")
+	ignored := strings.Split(testsupport.Git(t, root, "ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"), "\x00")
 	for _, f := range served {
 		for _, ig := range ignored {
 			if ig != "" && (f == ig || strings.HasSuffix(ig, "/") && strings.HasPrefix(f, ig)) {
@@ -405,7 +369,7 @@ func TestPublishThisRepository(t *testing.T) {
 func gitList(t *testing.T, args ...string) []string {
 	t.Helper()
 	var out []string
-	for _, f := range strings.Split(run(t, "", append(args, "-z")...), "\x00") {
+	for _, f := range strings.Split(testsupport.Git(t, "", append(args, "-z")...), "\x00") {
 		if f != "" {
 			out = append(out, f)
 		}

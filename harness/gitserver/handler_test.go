@@ -14,46 +14,29 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // confinedServer starts a server on the fixture repository and creates two
 // bare repositories with commits it must not serve: a sibling beside the
 // served one, and one elsewhere on the host.
-func confinedServer(t *testing.T) (s *Server, sibling, elsewhere string, logBuf *syncBuffer) {
+func confinedServer(t *testing.T) (s *Server, sibling, elsewhere string, logBuf *testsupport.SyncBuffer) {
 	t.Helper()
 	requireGit(t)
 	repo := fixtureRepo(t)
-	logBuf = &syncBuffer{}
+	logBuf = &testsupport.SyncBuffer{}
 	s, err := Start(t.Context(), Options{Addr: "127.0.0.1", SourceDir: repo, Log: logBuf})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	sibling = filepath.Join(filepath.Dir(s.bareDir), "sibling.git")
-	run(t, "", "clone", "--quiet", "--bare", repo, sibling)
+	testsupport.Git(t, "", "clone", "--quiet", "--bare", repo, sibling)
 	elsewhere = filepath.Join(t.TempDir(), "secret.git")
-	run(t, "", "clone", "--quiet", "--bare", repo, elsewhere)
+	testsupport.Git(t, "", "clone", "--quiet", "--bare", repo, elsewhere)
 	return s, sibling, elsewhere, logBuf
 }
 
@@ -174,8 +157,8 @@ func TestGitCLIConfined(t *testing.T) {
 	s, sibling, elsewhere, _ := confinedServer(t)
 	user, pass := s.Credentials()
 	clone := filepath.Join(t.TempDir(), "clone")
-	run(t, "", "clone", "--quiet", cloneURL(t, s.URL(), user, pass), clone)
-	if got := run(t, clone, "rev-parse", "HEAD"); got != s.Revision() {
+	testsupport.Git(t, "", "clone", "--quiet", cloneURL(t, s.URL(), user, pass), clone)
+	if got := testsupport.Git(t, clone, "rev-parse", "HEAD"); got != s.Revision() {
 		t.Errorf("cloned HEAD %s, want %s", got, s.Revision())
 	}
 	base := strings.TrimSuffix(s.URL(), "/fleet.git")
@@ -188,7 +171,7 @@ func TestGitCLIConfined(t *testing.T) {
 		url := tt.url
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command("git", "ls-remote", cloneURL(t, url, user, pass))
-			cmd.Env = append(cleanEnv(), "GIT_TERMINAL_PROMPT=0")
+			cmd.Env = testsupport.GitEnv()
 			out, err := cmd.CombinedOutput()
 			if err == nil {
 				t.Fatalf("git ls-remote %s succeeded:\n%s", url, out)
@@ -203,14 +186,14 @@ func TestGitCLIConfined(t *testing.T) {
 // TestRequestLog checks that requests are logged through Options.Log only:
 // nothing reaches Go's global logger, and no password is written.
 func TestRequestLog(t *testing.T) {
-	var global syncBuffer
+	var global testsupport.SyncBuffer
 	prevOut, prevFlags := log.Writer(), log.Flags()
 	log.SetOutput(&global)
 	t.Cleanup(func() { log.SetOutput(prevOut); log.SetFlags(prevFlags) })
 
 	s, _, _, logBuf := confinedServer(t)
 	user, pass := s.Credentials()
-	run(t, "", "clone", "--quiet", cloneURL(t, s.URL(), user, pass), filepath.Join(t.TempDir(), "c"))
+	testsupport.Git(t, "", "clone", "--quiet", cloneURL(t, s.URL(), user, pass), filepath.Join(t.TempDir(), "c"))
 	addr := s.listener.Addr().String()
 	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 	rawRequest(t, addr, "GET", "/sibling.git/info/refs?service=git-upload-pack", auth, nil)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // historyRepo builds a checkout with two commits (the first tagged v1) and
@@ -13,18 +15,18 @@ import (
 func historyRepo(t *testing.T) (dir, first, second string) {
 	t.Helper()
 	dir = t.TempDir()
-	run(t, dir, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, dir, "init", "--quiet", "--initial-branch=main")
 	write(t, dir, "root.txt", "root\n")
 	write(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 1\n")
-	run(t, dir, "add", ".")
-	run(t, dir, "commit", "--quiet", "-m", "first")
-	run(t, dir, "tag", "v1")
-	first = run(t, dir, "rev-parse", "HEAD")
+	testsupport.Git(t, dir, "add", ".")
+	testsupport.Git(t, dir, "commit", "--quiet", "-m", "first")
+	testsupport.Git(t, dir, "tag", "v1")
+	first = testsupport.Git(t, dir, "rev-parse", "HEAD")
 	write(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 2\n")
 	write(t, dir, "fleet/clusters/production/app.yaml", "replicas: 3\n")
-	run(t, dir, "add", ".")
-	run(t, dir, "commit", "--quiet", "-m", "second")
-	second = run(t, dir, "rev-parse", "HEAD")
+	testsupport.Git(t, dir, "add", ".")
+	testsupport.Git(t, dir, "commit", "--quiet", "-m", "second")
+	second = testsupport.Git(t, dir, "rev-parse", "HEAD")
 	// Uncommitted: an edit, an untracked file and a directory only the
 	// working tree has.
 	write(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 99\n")
@@ -47,13 +49,13 @@ func TestPublishRevision(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "tag at the checkout root", src: repo, rev: "v1",
-			wantTree: run(t, repo, "rev-parse", first+"^{tree}"), want: Origin{Ref: "v1", Commit: first}},
+			wantTree: testsupport.Git(t, repo, "rev-parse", first+"^{tree}"), want: Origin{Ref: "v1", Commit: first}},
 		{name: "relative revision of a subdirectory", src: filepath.Join(repo, "fleet"), rev: "HEAD~1",
-			wantTree: run(t, repo, "rev-parse", first+":fleet"), want: Origin{Ref: "HEAD~1", Commit: first, Path: "fleet"}},
+			wantTree: testsupport.Git(t, repo, "rev-parse", first+":fleet"), want: Origin{Ref: "HEAD~1", Commit: first, Path: "fleet"}},
 		{name: "HEAD is the commit, not the edited working tree", src: filepath.Join(repo, "fleet"), rev: "HEAD",
-			wantTree: run(t, repo, "rev-parse", second+":fleet"), want: Origin{Ref: "HEAD", Commit: second, Path: "fleet"}},
+			wantTree: testsupport.Git(t, repo, "rev-parse", second+":fleet"), want: Origin{Ref: "HEAD", Commit: second, Path: "fleet"}},
 		{name: "full commit hash of a nested directory", src: filepath.Join(repo, "fleet", "clusters"), rev: second,
-			wantTree: run(t, repo, "rev-parse", second+":fleet/clusters"), want: Origin{Ref: second, Commit: second, Path: "fleet/clusters"}},
+			wantTree: testsupport.Git(t, repo, "rev-parse", second+":fleet/clusters"), want: Origin{Ref: second, Commit: second, Path: "fleet/clusters"}},
 		{name: "unknown revision", src: repo, rev: "no-such-branch",
 			wantErr: `git revision "no-such-branch" is not a commit of the repository of ` + repo},
 		{name: "an option is not a revision", src: repo, rev: "--output=" + filepath.Join(repo, "injected"),
@@ -89,7 +91,7 @@ func TestPublishRevision(t *testing.T) {
 			}
 			defer s.Close()
 			bare := s.snap.bare
-			if got := run(t, "", "--git-dir="+bare, "rev-parse", s.Revision()+"^{tree}"); got != tt.wantTree {
+			if got := testsupport.Git(t, "", "--git-dir="+bare, "rev-parse", s.Revision()+"^{tree}"); got != tt.wantTree {
 				t.Errorf("served tree %s, want the committed tree %s", got, tt.wantTree)
 			}
 			if got := s.Origin(); got != tt.want {
@@ -117,9 +119,9 @@ func TestServeRevisionsThenWorkingTree(t *testing.T) {
 	defer s.Close()
 	user, pass := s.Credentials()
 	clone := filepath.Join(t.TempDir(), "clone")
-	run(t, "", "clone", "--quiet", "--branch", "main", cloneURL(t, s.URL(), user, pass), clone)
+	testsupport.Git(t, "", "clone", "--quiet", "--branch", "main", cloneURL(t, s.URL(), user, pass), clone)
 	base := s.Revision()
-	if got, want := run(t, clone, "rev-parse", "HEAD^{tree}"), run(t, repo, "rev-parse", first+":fleet"); got != want {
+	if got, want := testsupport.Git(t, clone, "rev-parse", "HEAD^{tree}"), testsupport.Git(t, repo, "rev-parse", first+":fleet"); got != want {
 		t.Errorf("cloned base tree %s, want %s", got, want)
 	}
 	if b, err := os.ReadFile(filepath.Join(clone, "clusters", "staging", "app.yaml")); err != nil || string(b) != "replicas: 1\n" {
@@ -130,11 +132,11 @@ func TestServeRevisionsThenWorkingTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, clone, "fetch", "--quiet", "origin")
-	if got, want := run(t, clone, "rev-parse", "origin/main^{tree}"), run(t, repo, "rev-parse", second+":fleet"); got != want {
+	testsupport.Git(t, clone, "fetch", "--quiet", "origin")
+	if got, want := testsupport.Git(t, clone, "rev-parse", "origin/main^{tree}"), testsupport.Git(t, repo, "rev-parse", second+":fleet"); got != want {
 		t.Errorf("fetched head tree %s, want %s", got, want)
 	}
-	if parent := run(t, clone, "rev-parse", "origin/main^"); parent != base {
+	if parent := testsupport.Git(t, clone, "rev-parse", "origin/main^"); parent != base {
 		t.Errorf("parent of the head %s, want the base %s", parent, base)
 	}
 	if got := s.Origin(); got != (Origin{Ref: second, Commit: second, Path: "fleet"}) {
@@ -145,11 +147,11 @@ func TestServeRevisionsThenWorkingTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, clone, "fetch", "--quiet", "origin")
-	if parent := run(t, clone, "rev-parse", "origin/main^"); parent != head {
+	testsupport.Git(t, clone, "fetch", "--quiet", "origin")
+	if parent := testsupport.Git(t, clone, "rev-parse", "origin/main^"); parent != head {
 		t.Errorf("parent of the working-tree snapshot %s, want %s", parent, head)
 	}
-	if got := run(t, clone, "show", wt+":clusters/staging/app.yaml"); got != "replicas: 99" {
+	if got := testsupport.Git(t, clone, "show", wt+":clusters/staging/app.yaml"); got != "replicas: 99" {
 		t.Errorf("working-tree snapshot has app.yaml %q, want the uncommitted edit", got)
 	}
 	if got := s.Origin(); got != (Origin{Commit: second, WorkingTree: true, Path: "fleet"}) {

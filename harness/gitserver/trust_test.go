@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // servedFiles clones what s serves with the git CLI over HTTP, with the
@@ -14,7 +16,7 @@ func servedFiles(t *testing.T, s *Server) map[string]string {
 	t.Helper()
 	user, pass := s.Credentials()
 	clone := filepath.Join(t.TempDir(), "clone")
-	run(t, "", "clone", "--quiet", "--branch", s.Branch(), cloneURL(t, s.URL(), user, pass), clone)
+	testsupport.Git(t, "", "clone", "--quiet", "--branch", s.Branch(), cloneURL(t, s.URL(), user, pass), clone)
 	files := map[string]string{}
 	err := filepath.WalkDir(clone, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -62,11 +64,11 @@ func TestRefusesCheckoutGitDistrusts(t *testing.T) {
 	requireGit(t)
 	isolateGitConfig(t)
 	repo := t.TempDir()
-	run(t, repo, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, repo, "init", "--quiet", "--initial-branch=main")
 	write(t, repo, ".gitignore", ".work/\n")
 	write(t, repo, "clusters/staging/kustomization.yaml", "resources: []\n")
-	run(t, repo, "add", ".")
-	run(t, repo, "commit", "--quiet", "-m", "initial")
+	testsupport.Git(t, repo, "add", ".")
+	testsupport.Git(t, repo, "commit", "--quiet", "-m", "initial")
 	write(t, repo, ".work/x.kubeconfig", "SECRET-admin-kubeconfig\n")
 	const otherUID = 12345
 	err := filepath.WalkDir(repo, func(p string, _ fs.DirEntry, err error) error {
@@ -76,7 +78,7 @@ func TestRefusesCheckoutGitDistrusts(t *testing.T) {
 		return os.Lchown(p, otherUID, otherUID)
 	})
 	if err != nil {
-		skipOrFail(t, "cannot give the checkout to another user (tests must run as root for this): "+err.Error())
+		testsupport.SkipOrFail(t, "cannot give the checkout to another user (tests must run as root for this): "+err.Error())
 	}
 
 	for name, src := range map[string]string{"root": repo, "subdirectory": filepath.Join(repo, "clusters")} {
@@ -155,11 +157,11 @@ func TestPlainDirectoryHonoursIgnoresAndExclude(t *testing.T) {
 func TestExcludeInCheckout(t *testing.T) {
 	requireGit(t)
 	repo := t.TempDir()
-	run(t, repo, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, repo, "init", "--quiet", "--initial-branch=main")
 	write(t, repo, "fleet/clusters/staging/kustomization.yaml", "resources: []\n")
 	write(t, repo, "fleet/artifacts/committed.txt", "SECRET-committed\n")
-	run(t, repo, "add", ".")
-	run(t, repo, "commit", "--quiet", "-m", "initial")
+	testsupport.Git(t, repo, "add", ".")
+	testsupport.Git(t, repo, "commit", "--quiet", "-m", "initial")
 	write(t, repo, "fleet/artifacts/untracked.txt", "SECRET-untracked\n")
 	write(t, repo, "fleet/.work/admin.kubeconfig", "SECRET-work\n")
 	src := filepath.Join(repo, "fleet")
@@ -183,12 +185,12 @@ func TestExcludeInCheckout(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("revision", func(t *testing.T) {
-		if got := run(t, "", "--git-dir="+s.snap.bare, "ls-tree", "-r", "--name-only", rev); got != "clusters/staging/kustomization.yaml" {
+		if got := testsupport.Git(t, "", "--git-dir="+s.snap.bare, "ls-tree", "-r", "--name-only", rev); got != "clusters/staging/kustomization.yaml" {
 			t.Errorf("served revision holds %q, want only clusters/staging/kustomization.yaml", got)
 		}
 		assertOnly(t, servedFiles(t, s))
 	})
-	if status := run(t, repo, "status", "--porcelain"); status != "?? fleet/.work/\n?? fleet/artifacts/untracked.txt" {
+	if status := testsupport.Git(t, repo, "status", "--porcelain"); status != "?? fleet/.work/\n?? fleet/artifacts/untracked.txt" {
 		t.Errorf("the checkout's status changed: %q", status)
 	}
 
@@ -205,7 +207,7 @@ func TestExcludeInCheckout(t *testing.T) {
 func TestRefusesGitDirectory(t *testing.T) {
 	requireGit(t)
 	bare := filepath.Join(t.TempDir(), "r.git")
-	run(t, "", "init", "--quiet", "--bare", bare)
+	testsupport.Git(t, "", "init", "--quiet", "--bare", bare)
 	s, err := Start(t.Context(), Options{Addr: "127.0.0.1", SourceDir: bare})
 	if err == nil {
 		_ = s.Close()
@@ -233,7 +235,7 @@ func TestCheckoutFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := run(t, "", "--git-dir="+snap.bare, "ls-tree", "-r", "--name-only", rev); strings.Join(files, "\n") != want {
+	if want := testsupport.Git(t, "", "--git-dir="+snap.bare, "ls-tree", "-r", "--name-only", rev); strings.Join(files, "\n") != want {
 		t.Errorf("CheckoutFiles = %q\nsnapshot holds %q", files, want)
 	}
 	sub, _, err := CheckoutFiles(t.Context(), filepath.Join(repo, "clusters"))

@@ -17,11 +17,9 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
-// The fleet's ingress: the Service of the nginx namespace that exposes one
-// of these ports (the NGINX Ingress Controller's and the fixtures' nginx).
+// ingressNamespace holds the fleet's ingress: the NGINX Ingress
+// Controller's Service, or the fixtures' nginx.
 const ingressNamespace = "nginx"
-
-var ingressPorts = []int32{80, 8080}
 
 // requestTimeout bounds one request through an AppRoute when the caller's
 // context has no earlier deadline.
@@ -43,22 +41,18 @@ type AppRoute struct {
 	client  *http.Client
 }
 
-// OpenAppRoute finds the app's Ingress host for env (the first Ingress rule
-// whose host contains the environment's name) and port-forwards to the
-// nginx ingress Service. Close ends it.
+// OpenAppRoute finds the app's Ingress host for env (FindAppHost) and
+// port-forwards to the nginx ingress Service (IngressService). Close ends it.
 func OpenAppRoute(ctx context.Context, c *fluxobj.Clients, env string) (*AppRoute, error) {
-	ingresses, err := c.Kube.NetworkingV1().Ingresses(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing Ingresses: %w", err)
-	}
 	route := &AppRoute{clients: c, client: &http.Client{}}
-	route.Host, route.Namespace = appHost(ingresses.Items, env)
-	if route.Host == "" {
-		return nil, fmt.Errorf("no Ingress claims a host for environment %s (want a host containing %q)", env, env)
-	}
-	route.Ingress, err = ServiceWithPort(ctx, c, ingressNamespace, ingressPorts...)
+	var err error
+	route.Host, route.Namespace, err = FindAppHost(ctx, c, env)
 	if err != nil {
-		return nil, fmt.Errorf("finding the nginx ingress Service: %w", err)
+		return nil, err
+	}
+	route.Ingress, err = IngressService(ctx, c)
+	if err != nil {
+		return nil, err
 	}
 	route.Forward, err = ToService(ctx, c, route.Ingress)
 	if err != nil {
@@ -67,9 +61,25 @@ func OpenAppRoute(ctx context.Context, c *fluxobj.Clients, env string) (*AppRout
 	return route, nil
 }
 
-// appHost is the first Ingress rule host that names the environment, and
-// the Ingress's namespace.
-func appHost(ingresses []networkingv1.Ingress, env string) (host, namespace string) {
+// FindAppHost lists the cluster's Ingresses and returns the app's host for
+// env and the namespace of its Ingress (AppHost); it is an error when no
+// Ingress claims one.
+func FindAppHost(ctx context.Context, c *fluxobj.Clients, env string) (host, namespace string, err error) {
+	ingresses, err := c.Kube.NetworkingV1().Ingresses(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", "", fmt.Errorf("listing Ingresses: %w", err)
+	}
+	host, namespace = AppHost(ingresses.Items, env)
+	if host == "" {
+		return "", "", fmt.Errorf("no Ingress claims a host for environment %s (want a host containing %q)", env, env)
+	}
+	return host, namespace, nil
+}
+
+// AppHost is the first Ingress rule host that names the environment (the
+// fleet gives each environment's app a host containing its name), and the
+// Ingress's namespace, which is the app's; both empty when none does.
+func AppHost(ingresses []networkingv1.Ingress, env string) (host, namespace string) {
 	for _, ing := range ingresses {
 		for _, rule := range ing.Spec.Rules {
 			if rule.Host != "" && strings.Contains(rule.Host, env) {
@@ -78,6 +88,17 @@ func appHost(ingresses []networkingv1.Ingress, env string) (host, namespace stri
 		}
 	}
 	return "", ""
+}
+
+// IngressService finds the Service a user's request enters the fleet by:
+// the one of namespace nginx exposing port 80 (the NGINX Ingress
+// Controller's) or else 8080 (the fixtures' nginx).
+func IngressService(ctx context.Context, c *fluxobj.Clients) (Target, error) {
+	t, err := ServiceWithPort(ctx, c, ingressNamespace, 80, 8080)
+	if err != nil {
+		return Target{}, fmt.Errorf("finding the nginx ingress Service: %w", err)
+	}
+	return t, nil
 }
 
 // Close ends the port-forward.
@@ -104,7 +125,8 @@ func (r *AppRoute) Reopen(ctx context.Context) error {
 }
 
 // Do sends one request with the app's Host through the ingress and returns
-// the status and up to 1 MiB of the body. It is bounded by ctx and by 15s.
+// the status and up to 1 MiB of the body. It is bounded by ctx and by
+// requestTimeout.
 func (r *AppRoute) Do(ctx context.Context, method, path string, body io.Reader) (int, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()

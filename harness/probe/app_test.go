@@ -37,9 +37,9 @@ func TestAppHost(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			host, ns := appHost(tt.ingresses, tt.env)
+			host, ns := AppHost(tt.ingresses, tt.env)
 			if host != tt.host || ns != tt.ns {
-				t.Errorf("appHost = %q, %q; want %q, %q", host, ns, tt.host, tt.ns)
+				t.Errorf("AppHost = %q, %q; want %q, %q", host, ns, tt.host, tt.ns)
 			}
 		})
 	}
@@ -78,6 +78,35 @@ func TestServiceWithPort(t *testing.T) {
 		if err != nil || fmt.Sprintf("%s:%d", got.Service, got.Port) != tt.want {
 			t.Errorf("ports %v: got %+v, %v; want %s", tt.ports, got, err, tt.want)
 		}
+	}
+}
+
+// TestFindAppHostAndIngressService: the two lookups OpenAppRoute (and the
+// bench's traffic check) make, against a fake cluster, with their errors.
+func TestFindAppHostAndIngressService(t *testing.T) {
+	ingress := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "fleet-app"},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: "fleet-app.staging"}}}}
+	service := func(ns, name string, port int32) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10", Ports: []corev1.ServicePort{{Port: port}}}}
+	}
+	c := &fluxobj.Clients{Kube: fake.NewClientset(ingress, service("nginx", "fixture-nginx", 8080), service("nginx", "ingress-nginx-controller", 80))}
+	host, ns, err := FindAppHost(t.Context(), c, "staging")
+	if host != "fleet-app.staging" || ns != "apps" || err != nil {
+		t.Errorf("FindAppHost(staging) = %q, %q, %v; want fleet-app.staging, apps", host, ns, err)
+	}
+	const noHost = `no Ingress claims a host for environment production (want a host containing "production")`
+	if _, _, err := FindAppHost(t.Context(), c, "production"); err == nil || err.Error() != noHost {
+		t.Errorf("FindAppHost(production) error = %v, want %q", err, noHost)
+	}
+	target, err := IngressService(t.Context(), c)
+	if want := (Target{Namespace: "nginx", Service: "ingress-nginx-controller", Port: 80}); target != want || err != nil {
+		t.Errorf("IngressService = %+v, %v; want %+v (port 80 before 8080)", target, err, want)
+	}
+	empty := &fluxobj.Clients{Kube: fake.NewClientset(service("nginx", "metrics", 9113))}
+	const noService = "finding the nginx ingress Service: no Service in namespace nginx exposes port [80 8080]"
+	if _, err := IngressService(t.Context(), empty); err == nil || err.Error() != noService {
+		t.Errorf("IngressService without one: error %v, want %q", err, noService)
 	}
 }
 

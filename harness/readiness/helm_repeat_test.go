@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,8 +111,9 @@ func TestWaitRepeatedHelmFailure(t *testing.T) {
 	dyn := repeatFakeClient(podinfoAt(1, 0, "", true))
 	mapper := apimeta.NewDefaultRESTMapper([]schema.GroupVersion{{Group: "helm.toolkit.fluxcd.io", Version: "v2"}})
 	mapper.Add(schema.GroupVersionKind{Group: "helm.toolkit.fluxcd.io", Version: "v2", Kind: "HelmRelease"}, apimeta.RESTScopeNamespace)
-	var out bytes.Buffer
-	w := &Waiter{opts: Options{Env: "staging", Out: &out, Kinds: []string{"HelmRelease"}, Require: []fluxobj.ObjectRef{}}.withDefaults(), dyn: dyn, mapper: mapper}
+	// The wait writes progress from its own goroutine while the test reads it.
+	out := &syncWriter{t: t}
+	w := &Waiter{opts: Options{Env: "staging", Out: out, Kinds: []string{"HelmRelease"}, Require: []fluxobj.ObjectRef{}}.withDefaults(), dyn: dyn, mapper: mapper}
 
 	// Bound: the whole sequence is a handful of in-memory writes; the
 	// context only keeps a broken rule from hanging the test.
@@ -123,7 +125,7 @@ func TestWaitRepeatedHelmFailure(t *testing.T) {
 		done <- err
 	}()
 	// The wait has listed the first state once its line is printed.
-	for !bytes.Contains(out.Bytes(), []byte("HelmRelease/apps/podinfo  NotReady  Progressing")) {
+	for !strings.Contains(out.String(), "HelmRelease/apps/podinfo  NotReady  Progressing") {
 		select {
 		case err := <-done:
 			t.Fatalf("wait ended before any failure: %v", err)

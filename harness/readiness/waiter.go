@@ -88,10 +88,44 @@ type run struct {
 
 // Wait runs the wait; see WaitForFlux.
 func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
+	r := w.newRun(ctx)
+	informerCtx, stop := context.WithCancel(ctx)
+	factory := dynamicinformer.NewDynamicSharedInformerFactory(w.dyn, 0)
+	defer func() {
+		// Shutdown waits for the informers, which stop only once their
+		// context is cancelled.
+		stop()
+		factory.Shutdown()
+	}()
+	wake := make(chan struct{}, 1)
+	signal := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	if err := w.watchFlux(factory, r, signal); err != nil {
+		return nil, err
+	}
+	if err := watchWorkloads(factory, r, signal); err != nil {
+		return nil, err
+	}
+	factory.Start(informerCtx.Done())
+	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return nil, r.notReady(fmt.Errorf("listing %s: %w", gvr.Resource, ctx.Err()))
+		}
+	}
+	return r.loop(ctx, wake)
+}
+
+// newRun is the state of a wait starting now; pod events are read with ctx.
+func (w *Waiter) newRun(ctx context.Context) *run {
 	start := time.Now()
-	r := &run{
+	return &run{
 		opts:         w.opts,
 		start:        start,
+		events:       func(pod *corev1.Pod) string { return lastProbeFailure(ctx, w.dyn, pod) },
 		seen:         map[string]readySeen{},
 		helmFailures: map[string]helmFailures{},
 		fluxStores:   map[string]cache.Store{},
@@ -102,43 +136,35 @@ func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
 		pods:         newPodTracker(w.opts.PodFailureGrace, start),
 		firstEval:    true,
 	}
-	r.events = func(pod *corev1.Pod) string { return lastProbeFailure(ctx, w.dyn, pod) }
+}
 
-	informerCtx, stop := context.WithCancel(ctx)
-	factory := dynamicinformer.NewDynamicSharedInformerFactory(w.dyn, 0)
-	defer func() {
-		// Shutdown waits for the informers, which stop only once their
-		// context is cancelled.
-		stop()
-		factory.Shutdown()
-	}()
-
-	wake := make(chan struct{}, 1)
-	signal := func() {
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	}
-
+// watchFlux registers an informer for each Flux kind whose CRD the cluster
+// has; their handler records Ready flips as they happen.
+func (w *Waiter) watchFlux(factory dynamicinformer.DynamicSharedInformerFactory, r *run, signal func()) error {
 	for _, kind := range w.opts.Kinds {
 		fk, ok := fluxobj.KindOf(kind)
 		if !ok {
-			return nil, fmt.Errorf("unknown Flux kind %q", kind)
+			return fmt.Errorf("unknown Flux kind %q", kind)
 		}
 		mapping, err := w.mapper.RESTMapping(fk.GroupKind())
 		if apimeta.IsNoMatchError(err) {
 			continue // CRD not installed: nothing of that kind can exist
 		}
 		if err != nil {
-			return nil, fmt.Errorf("resolving API version of %s: %w", kind, err)
+			return fmt.Errorf("resolving API version of %s: %w", kind, err)
 		}
 		inf := factory.ForResource(mapping.Resource).Informer()
 		if _, err := inf.AddEventHandler(r.fluxHandler(signal)); err != nil {
-			return nil, fmt.Errorf("watching %s: %w", kind, err)
+			return fmt.Errorf("watching %s: %w", kind, err)
 		}
 		r.fluxStores[kind] = inf.GetStore()
 	}
+	return nil
+}
+
+// watchWorkloads registers an informer for each workload kind; any change
+// only wakes the evaluation.
+func watchWorkloads(factory dynamicinformer.DynamicSharedInformerFactory, r *run, signal func()) error {
 	for gk, gvr := range workloadResources {
 		inf := factory.ForResource(gvr).Informer()
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -146,17 +172,16 @@ func (w *Waiter) Wait(ctx context.Context) (*Report, error) {
 			UpdateFunc: func(any, any) { signal() },
 			DeleteFunc: func(any) { signal() },
 		}); err != nil {
-			return nil, fmt.Errorf("watching %s: %w", gk.Kind, err)
+			return fmt.Errorf("watching %s: %w", gk.Kind, err)
 		}
 		r.workStores[gk] = inf.GetStore()
 	}
-	factory.Start(informerCtx.Done())
-	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil, r.notReady(fmt.Errorf("listing %s: %w", gvr.Resource, ctx.Err()))
-		}
-	}
+	return nil
+}
 
+// loop evaluates the cluster on every watch event and grace deadline until
+// it is Ready, a failure is certain or ctx ends.
+func (r *run) loop(ctx context.Context, wake <-chan struct{}) (*Report, error) {
 	// The timer only serves grace deadlines; every state change arrives
 	// through the watches.
 	timer := time.NewTimer(time.Hour)
@@ -246,19 +271,49 @@ func getObject(s cache.Store, ns, name string) *unstructured.Unstructured {
 	return u
 }
 
+// pass is one evaluation of the whole cluster: what is still pending, the
+// earliest grace deadline to re-check at, and the workloads the
+// Kustomizations list.
+type pass struct {
+	now       time.Time
+	first     bool // the wait's first evaluation: Ready objects were Ready already
+	pending   int
+	next      time.Time
+	inventory []fluxobj.ObjectRef
+}
+
+// recheckBy moves the next evaluation to t when that is earlier.
+func (p *pass) recheckBy(t time.Time) {
+	if !t.IsZero() && (p.next.IsZero() || t.Before(p.next)) {
+		p.next = t
+	}
+}
+
 // evaluate judges the whole cluster from the informer caches. It returns
 // done when nothing is pending, or the earliest grace deadline to re-check.
+// Flux objects come first: their inventories name the workloads to judge.
 func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
-	first := r.firstEval
+	p := &pass{now: now, first: r.firstEval}
 	r.firstEval = false
-	pending := 0
-	soonest := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
+	if err := r.judgeFluxObjects(p); err != nil {
+		return false, p.next, err
 	}
-	var inventory []fluxobj.ObjectRef
+	r.checkRequired(p)
+	if err := r.judgeInventory(p); err != nil {
+		return false, p.next, err
+	}
+	if err := r.judgePods(p); err != nil {
+		return false, p.next, err
+	}
+	if p.pending == 0 {
+		fmt.Fprintf(r.opts.Out, "%s %s  all Flux objects and workloads Ready  %s\n", now.Format("15:04:05"), r.opts.Env, now.Sub(r.start).Round(100*time.Millisecond))
+	}
+	return p.pending == 0, p.next, nil
+}
 
+// judgeFluxObjects judges every Flux object in scope, sources before their
+// consumers, and collects the Kustomizations' inventories.
+func (r *run) judgeFluxObjects(p *pass) error {
 	kinds := make([]string, 0, len(r.fluxStores))
 	for k := range r.fluxStores {
 		kinds = append(kinds, k)
@@ -269,70 +324,105 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 			if !r.inScope(u.GetNamespace()) {
 				continue
 			}
-			key := fluxobj.RefOf(u).String()
-			v := fluxobj.Judge(u, r.sourceRevision(u))
-			if kind == kustomizev1.KustomizationKind {
-				// Entries that do not parse cannot be waited on.
-				refs, _ := fluxobj.Inventory(u)
-				inventory = append(inventory, refs...)
+			if err := r.judgeFlux(p, kind, u); err != nil {
+				return err
 			}
-			switch v.Phase {
-			case fluxobj.Failed:
-				return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: v.Terminal})
-			case fluxobj.Ready:
-				r.markReady(now, key, first, true)
-				continue
-			}
-			if kind == helmv2.HelmReleaseKind {
-				if fe := r.repeatedHelmFailure(key, u); fe != nil {
-					return false, next, r.fail(now, fe)
-				}
-			}
-			pending++
-			if v.Graced {
-				// Keyed by object only: a retrying source alternates reasons.
-				fk := key + "\x00"
-				since, ok := r.failingFrom[fk]
-				if !ok {
-					since = now
-					// A failure that began before the wait counts from its start.
-					began := v.FailingSince
-					if c := fluxobj.Condition(u, meta.ReadyCondition); began.IsZero() && c != nil {
-						began = c.LastTransitionTime.Time
-					}
-					if !began.IsZero() && began.Before(now) {
-						since = began
-					}
-					r.failingFrom[fk] = since
-				}
-				if now.Sub(since) >= r.opts.SourceFailureGrace {
-					return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: fmt.Sprintf("%s (failing for %s)", v.Message, now.Sub(since).Round(time.Second))})
-				}
-				soonest(since.Add(r.opts.SourceFailureGrace))
-			} else {
-				r.clearFailing(key)
-			}
-			r.progress(now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
 		}
 	}
+	return nil
+}
 
+// judgeFlux judges one Flux object of kind with fluxobj.Judge, adding the
+// wait's own rules: a HelmRelease failing twice the same way, and a graced
+// failure that outlasted its grace.
+func (r *run) judgeFlux(p *pass, kind string, u *unstructured.Unstructured) error {
+	key := fluxobj.RefOf(u).String()
+	v := fluxobj.Judge(u, r.sourceRevision(u))
+	if kind == kustomizev1.KustomizationKind {
+		// Entries that do not parse cannot be waited on.
+		refs, _ := fluxobj.Inventory(u)
+		p.inventory = append(p.inventory, refs...)
+	}
+	switch v.Phase {
+	case fluxobj.Failed:
+		return r.fail(p.now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: v.Terminal})
+	case fluxobj.Ready:
+		r.markReady(p.now, key, p.first, true)
+		return nil
+	}
+	if kind == helmv2.HelmReleaseKind {
+		if fe := r.repeatedHelmFailure(key, u); fe != nil {
+			return r.fail(p.now, fe)
+		}
+	}
+	p.pending++
+	if v.Graced {
+		if err := r.checkGrace(p, key, u, v); err != nil {
+			return err
+		}
+	} else {
+		r.clearFailing(key)
+	}
+	r.progress(p.now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
+	return nil
+}
+
+// checkGrace fails a graced failure once it has lasted SourceFailureGrace,
+// and otherwise asks for a re-check when the grace ends.
+func (r *run) checkGrace(p *pass, key string, u *unstructured.Unstructured, v fluxobj.Verdict) error {
+	since := r.failingSince(p.now, key, u, v)
+	if p.now.Sub(since) >= r.opts.SourceFailureGrace {
+		return r.fail(p.now, &FailureError{Object: key, Reason: v.Reason, Message: fmt.Sprintf("%s (failing for %s)", v.Message, p.now.Sub(since).Round(time.Second))})
+	}
+	p.recheckBy(since.Add(r.opts.SourceFailureGrace))
+	return nil
+}
+
+// failingSince is when the graced failure of key began, remembered from
+// the first evaluation that saw it. A failure that began before the wait
+// counts from when the object says it began.
+func (r *run) failingSince(now time.Time, key string, u *unstructured.Unstructured, v fluxobj.Verdict) time.Time {
+	// Keyed by object only: a retrying source alternates reasons.
+	fk := key + "\x00"
+	if since, ok := r.failingFrom[fk]; ok {
+		return since
+	}
+	since := now
+	began := v.FailingSince
+	if c := fluxobj.Condition(u, meta.ReadyCondition); began.IsZero() && c != nil {
+		began = c.LastTransitionTime.Time
+	}
+	if !began.IsZero() && began.Before(now) {
+		since = began
+	}
+	r.failingFrom[fk] = since
+	return since
+}
+
+// checkRequired counts each required object that does not exist yet (or
+// whose Flux kind has no CRD) as pending.
+func (r *run) checkRequired(p *pass) {
 	for _, req := range r.opts.Require {
 		kind := req.Kind
 		s, ok := r.fluxStores[kind]
 		if !ok {
 			if _, flux := fluxobj.KindOf(kind); flux {
-				pending++
-				r.progress(now, req.String(), "NotReady  NotFound: CRD for "+kind+" is not installed")
+				p.pending++
+				r.progress(p.now, req.String(), "NotReady  NotFound: CRD for "+kind+" is not installed")
 			}
 			continue
 		}
 		if getObject(s, req.Namespace, req.Name) == nil {
-			pending++
-			r.progress(now, req.String(), "NotReady  NotFound: waiting for it to be created")
+			p.pending++
+			r.progress(p.now, req.String(), "NotReady  NotFound: waiting for it to be created")
 		}
 	}
+}
 
-	for _, ref := range inventory {
+// judgeInventory judges, with kstatus, each workload the Kustomizations
+// list; a workload kstatus calls Failed ends the wait.
+func (r *run) judgeInventory(p *pass) error {
+	for _, ref := range p.inventory {
 		s, ok := r.workStores[schema.GroupKind{Group: ref.Group, Kind: ref.Kind}]
 		if !ok || !r.inScope(ref.Namespace) {
 			continue
@@ -340,22 +430,28 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 		key := ref.String()
 		u := getObject(s, ref.Namespace, ref.Name)
 		if u == nil {
-			pending++
-			r.progress(now, key, "NotReady  NotFound: in a Kustomization inventory but not in the cluster")
+			p.pending++
+			r.progress(p.now, key, "NotReady  NotFound: in a Kustomization inventory but not in the cluster")
 			continue
 		}
 		v := fluxobj.JudgeWorkload(u)
 		switch v.Phase {
 		case fluxobj.Ready:
-			r.markReady(now, key, first, false)
+			r.markReady(p.now, key, p.first, false)
 		case fluxobj.Failed:
-			return false, next, r.fail(now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: true})
+			return r.fail(p.now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: true})
 		default:
-			pending++
-			r.progress(now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
+			p.pending++
+			r.progress(p.now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
 		}
 	}
+	return nil
+}
 
+// judgePods hands every live pod outside the system namespaces to the pod
+// tracker, which fails a problem once it is certain or outlasted its grace.
+// A NotReady failure carries the pod's last probe failure.
+func (r *run) judgePods(p *pass) error {
 	alive := map[string]bool{}
 	for _, u := range sortedObjects(r.workStores[podGK]) {
 		if !r.inScope(u.GetNamespace()) || fluxobj.IsSystemNamespace(u.GetNamespace()) {
@@ -369,23 +465,19 @@ func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
 		if pod.DeletionTimestamp != nil {
 			continue
 		}
-		fe, at := r.pods.observe(&pod, now)
+		fe, at := r.pods.observe(&pod, p.now)
 		if fe != nil {
 			if fe.Reason == fluxobj.NotReadyReason {
 				if probe := r.events(&pod); probe != "" {
 					fe.Message += "; last probe failure: " + probe
 				}
 			}
-			return false, next, r.fail(now, fe)
+			return r.fail(p.now, fe)
 		}
-		soonest(at)
+		p.recheckBy(at)
 	}
 	r.pods.forget(alive)
-
-	if pending == 0 {
-		fmt.Fprintf(r.opts.Out, "%s %s  all Flux objects and workloads Ready  %s\n", now.Format("15:04:05"), r.opts.Env, now.Sub(r.start).Round(100*time.Millisecond))
-	}
-	return pending == 0, next, nil
+	return nil
 }
 
 // kindOrder evaluates sources before their consumers so progress lines read

@@ -9,11 +9,11 @@ package record
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
 )
 
 // Format is the record's format version, written into every file.
@@ -135,28 +135,7 @@ func Write(path string, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("encoding the record of %s: %w", r.Env, err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("writing record %s: creating its directory: %w", path, err)
-	}
-	// A temporary file (created 0600) renamed over the record replaces an
-	// older record's mode too, and a reader never sees half a record.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing record %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, werr := f.Write(append(data, '\n'))
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing record %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing record %s: %w", path, err)
-	}
-	return nil
+	return privatefile.Write(path, append(data, '\n'))
 }
 
 // Read reads a record written by Write.

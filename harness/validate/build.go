@@ -21,16 +21,24 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 const (
-	fluxNamespace = "flux-system"
-	originKey     = "config.kubernetes.io/origin"
+	// bootstrapDir is the folder flux bootstrap writes under each cluster
+	// path; the harness installs Flux itself, so the sync ignores it.
+	bootstrapDir = "flux-system"
+	originKey    = "config.kubernetes.io/origin"
 )
 
-// bootstrapSource is the GitRepository the bootstrap (or the harness) points
-// at this repository; Kustomizations using it are built from the fleet dir.
-var bootstrapSource = ObjectRef{Kind: "GitRepository", Namespace: fluxNamespace, Name: fluxNamespace}
+// BootstrapSource is the GitRepository the bootstrap (or the harness) points
+// at the fleet's repository, as a sourceRef names it (kind, namespace and
+// name, no API version): what uses it is read from the fleet directory.
+func BootstrapSource() ObjectRef {
+	sync := fluxobj.SyncSource()
+	return ObjectRef{Kind: sync.Kind, Namespace: sync.Namespace, Name: sync.Name}
+}
 
 type builder struct {
 	root     string // absolute fleet directory
@@ -58,19 +66,19 @@ func (b *builder) add(o *Object) bool {
 // harness) creates: path ./clusters/<env>, source flux-system, with the
 // flux-system folder ignored because the harness installs Flux itself.
 func (b *builder) buildEnv(ctx context.Context) error {
-	bootDir := b.env.Dir + "/flux-system"
+	bootDir := b.env.Dir + "/" + bootstrapDir
 	rootKs := &kustomizev1.Kustomization{}
 	rootKs.APIVersion = kustomizev1.GroupVersion.String()
 	rootKs.Kind = kustomizev1.KustomizationKind
-	rootKs.Name, rootKs.Namespace = fluxNamespace, fluxNamespace
+	rootKs.Name, rootKs.Namespace = fluxobj.SyncName, fluxobj.Namespace
 	rootKs.Spec.Path = "./" + b.env.Dir
 	rootKs.Spec.Prune = true
-	rootKs.Spec.SourceRef = kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: fluxNamespace}
-	rootRef := ObjectRef{Kind: kustomizev1.KustomizationKind, Namespace: fluxNamespace, Name: fluxNamespace}
+	rootKs.Spec.SourceRef = kustomizev1.CrossNamespaceSourceReference{Kind: "GitRepository", Name: fluxobj.SyncName}
+	rootRef := ObjectRef{Kind: kustomizev1.KustomizationKind, Namespace: fluxobj.Namespace, Name: fluxobj.SyncName}
 	for _, o := range []*Object{
 		{Ref: rootRef, APIVersion: rootKs.APIVersion, File: bootDir, Implicit: true, Typed: rootKs},
-		{Ref: ObjectRef{Kind: "Namespace", Name: fluxNamespace}, APIVersion: "v1", File: bootDir, Implicit: true, Owner: rootRef},
-		{Ref: bootstrapSource, APIVersion: "source.toolkit.fluxcd.io/v1", File: bootDir, Implicit: true, Owner: rootRef},
+		{Ref: ObjectRef{Kind: "Namespace", Name: fluxobj.Namespace}, APIVersion: "v1", File: bootDir, Implicit: true, Owner: rootRef},
+		{Ref: BootstrapSource(), APIVersion: "source.toolkit.fluxcd.io/v1", File: bootDir, Implicit: true, Owner: rootRef},
 	} {
 		b.add(o)
 	}
@@ -103,7 +111,7 @@ func (b *builder) buildKustomization(ctx context.Context, ksObj *Object, isRoot 
 	if src.Namespace == "" {
 		src.Namespace = ks.Namespace
 	}
-	if src != bootstrapSource {
+	if src != BootstrapSource() {
 		// Another repository or artifact: nothing to build offline. The
 		// graph check still verifies that the source is defined.
 		ksObj.External = true
@@ -166,7 +174,7 @@ func (b *builder) kustomizeBuild(ks *kustomizev1.Kustomization, dir string, isRo
 	if isRoot {
 		// The harness's GitRepository ignores <path>/flux-system, and
 		// bootstrap's gotk-components.yaml is not in this repository.
-		ignore = "/flux-system/\n"
+		ignore = "/" + bootstrapDir + "/\n"
 	}
 	gen := fluxkustomize.NewGeneratorWithIgnore(b.root, ignore, unstructured.Unstructured{Object: u})
 	manifest, kfile, _, err := gen.GenerateManifest(dir)

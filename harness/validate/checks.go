@@ -10,12 +10,14 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	sourcev1beta2 "github.com/fluxcd/source-controller/api/v1beta2"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 // builtinNamespaces exist on every cluster; flux-system is created by the
 // Flux install.
 var builtinNamespaces = map[string]bool{
-	"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true, fluxNamespace: true,
+	"default": true, "kube-system": true, "kube-public": true, "kube-node-lease": true, fluxobj.Namespace: true,
 }
 
 // clusterScoped lists the built-in cluster-scoped kinds that kustomize may

@@ -2,6 +2,8 @@ package validate
 
 import (
 	"strings"
+
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
 // Tree renders one environment like `flux tree kustomization flux-system`:
@@ -13,7 +15,7 @@ func (f *Fleet) Tree(env string) string {
 	}
 	var b strings.Builder
 	b.WriteString(e.Name + " (" + e.Dir + ")\n")
-	root := ObjectRef{Kind: "Kustomization", Namespace: fluxNamespace, Name: fluxNamespace}
+	root := ObjectRef{Kind: "Kustomization", Namespace: fluxobj.Namespace, Name: fluxobj.SyncName}
 	b.WriteString("└── " + label(e, root) + "\n")
 	e.writeChildren(&b, root, "    ", map[ObjectRef]bool{root: true})
 	return b.String()

@@ -7,29 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
-// repoRoot walks up from the package directory to the one holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
-}
-
 func TestRepositoryFleetIsValid(t *testing.T) {
-	root := repoRoot(t)
+	root := testsupport.RepoRoot(t)
 	res, err := Validate(context.Background(), root)
 	if err != nil {
 		t.Fatalf("validating the repository fleet: %v", err)
@@ -134,7 +117,7 @@ func TestInvalidFleets(t *testing.T) {
 		}},
 	}
 
-	dir := filepath.Join(repoRoot(t), "fixtures", "invalid")
+	dir := filepath.Join(testsupport.RepoRoot(t), "fixtures", "invalid")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +155,7 @@ func TestInvalidFleets(t *testing.T) {
 }
 
 func TestValidateDeterministic(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "fixtures", "invalid", "patch-targets-nothing")
+	dir := filepath.Join(testsupport.RepoRoot(t), "fixtures", "invalid", "patch-targets-nothing")
 	var first []Finding
 	for i := range 3 {
 		res, err := Validate(context.Background(), dir)
@@ -208,7 +191,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := Load(cancelled, repoRoot(t)); !errors.Is(err, context.Canceled) {
+	if _, err := Load(cancelled, testsupport.RepoRoot(t)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Load with a cancelled context = %v, want context.Canceled", err)
 	}
 }

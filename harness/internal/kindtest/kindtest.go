@@ -19,11 +19,11 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest/kindenv"
 	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -147,15 +147,16 @@ func (p Profile) ApplyFluxCRDs(ctx context.Context, t testing.TB, cfg *rest.Conf
 		}
 	}
 	for _, n := range names {
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		spec := poll.Every(200 * time.Millisecond).Within(time.Minute).For("CRD " + n + " to be established")
+		err := poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
 			u, err := dyn.Resource(crdGVR).Get(ctx, n, metav1.GetOptions{})
 			if err != nil {
-				return false, nil // not visible yet
+				return false, err // not visible yet
 			}
 			return established(u), nil
 		})
 		if err != nil {
-			t.Fatalf("CRD %s not established: %v", n, err)
+			t.Fatal(err)
 		}
 	}
 }

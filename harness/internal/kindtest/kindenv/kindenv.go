@@ -22,8 +22,8 @@ import (
 const dockerTimeout = 30 * time.Second
 
 // Require returns the offline kit profile, or stops the test saying why it
-// cannot run: skipped with -short; without a Docker engine, with
-// FLEET_NODE_IMAGE, FLEET_KIND_CONFIG or one of vars unset, or without the
+// cannot run: skipped with -short; without a Docker engine, with a kit
+// profile (E2E_KIT) lacking the node image, kind config or one of vars, or without the
 // node image in the engine, skipped, except under CI=true, where it fails:
 // CI must run the real-kind tests, not pass by skipping them. This machine
 // cannot pull images, so kind only works from the kit.
@@ -35,14 +35,12 @@ func Require(t testing.TB, vars ...string) kitprofile.Profile {
 	if out, err := docker("info"); err != nil {
 		cannotRun(t, fmt.Sprintf("docker info failed (%v): no Docker engine for kind: %s", err, firstLine(out)))
 	}
-	for _, v := range append([]string{kitprofile.NodeImageVar, kitprofile.KindConfigVar}, vars...) {
-		if os.Getenv(v) == "" {
-			cannotRun(t, fmt.Sprintf("%s is unset: source the offline kit profile (make offline-images; go run ./hack/kit -print names it) to run real-kind tests, this machine cannot pull images", v))
-		}
-	}
 	kit, err := kitprofile.FromEnv()
 	if err != nil {
 		t.Fatalf("reading the offline kit profile: %v", err)
+	}
+	for _, v := range kit.Unset(append([]string{kitprofile.NodeImageVar, kitprofile.KindConfigVar}, vars...)...) {
+		cannotRun(t, fmt.Sprintf("the offline kit profile has no %s: set %s to the kit's profile file (make offline-images; go run ./hack/kit -print names it) to run real-kind tests, this machine cannot pull images", v, kitprofile.PathVar))
 	}
 	if out, err := docker("image", "inspect", "--format", "{{.Id}}", kit.NodeImage); err != nil {
 		cannotRun(t, fmt.Sprintf("node image %s (%s) is not in the Docker engine (%v: %s): build the offline kit (make offline-images)", kit.NodeImage, kitprofile.NodeImageVar, err, firstLine(out)))

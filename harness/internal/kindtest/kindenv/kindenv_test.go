@@ -105,18 +105,24 @@ func TestRequireWithoutKit(t *testing.T) {
 	if err := os.WriteFile(kindConfig, []byte("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	profile := filepath.Join(t.TempDir(), "profile.env")
+	lines := kitprofile.NodeImageVar + "=fleet-kit/node:gone\n" + kitprofile.KindConfigVar + "=" + kindConfig + "\n"
+	if err := os.WriteFile(profile, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name, nodeImage, kindConfig string
-		want                        string
+		name, kit string
+		want      string
 	}{
-		{"profile unset", "", "", kitprofile.NodeImageVar + " is unset: source the offline kit profile"},
-		{"node image not in the engine", "fleet-kit/node:gone", kindConfig, "node image fleet-kit/node:gone (FLEET_NODE_IMAGE) is not in the Docker engine"},
+		{"profile unset", "", "the offline kit profile has no " + kitprofile.NodeImageVar + ": set " + kitprofile.PathVar},
+		{"node image not in the engine", profile, "node image fleet-kit/node:gone (FLEET_NODE_IMAGE) is not in the Docker engine"},
 	} {
 		for _, ci := range []string{"", "true"} {
 			t.Run(tc.name+"/CI="+ci, func(t *testing.T) {
 				t.Setenv("CI", ci)
-				t.Setenv(kitprofile.NodeImageVar, tc.nodeImage)
-				t.Setenv(kitprofile.KindConfigVar, tc.kindConfig)
+				t.Setenv(kitprofile.PathVar, tc.kit)
+				t.Setenv(kitprofile.NodeImageVar, "")
+				t.Setenv(kitprofile.KindConfigVar, "")
 				o := requireOutcome(t)
 				msg, other := o.skipped, o.failed
 				if ci == "true" {
