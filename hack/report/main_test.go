@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flux-fleet/flux-fleet/hack/internal/cli"
+	"github.com/flux-fleet/flux-fleet/harness/readiness"
+	"github.com/flux-fleet/flux-fleet/harness/report"
+)
+
+// writeRunReport writes a failed run's report.json and a record next to
+// it, as a run leaves them in its artifacts directory.
+func writeRunReport(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "artifacts")
+	start := time.Date(2026, 3, 1, 2, 0, 0, 0, time.UTC)
+	b := report.NewBuilder(report.Run{ID: "pr-7", Started: start})
+	b.AddStep("", "wait", start, start.Add(time.Minute), nil)
+	b.SetReadiness("staging", &readiness.Report{Env: "staging", Start: start, Total: time.Minute}, &readiness.FailureError{
+		Env: "staging", Object: "Kustomization/flux-system/apps", Reason: "BuildFailed", Message: "kustomize build failed", Terminal: true})
+	if err := report.Write(filepath.Join(dir, report.FileName), b.Report(start.Add(time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "record-staging.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, report.FileName)
+}
+
+const verdictLine = "- staging: not ready: Kustomization/flux-system/apps failed: BuildFailed\n"
+
+func runCommand(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestRendersPageAndAppendsSummary(t *testing.T) {
+	in := writeRunReport(t)
+	outDir := filepath.Join(filepath.Dir(filepath.Dir(in)), "site")
+	if err := os.Mkdir(outDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	page, summary := filepath.Join(outDir, "page.html"), filepath.Join(outDir, "summary.md")
+	if err := os.WriteFile(summary, []byte("earlier step's summary\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCommand("-in", in, "-html", page, "-markdown", summary, "-append"); code != cli.ExitClean {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page lives elsewhere: its link climbs back to the artifacts.
+	if want := `<a href="../artifacts/record-staging.json">`; !strings.Contains(string(html), want) {
+		t.Errorf("page lacks %s", want)
+	}
+	md, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(md), "earlier step's summary\n### flux-fleet run pr-7: not ready\n") || !strings.Contains(string(md), verdictLine) {
+		t.Errorf("summary was not appended with the verdict:\n%s", md)
+	}
+}
+
+func TestPrintsMarkdownByDefault(t *testing.T) {
+	code, stdout, stderr := runCommand("-in", writeRunReport(t))
+	if code != cli.ExitClean || !strings.Contains(stdout, verdictLine) {
+		t.Errorf("exit %d, stdout:\n%s\nstderr: %s", code, stdout, stderr)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "report.json")
+	if err := os.WriteFile(bad, []byte(`{"version": 9}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"no report", nil, "report: no report given (pass -in path/to/report.json)\n"},
+		{"other version", []string{"-in", bad}, "report: run report " + bad + ": version 9, this harness reads version 1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCommand(tc.args...)
+			if code != cli.ExitError || stderr != tc.stderr {
+				t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr, cli.ExitError, tc.stderr)
+			}
+		})
+	}
+}

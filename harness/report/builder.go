@@ -1,0 +1,201 @@
+package report
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/readiness"
+	"github.com/flux-fleet/flux-fleet/harness/record"
+)
+
+// Builder collects a report while the run goes. It is safe for concurrent
+// use: environments come up in parallel lanes.
+type Builder struct {
+	mu sync.Mutex
+	r  Report
+	// after: per environment, what each object waits for (by Ref), merged
+	// into the objects by Report because readiness may be set later.
+	after map[string]map[string][]string
+}
+
+// NewBuilder starts the report of a run; run.Verdict is computed by Report.
+func NewBuilder(run Run) *Builder {
+	return &Builder{r: Report{Version: Version, Run: run}, after: map[string]map[string][]string{}}
+}
+
+// env returns the environment named name, adding it in order of first
+// mention. The caller holds b.mu.
+func (b *Builder) env(name string) *Environment {
+	if e := b.r.Env(name); e != nil {
+		return e
+	}
+	b.r.Environments = append(b.r.Environments, Environment{Name: name})
+	return &b.r.Environments[len(b.r.Environments)-1]
+}
+
+// AddStep records one finished step: env is "" for a step that serves
+// every environment (clusters, Flux install), else the environment's name.
+func (b *Builder) AddStep(env, name string, start, end time.Time, err error) {
+	s := Step{Name: name, Start: start, End: end}
+	if err != nil {
+		s.Error = firstLine(err.Error())
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if env == "" {
+		b.r.Steps = append(b.r.Steps, s)
+		return
+	}
+	e := b.env(env)
+	e.Steps = append(e.Steps, s)
+}
+
+// SetReadiness records an environment's readiness wait (see FromReadiness);
+// a later wait (an upgrade's) replaces an earlier one.
+func (b *Builder) SetReadiness(env string, rep *readiness.Report, err error) {
+	part := FromReadiness(env, rep, err)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.env(env)
+	e.Verdict, e.WaitStart, e.WaitEnd = part.Verdict, part.WaitStart, part.WaitEnd
+	e.Objects, e.Failure = part.Objects, part.Failure
+}
+
+// SetDiagnosis records diagnose.Summarize's screen for an environment.
+func (b *Builder) SetDiagnosis(env, summary string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.env(env).Diagnosis = strings.TrimRight(summary, "\n")
+}
+
+// SetChanges records what changed against a base record, every value
+// withheld (see ChangeLines).
+func (b *Builder) SetChanges(env string, c record.Changes) {
+	lines := ChangeLines(c)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.env(env)
+	e.Base, e.Changes = describeFleet(c.From), lines
+}
+
+// SetDependencies records what each Kustomization of a run record waits
+// for: the objects of its inventory, so the critical path can follow them.
+func (b *Builder) SetDependencies(env string, rec *record.Record) {
+	for _, k := range rec.Kustomizations {
+		var refs []string
+		for _, o := range k.Objects {
+			refs = append(refs, o.Ref)
+		}
+		b.AddDependency(env, k.Ref, refs...)
+	}
+}
+
+// AddDependency records that object waits for after (a dependsOn, an
+// inventory entry), all named as "Kind/namespace/name".
+func (b *Builder) AddDependency(env, object string, after ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.after[env] == nil {
+		b.after[env] = map[string][]string{}
+	}
+	b.after[env][object] = append(b.after[env][object], after...)
+}
+
+// AddCheck records one check's result, keeping its failure's first line.
+func (b *Builder) AddCheck(c Check) {
+	c.Failure = firstLine(c.Failure)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.r.Checks = append(b.r.Checks, c)
+}
+
+// Report returns the report so far, finished at finished: the objects'
+// dependencies merged, every verdict computed. The builder keeps going.
+func (b *Builder) Report(finished time.Time) *Report {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := cloneReport(&b.r)
+	r.Run.Finished = finished
+	for i := range r.Environments {
+		e := &r.Environments[i]
+		for j := range e.Objects {
+			o := &e.Objects[j]
+			o.After = slices.Compact(slices.Sorted(slices.Values(b.after[e.Name][o.Ref()])))
+		}
+	}
+	judge(r)
+	return r
+}
+
+// cloneReport copies r deeply enough that the builder's later changes do
+// not reach a report already handed out.
+func cloneReport(src *Report) *Report {
+	r := *src
+	r.Steps = slices.Clone(src.Steps)
+	r.Checks = slices.Clone(src.Checks)
+	r.Environments = slices.Clone(src.Environments)
+	for i := range r.Environments {
+		e := &r.Environments[i]
+		e.Steps, e.Objects, e.Changes = slices.Clone(e.Steps), slices.Clone(e.Objects), slices.Clone(e.Changes)
+		if e.Failure != nil {
+			f := *e.Failure
+			e.Failure = &f
+		}
+	}
+	return &r
+}
+
+// judge sets each environment's verdict and the run's. A failed step of
+// the environment's own makes it a failed step; a failed step that serves
+// every environment (the wait runs them all) only when readiness never
+// judged it, so one lane's failure does not paint the other red. The run
+// takes its worst environment, a failed shared step, or failed checks.
+func judge(r *Report) {
+	failed := func(s Step) bool { return s.Error != "" }
+	runStepFailed := slices.ContainsFunc(r.Steps, failed)
+	worst := Green
+	for i := range r.Environments {
+		e := &r.Environments[i]
+		switch {
+		case e.Verdict == NotReady:
+		case slices.ContainsFunc(e.Steps, failed), e.Verdict == "" && runStepFailed:
+			e.Verdict = FailedStep
+		case e.Verdict == "":
+			e.Verdict = Unknown
+		}
+		if rank(e.Verdict) > rank(worst) {
+			worst = e.Verdict
+		}
+	}
+	if runStepFailed && rank(worst) < rank(NotReady) {
+		worst = FailedStep
+	}
+	if worst == Green && slices.ContainsFunc(r.Checks, func(c Check) bool { return c.Result == Failed }) {
+		worst = FailedChecks
+	}
+	r.Run.Verdict = worst
+}
+
+func rank(v Verdict) int {
+	return slices.Index([]Verdict{Green, FailedChecks, Unknown, NotReady, FailedStep}, v)
+}
+
+// sortedObjects returns objects ordered by when they turned Ready, those
+// never Ready last.
+func sortedObjects(objs []Object) []Object {
+	out := slices.Clone(objs)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Ready() != b.Ready() {
+			return a.Ready()
+		}
+		if !a.ReadyAt.Equal(b.ReadyAt) {
+			return a.ReadyAt.Before(b.ReadyAt)
+		}
+		return a.Ref() < b.Ref()
+	})
+	return out
+}
