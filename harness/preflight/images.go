@@ -30,16 +30,31 @@ var podSpecPath = map[string][]string{
 	"CronJob":               {"spec", "jobTemplate", "spec", "template", "spec"},
 }
 
+// PodSpecPath is where a workload kind keeps its pod spec (a Pod's spec,
+// the template of a Deployment, StatefulSet, DaemonSet, ReplicaSet,
+// ReplicationController or Job, a CronJob's job template); nil for other
+// kinds.
+func PodSpecPath(kind string) []string {
+	return slices.Clone(podSpecPath[kind])
+}
+
+// PodSpec returns the pod spec of a workload object, or nil for kinds
+// without one (see PodSpecPath).
+func PodSpec(obj map[string]any) map[string]any {
+	kind, _ := obj["kind"].(string)
+	path, ok := podSpecPath[kind]
+	if !ok {
+		return nil
+	}
+	return nested(obj, path)
+}
+
 // imagesOf lists, sorted and without duplicates, the images of every
 // container, init container and ephemeral container of the workloads.
 func imagesOf(objs Objects) []string {
 	seen := map[string]bool{}
 	for _, u := range objs {
-		path, ok := podSpecPath[u.GetKind()]
-		if !ok {
-			continue
-		}
-		spec := nested(u.Object, path)
+		spec := PodSpec(u.Object)
 		for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
 			list, _ := spec[field].([]any)
 			for _, c := range list {

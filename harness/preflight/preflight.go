@@ -48,6 +48,9 @@ type Options struct {
 	// asking a registry: for clusters that can pull nothing (the offline kit),
 	// where an unreachable registry would otherwise hide a missing image.
 	KnownImagesOnly bool
+	// SkipImages leaves the registries alone: each Release still lists its
+	// images, but none is looked up (for callers that want the renders only).
+	SkipImages bool
 	// KubeVersion is the Kubernetes version charts are rendered for (.Capabilities.KubeVersion);
 	// see KitKubeVersion. Required.
 	KubeVersion string
@@ -259,12 +262,48 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if opts.FleetDir == "" {
 		return nil, errors.New("preflight: Options.FleetDir is required")
 	}
+	opts, kubeVersion, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	fleet, err := validate.Load(ctx, opts.FleetDir)
+	if err != nil {
+		return nil, fmt.Errorf("preflight: %w", err)
+	}
+	return runFleet(ctx, fleet, opts, kubeVersion, start)
+}
+
+// RunFleet is Run on a fleet the caller has loaded already with
+// validate.Load, so that a caller that needs the fleet's objects too builds
+// it once. Options.FleetDir defaults to fleet.Dir; charts of the fleet's own
+// GitRepository are read from it.
+func RunFleet(ctx context.Context, fleet *validate.Fleet, opts Options) (*Report, error) {
+	start := time.Now()
+	if fleet == nil {
+		return nil, errors.New("preflight: RunFleet needs a loaded fleet")
+	}
+	if opts.FleetDir == "" {
+		opts.FleetDir = fleet.Dir
+	}
+	opts, kubeVersion, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	return runFleet(ctx, fleet, opts, kubeVersion, start)
+}
+
+// withDefaults checks the options and fills in the zero ones.
+func (opts Options) withDefaults() (Options, *common.KubeVersion, error) {
 	if opts.KubeVersion == "" {
-		return nil, errors.New("preflight: Options.KubeVersion is required (see KitKubeVersion)")
+		return opts, nil, errors.New("preflight: Options.KubeVersion is required (see KitKubeVersion)")
 	}
 	kubeVersion, err := common.ParseKubeVersion(opts.KubeVersion)
 	if err != nil {
-		return nil, fmt.Errorf("preflight: Options.KubeVersion %q: %w", opts.KubeVersion, err)
+		return opts, nil, fmt.Errorf("preflight: Options.KubeVersion %q: %w", opts.KubeVersion, err)
 	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = 15 * time.Second
@@ -274,21 +313,19 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	if opts.CacheDir == "" {
 		if opts.CacheDir, err = DefaultCacheDir(); err != nil {
-			return nil, err
+			return opts, nil, err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
+	return opts, kubeVersion, nil
+}
 
-	fleet, err := validate.Load(ctx, opts.FleetDir)
-	if err != nil {
-		return nil, fmt.Errorf("preflight: %w", err)
-	}
+// runFleet pre-flights a loaded fleet within ctx, which carries the run's
+// bound.
+func runFleet(ctx context.Context, fleet *validate.Fleet, opts Options, kubeVersion *common.KubeVersion, start time.Time) (*Report, error) {
 	envs, err := selectEnvs(fleet, opts.Envs)
 	if err != nil {
 		return nil, err
 	}
-
 	r := newRunner(ctx, opts, kubeVersion)
 	defer r.close()
 	report := &Report{FleetDir: opts.FleetDir}
@@ -372,7 +409,9 @@ func (r *runner) env(ctx context.Context, env *validate.Env) (*EnvReport, []Find
 		})
 	}
 	_ = g.Wait() // the goroutines report through findings, never an error
-
+	if r.opts.SkipImages {
+		return er, findings
+	}
 	er.Images = r.checkImages(ctx, env.Name, er.Releases)
 	for _, img := range er.Images {
 		if img.Present {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/flux-fleet/flux-fleet/harness/chartserver"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
 
@@ -33,9 +33,9 @@ const chartHost = chartserver.InClusterHost
 // holding one image, 127.0.0.1:<port>/img:present.
 type world struct {
 	charts   *chartserver.Server
-	log      *syncBuffer // the chart server's request log
-	registry string      // host:port of the image registry
-	closed   string      // host:port where nothing listens
+	log      *testsupport.SyncBuffer // the chart server's request log
+	registry string                  // host:port of the image registry
+	closed   string                  // host:port where nothing listens
 }
 
 func startWorld(t *testing.T) *world {
@@ -44,7 +44,7 @@ func startWorld(t *testing.T) *world {
 	chartDirs := t.TempDir()
 	copyChart(t, "testdata/charts/app", filepath.Join(chartDirs, "app-1.2.0"), "")
 	copyChart(t, "testdata/charts/app", filepath.Join(chartDirs, "app-1.3.0-rc.1"), "1.3.0-rc.1")
-	requests := &syncBuffer{}
+	requests := &testsupport.SyncBuffer{}
 	srv, err := chartserver.Start(ctx, chartserver.Options{Addr: "127.0.0.1", ChartDirs: []string{chartDirs}, Log: requests})
 	if err != nil {
 		t.Fatalf("starting the chart server: %v", err)
@@ -74,27 +74,6 @@ func startWorld(t *testing.T) *world {
 	closed := l.Addr().String()
 	_ = l.Close()
 	return &world{charts: srv, log: requests, registry: host, closed: closed}
-}
-
-// syncBuffer is a request log that the server writes while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// take returns what was logged since the last take.
-func (b *syncBuffer) take() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	b.buf.Reset()
-	return s
 }
 
 // copyChart copies the test chart, optionally at another version.
@@ -358,7 +337,7 @@ func TestRunCleanFleet(t *testing.T) {
 			digest = c.Digest
 		}
 	}
-	if cold := w.log.take(); !strings.Contains(cold, "GET /charts/app-1.2.0.tgz 200") && !strings.Contains(cold, "/blobs/"+digest+" 200") {
+	if cold := w.log.Take(); !strings.Contains(cold, "GET /charts/app-1.2.0.tgz 200") && !strings.Contains(cold, "/blobs/"+digest+" 200") {
 		t.Errorf("the cold run did not download the archive (%s):\n%s", digest, cold)
 	}
 	opts.Out = nil
@@ -375,7 +354,7 @@ func TestRunCleanFleet(t *testing.T) {
 			}
 		}
 	}
-	requests := w.log.take()
+	requests := w.log.Take()
 	for _, line := range strings.Split(requests, "\n") {
 		if strings.Contains(line, "GET /charts/") || strings.Contains(line, "/blobs/") {
 			t.Errorf("the warm run downloaded an archive: %s", line)
@@ -670,5 +649,43 @@ spec:
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("output lacks %q:\n%s", line, out.String())
 		}
+	}
+}
+
+// TestRunFleetSkipImages pre-flights a fleet the caller loaded, without
+// asking any registry: an image whose registry refuses connections is
+// listed on its release but is no finding, and the renders are Run's.
+func TestRunFleetSkipImages(t *testing.T) {
+	w := startWorld(t)
+	files := edit(t, baseFleet(w), "releases/oci.yaml", w.registry+"/img:present", w.closed+"/img:1")
+	opts := w.options(writeFleet(t, files))
+	fleet, err := validate.Load(context.Background(), opts.FleetDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.SkipImages = true
+	report, err := RunFleet(context.Background(), fleet, opts)
+	if err != nil {
+		t.Fatalf("RunFleet: %v", err)
+	}
+	if fs := report.Findings(); len(fs) != 0 {
+		t.Errorf("findings with SkipImages: %v", fs)
+	}
+	present, closed := []string{w.registry + "/img:present"}, []string{w.closed + "/img:1"}
+	perEnv := []releaseSummary{
+		{Object: "HelmRelease/apps/app-http", Chart: "app", Version: "1.2.0", Source: "HelmRepository/flux-system/charts", Images: present, Objects: rendered("app-http")},
+		{Object: "HelmRelease/apps/app-oci", Chart: "app", Version: "1.2.0", Source: "HelmRepository/flux-system/charts-oci", Images: closed, Objects: rendered("app-oci")},
+		{Object: "HelmRelease/apps/app-ref", Chart: "app", Version: "1.2.0", Source: "OCIRepository/flux-system/app", Images: present, Objects: rendered("app-ref")},
+	}
+	if diff := cmp.Diff(map[string][]releaseSummary{"production": perEnv, "staging": perEnv}, summarize(report)); diff != "" {
+		t.Errorf("releases (-want +got):\n%s", diff)
+	}
+	for _, e := range report.Envs {
+		if len(e.Images) != 0 {
+			t.Errorf("%s: images looked up with SkipImages: %v", e.Name, e.Images)
+		}
+	}
+	if _, err := RunFleet(context.Background(), nil, opts); err == nil || err.Error() != "preflight: RunFleet needs a loaded fleet" {
+		t.Errorf("RunFleet(nil) error = %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,10 +35,6 @@ const (
 	helmChartLayer       = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
 	helmChartLayerLegacy = "application/tar+gzip"
 )
-
-// bootstrapSource is the GitRepository the harness points at the fleet
-// itself: charts from it are read from the fleet directory.
-var bootstrapSource = validate.ObjectRef{Kind: sourcev1.GitRepositoryKind, Namespace: "flux-system", Name: "flux-system"}
 
 // chartSpec is what a HelmChart (a HelmRelease's template or an object)
 // asks source-controller for.
@@ -152,7 +149,7 @@ func (r *runner) resolveSpec(ctx context.Context, env *validate.Env, spec chartS
 		}
 		return r.httpHelmChart(ctx, env.Name, obj, &repo, spec, rel)
 	case sourcev1.GitRepositoryKind:
-		if spec.sourceRef != bootstrapSource {
+		if spec.sourceRef != validate.BootstrapSource() {
 			return nil, []Finding{finding(env.Name, spec.owner, false,
 				"%s.sourceRef %s is not this fleet's repository: its charts cannot be pre-flighted", spec.field, spec.sourceRef)}
 		}
@@ -191,33 +188,13 @@ func (r *runner) httpHelmChart(ctx context.Context, env string, repoObj *validat
 	}
 	cred := r.credential(repo.Spec.SecretRef != nil, u.Host)
 	indexURL := base + "/index.yaml"
-	idx, err := r.indexes.do(memoKey(indexURL, cred), func() (*indexResult, error) {
-		data, err := r.get(ctx, indexURL, cred)
-		if err != nil {
-			return nil, err
-		}
-		index, err := r.loadIndex(indexURL, data)
-		if err != nil {
-			return nil, fmt.Errorf("%s does not load as a Helm repository index: %w", indexURL, err)
-		}
-		return &indexResult{index: index}, nil
-	})
-	if err != nil {
-		var sErr *httpStatusError
-		if isUnreachable(err) || errors.As(err, &sErr) {
-			return nil, r.fetchFailed(env, repoObj, repoObj, indexURL, err, "fetching "+indexURL)
-		}
-		return nil, []Finding{finding(env, repoObj, false, "%v", err)}
+	idx, findings := r.repositoryIndex(ctx, env, repoObj, indexURL, cred)
+	if idx == nil {
+		return nil, findings
 	}
-	cvs := idx.index.Entries[spec.chart]
+	cvs := idx.Entries[spec.chart]
 	if len(cvs) == 0 {
-		names := slices.Sorted(func(yield func(string) bool) {
-			for n := range idx.index.Entries {
-				if !yield(n) {
-					return
-				}
-			}
-		})
+		names := slices.Sorted(maps.Keys(idx.Entries))
 		return nil, []Finding{finding(env, spec.owner, false, "chart %q is not in %s (it has: %s)", spec.chart, indexURL, strings.Join(names, ", "))}
 	}
 	cv, err := pickIndexVersion(cvs, spec.version)
@@ -241,15 +218,50 @@ func (r *runner) httpHelmChart(ctx context.Context, env string, repoObj *validat
 	if cred != nil && (chartURL.Host == u.Host || repo.Spec.PassCredentials) {
 		chartCred = cred
 	}
-	want := ""
-	if cv.Digest != "" {
-		want = "sha256:" + cv.Digest
+	f, err := r.downloadChart(ctx, chartURL, chartCred, cv.Digest)
+	if err != nil {
+		return nil, r.fetchFailed(env, repoObj, repoObj, chartURL.String(), err, fmt.Sprintf("downloading chart %s %s", spec.chart, cv.Version))
 	}
-	f, err := r.archives.do(memoKey(chartURL.String(), chartCred), func() (*fetched, error) {
+	return &resolvedChart{archive: f, valuesFiles: spec.valuesFiles, ignoreMissing: spec.ignoreMissing, owner: spec.owner}, nil
+}
+
+// repositoryIndex fetches and loads a repository's index.yaml once per
+// run; a failure is a finding on the repository.
+func (r *runner) repositoryIndex(ctx context.Context, env string, repoObj *validate.Object, indexURL string, cred *Credential) (*repov1.IndexFile, []Finding) {
+	idx, err := r.indexes.do(memoKey(indexURL, cred), func() (*indexResult, error) {
+		data, err := r.get(ctx, indexURL, cred)
+		if err != nil {
+			return nil, err
+		}
+		index, err := r.loadIndex(indexURL, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s does not load as a Helm repository index: %w", indexURL, err)
+		}
+		return &indexResult{index: index}, nil
+	})
+	if err == nil {
+		return idx.index, nil
+	}
+	var sErr *httpStatusError
+	if isUnreachable(err) || errors.As(err, &sErr) {
+		return nil, r.fetchFailed(env, repoObj, repoObj, indexURL, err, "fetching "+indexURL)
+	}
+	return nil, []Finding{finding(env, repoObj, false, "%v", err)}
+}
+
+// downloadChart fetches a chart archive once per run, from the cache when
+// the index gives its digest (hex, as index.yaml writes it) and a good copy
+// is there; a download that does not match that digest is refused.
+func (r *runner) downloadChart(ctx context.Context, chartURL *url.URL, cred *Credential, indexDigest string) (*fetched, error) {
+	want := ""
+	if indexDigest != "" {
+		want = "sha256:" + indexDigest
+	}
+	return r.archives.do(memoKey(chartURL.String(), cred), func() (*fetched, error) {
 		if f := r.cachedArchive(want); f != nil {
 			return f, nil
 		}
-		data, err := r.get(ctx, chartURL.String(), chartCred)
+		data, err := r.get(ctx, chartURL.String(), cred)
 		if err != nil {
 			return nil, err
 		}
@@ -260,10 +272,6 @@ func (r *runner) httpHelmChart(ctx context.Context, env string, repoObj *validat
 		r.storeArchive(f)
 		return f, nil
 	})
-	if err != nil {
-		return nil, r.fetchFailed(env, repoObj, repoObj, chartURL.String(), err, fmt.Sprintf("downloading chart %s %s", spec.chart, cv.Version))
-	}
-	return &resolvedChart{archive: f, valuesFiles: spec.valuesFiles, ignoreMissing: spec.ignoreMissing, owner: spec.owner}, nil
 }
 
 // loadIndex loads index.yaml with Helm's own loader (which validates and

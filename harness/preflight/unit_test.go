@@ -273,3 +273,20 @@ func TestKitKubeVersion(t *testing.T) {
 		t.Errorf("KitKubeVersion(repository root) = %q, %v", v, err)
 	}
 }
+
+func TestPodSpec(t *testing.T) {
+	cron := map[string]any{"kind": "CronJob", "spec": map[string]any{"jobTemplate": map[string]any{"spec": map[string]any{
+		"template": map[string]any{"spec": map[string]any{"restartPolicy": "Never"}}}}}}
+	if got := PodSpec(cron); got["restartPolicy"] != "Never" {
+		t.Errorf("PodSpec(CronJob) = %v", got)
+	}
+	if got := PodSpec(map[string]any{"kind": "ConfigMap"}); got != nil {
+		t.Errorf("PodSpec(ConfigMap) = %v, want nil", got)
+	}
+	if got := strings.Join(PodSpecPath("Deployment"), "."); got != "spec.template.spec" {
+		t.Errorf("PodSpecPath(Deployment) = %q", got)
+	}
+	if PodSpecPath("Service") != nil {
+		t.Error("PodSpecPath(Service) is not nil")
+	}
+}
