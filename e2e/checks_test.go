@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
+	"github.com/flux-fleet/flux-fleet/harness/fluxinstall"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/probe"
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
@@ -47,11 +48,11 @@ func waitOutcome(e *fleetenv.Environment) string {
 func assertControllersAvailable(ctx context.Context, t *testing.T, e *fleetenv.Environment) {
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	deploys, err := c.Kube.AppsV1().Deployments("flux-system").List(ctx, metav1.ListOptions{})
+	deploys, err := c.Kube.AppsV1().Deployments(fluxobj.Namespace).List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "listing Deployments in flux-system")
 	want := fleetenv.From(ctx).Options().FluxComponents
 	if len(want) == 0 {
-		want = []string{"source-controller", "kustomize-controller", "helm-controller", "notification-controller"}
+		want = fluxinstall.DefaultComponents()
 	}
 	var names []string
 	for _, d := range deploys.Items {
@@ -67,7 +68,7 @@ func assertControllersAvailable(ctx context.Context, t *testing.T, e *fleetenv.E
 func assertKustomizationReady(ctx context.Context, t *testing.T, e *fleetenv.Environment, name string) {
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	ks, err := c.Dynamic.Resource(gvrOf("Kustomization")).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
+	ks, err := c.Dynamic.Resource(gvrOf("Kustomization")).Namespace(fluxobj.Namespace).Get(ctx, name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "%s: reading Kustomization flux-system/%s (is it defined in clusters/%s?)%s", e.Name, name, e.Name, waitOutcome(e))
 	g.Expect(ks).To(readiness.BeReady(), "%s%s", e.Name, waitOutcome(e))
 	rev, _, _ := unstructured.NestedString(ks.Object, "status", "lastAppliedRevision")
@@ -137,7 +138,7 @@ func assertCurrent(g Gomega, e *fleetenv.Environment, obj *unstructured.Unstruct
 func assertInventoryReady(ctx context.Context, t *testing.T, e *fleetenv.Environment, name string) {
 	g := NewWithT(t)
 	c := clientsFor(t, e)
-	ks, err := c.Dynamic.Resource(gvrOf("Kustomization")).Namespace("flux-system").Get(ctx, name, metav1.GetOptions{})
+	ks, err := c.Dynamic.Resource(gvrOf("Kustomization")).Namespace(fluxobj.Namespace).Get(ctx, name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred(), "%s: reading Kustomization flux-system/%s%s", e.Name, name, waitOutcome(e))
 	entries, _, _ := unstructured.NestedSlice(ks.Object, "status", "inventory", "entries")
 	g.Expect(entries).NotTo(BeEmpty(), "%s: Kustomization flux-system/%s applied nothing%s", e.Name, name, waitOutcome(e))

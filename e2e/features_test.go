@@ -163,7 +163,7 @@ func TestResync(t *testing.T) {
 		for _, env := range run.Options().Envs {
 			environment(ctx, t, env) // skips when the first revision was not Ready
 		}
-		took, err := run.Republish(ctx)
+		took, err := run.Publisher().Republish(ctx)
 		if err != nil {
 			t.Fatalf("re-sync after publishing a new revision: %v", err)
 		}

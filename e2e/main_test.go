@@ -5,7 +5,8 @@
 // the rollout works: traffic through the nginx ingress reaches the app, and
 // the app uses the redis the infrastructure installed.
 //
-// Configuration is by environment variables (README, "Configuration").
+// Configuration is by flags after -args or the E2E_* variables they fall
+// back to (`go test ./e2e -args -help`, docs/configuration.md).
 // Each check is its own test with one subtest per environment, so
 // `go test ./e2e -run 'TestTraffic/staging'` selects one.
 package e2e
@@ -37,6 +38,8 @@ func runMain(m *testing.M) int {
 	// controller-runtime (used by the ssa applier) warns with a stack trace
 	// when no logger is set; the harness reports through its own lines.
 	ctrllog.SetLogger(logr.Discard())
+	fleetenv.RegisterFlags(flag.CommandLine)
+	flag.Parse()
 	opts, err := options()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: configuration:", err)
@@ -68,7 +71,10 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 2
 	}
-	testenv.Setup(run.Setup()...)
+	for _, step := range bringUp(opts) {
+		testenv.Setup(run.Step(step))
+	}
+	testenv.BeforeEachTest(run.BeforeEachTest)
 	testenv.AfterEachTest(run.AfterEachTest)
 	// e2e-framework only logs a Finish error: a teardown that left
 	// something behind must fail the run, saying what was left.
@@ -85,19 +91,39 @@ func runMain(m *testing.M) int {
 	return interrupts.ExitCode(code)
 }
 
-// options reads the run configuration; the repository root is one level up.
+// bringUp is the harness's flow as this suite runs it, one named step each
+// (harness/fleetenv/step_*.go); TestBringUpIsTheHarnessFlow keeps it equal
+// to fleetenv.BringUp, which the scenarios and the bench run.
+func bringUp(opts fleetenv.Options) []fleetenv.Step {
+	steps := []fleetenv.Step{
+		fleetenv.OfflineChecks(),        // the fleet builds, before anything exists
+		fleetenv.ChartServer(),          // the fixture charts, on loopback
+		fleetenv.Preflight(),            // every HelmRelease resolved and rendered
+		fleetenv.Clusters(),             // kind clusters; their image load and Service network start
+		fleetenv.ServersOnKindNetwork(), // git and charts where the nodes reach them
+		fleetenv.FluxInstall(),          // Flux, while the clusters finish
+		fleetenv.Sync(),                 // clusters/<env> applied, the revision fetched
+		fleetenv.Wait(),                 // every Flux object and workload Ready, or why not
+	}
+	if opts.Base != "" {
+		steps = append(steps, fleetenv.UpgradeFromBase()) // the base rolled to the head
+	}
+	return steps
+}
+
+// options resolves the run configuration from the parsed flags and the
+// environment; the repository root is one level up.
 func options() (fleetenv.Options, error) {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		return fleetenv.Options{}, err
 	}
-	return fleetenv.OptionsFromEnv(root)
+	return fleetenv.ResolveOptions(context.Background(), root, flag.CommandLine, os.LookupEnv)
 }
 
 // testDeadline is when `go test -timeout` panics the binary; zero without
 // a timeout.
 func testDeadline(start time.Time) time.Time {
-	flag.Parse()
 	timeout := time.Duration(0)
 	if f := flag.Lookup("test.timeout"); f != nil {
 		timeout, _ = time.ParseDuration(f.Value.String())

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // childTimeout is the `go test -timeout` of the e2e child below: shorter
@@ -22,7 +24,7 @@ const childTimeout = 45 * time.Second
 // panic the binary — no "test timed out" panic, nothing left behind.
 func TestTestTimeoutLeavesNothing(t *testing.T) {
 	t.Parallel() // see parallelNote
-	opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", "basic"), "ff-deadline-")
+	opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", "basic"), "ff-deadline-")
 	requireKit(t, opts)
 	ctx, cancel := context.WithTimeout(contextBeforeTestTimeout(t), 10*time.Minute)
 	defer cancel()
@@ -60,7 +62,7 @@ func buildE2E(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "e2e.test")
 	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./e2e/")
-	build.Dir = repoRoot(t)
+	build.Dir = testsupport.RepoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the e2e suite: %v\n%s", err, out)
 	}
@@ -72,7 +74,7 @@ func buildE2E(ctx context.Context, t *testing.T) string {
 func e2eChild(ctx context.Context, t *testing.T, bin, prefix, tmp, work string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"-test.v", "-test.count=1"}, args...)...)
-	cmd.Dir = filepath.Join(repoRoot(t), "e2e")
+	cmd.Dir = filepath.Join(testsupport.RepoRoot(t), "e2e")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "E2E_WORKDIR="+work, "E2E_KEEP=never",
 		"E2E_FLEET=fixtures/fleets/basic", "E2E_ENVS=staging", "E2E_CLUSTER_PREFIX="+prefix,
 		"E2E_REVISION=", "E2E_BASE=")

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // childVar makes this test binary, re-executed by TestInterruptLeavesNothing,
@@ -30,7 +32,7 @@ func TestInterruptLeavesNothing(t *testing.T) {
 	if os.Getenv(childVar) != "" {
 		t.Skip("this is the child of TestInterruptLeavesNothing")
 	}
-	opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", "basic"), "ff-sig-")
+	opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", "basic"), "ff-sig-")
 	requireKit(t, opts)
 	phases := []struct {
 		name  string
@@ -185,7 +187,7 @@ func TestInterruptChild(t *testing.T) {
 	if prefix == "" {
 		t.Skip("runs only as the child of TestInterruptLeavesNothing")
 	}
-	opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", "basic"), prefix)
+	opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", "basic"), prefix)
 	_, _, took := bringUp(t, opts)
 	fmt.Printf("brought up in %s without being interrupted\n", took)
 	<-contextBeforeTestTimeout(t).Done()

@@ -25,6 +25,7 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
 	"github.com/flux-fleet/flux-fleet/harness/preflight"
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
 
@@ -42,16 +43,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	interrupts.Stop()
 	os.Exit(interrupts.ExitCode(code))
-}
-
-// repoRoot is the repository root, two levels up from this package.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
 }
 
 // requireKind skips (or, under CI=true, fails) where no Docker engine runs.
@@ -72,7 +63,7 @@ func requireKind(t *testing.T) {
 // settings, with the given fleet and one env (staging) on a cluster of its own.
 func options(t *testing.T, fleetDir, clusterPrefix string) fleetenv.Options {
 	t.Helper()
-	opts, err := fleetenv.OptionsFromEnv(repoRoot(t))
+	opts, err := fleetenv.OptionsFromEnv(testsupport.RepoRoot(t))
 	if err != nil {
 		t.Fatalf("options: %v", err)
 	}
@@ -232,13 +223,13 @@ func (s *sharedCluster) bringUp(t *testing.T, name string) (*fleetenv.Environmen
 	}
 	ctx := contextBeforeTestTimeout(t)
 	s.dirty = true
-	cleared, err := s.run.Clear(ctx)
+	cleared, err := s.run.Publisher().Clear(ctx)
 	if err != nil {
 		t.Fatalf("clearing %s off the shared cluster: %v", previous, err)
 	}
 	t.Logf("%s cleared off the cluster in %s", previous, cleared.Round(100*time.Millisecond))
 	copyFleet(t, s.served, name)
-	took, err := s.run.Republish(ctx)
+	took, err := s.run.Publisher().Republish(ctx)
 	if err != nil {
 		t.Fatalf("publishing %s: %v", name, err)
 	}
@@ -252,7 +243,7 @@ func (s *sharedCluster) bringUp(t *testing.T, name string) (*fleetenv.Environmen
 func (s *sharedCluster) edit(t *testing.T, f func(dir string)) time.Duration {
 	t.Helper()
 	f(s.served)
-	took, err := s.run.Republish(contextBeforeTestTimeout(t))
+	took, err := s.run.Publisher().Republish(contextBeforeTestTimeout(t))
 	if err != nil {
 		s.dirty = true
 		t.Fatalf("re-sync after editing %s: %v", s.last, err)
@@ -278,13 +269,13 @@ func copyFleet(t *testing.T, dir, name string) {
 		}
 	}
 	if name != realFleet {
-		if err := os.CopyFS(dir, os.DirFS(filepath.Join(repoRoot(t), "fixtures", "fleets", name))); err != nil {
+		if err := os.CopyFS(dir, os.DirFS(filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", name))); err != nil {
 			t.Fatalf("copying fleet %s: %v", name, err)
 		}
 		return
 	}
 	for _, sub := range []string{"apps", "infrastructure", "clusters"} {
-		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repoRoot(t), sub))); err != nil {
+		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(testsupport.RepoRoot(t), sub))); err != nil {
 			t.Fatalf("copying the real fleet's %s: %v", sub, err)
 		}
 	}
@@ -348,7 +339,7 @@ func TestPreflightStopsBrokenFleets(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fleet, func(t *testing.T) {
-			opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", tt.fleet), "ff-pre-")
+			opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", tt.fleet), "ff-pre-")
 			requirePreflightKit(t, opts)
 			run := fleetenv.New(opts, testWriter{t})
 			t.Cleanup(func() { _ = run.Down(context.Background()) })
@@ -414,7 +405,7 @@ func TestInvalidFleetFailsBeforeAnyCluster(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.fleet, func(t *testing.T) {
-			opts := options(t, filepath.Join(repoRoot(t), "fixtures", tt.fleet), "ff-invalid-")
+			opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", tt.fleet), "ff-invalid-")
 			run := fleetenv.New(opts, testWriter{t})
 			t.Cleanup(func() { _ = run.Down(context.Background()) })
 			start := time.Now()
@@ -438,7 +429,7 @@ func TestInvalidFleetFailsBeforeAnyCluster(t *testing.T) {
 // chart repository or registry can be reached: the harness must name a
 // source of the fleet and its fetch failure within minutes.
 func realFleetFailsFastOffline(t *testing.T, shared *sharedCluster) {
-	if !options(t, repoRoot(t), shared.prefix).Offline() {
+	if !options(t, testsupport.RepoRoot(t), shared.prefix).Offline() {
 		t.Skip("runs with the offline kit only (FLEET_FLUX_MANIFESTS unset): where registries are reachable the real fleet is expected to converge, which the nightly workflow proves")
 	}
 	e, took := shared.bringUp(t, realFleet)

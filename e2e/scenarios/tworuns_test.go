@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // TestTwoRunsOneClusterName starts two `go test ./e2e/` processes with the
@@ -21,7 +23,7 @@ import (
 // first (its pid), and the first must stay green.
 func TestTwoRunsOneClusterName(t *testing.T) {
 	t.Parallel() // see parallelNote
-	opts := options(t, filepath.Join(repoRoot(t), "fixtures", "fleets", "basic"), "ff-two-")
+	opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", "basic"), "ff-two-")
 	requireKit(t, opts)
 	ctx, cancel := context.WithTimeout(contextBeforeTestTimeout(t), 10*time.Minute)
 	defer cancel()

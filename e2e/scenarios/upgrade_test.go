@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,6 +17,7 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/probe"
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
 	"github.com/flux-fleet/flux-fleet/harness/record"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // pairRevisions are an upgrade pair's two commits.
@@ -39,10 +39,10 @@ func upgradeRepo(t *testing.T, name string) (dir, base, head string) {
 func upgradeRepoOf(t *testing.T, names ...string) (string, map[string]pairRevisions) {
 	t.Helper()
 	dir := t.TempDir()
-	git(t, dir, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, dir, "init", "--quiet", "--initial-branch=main")
 	revs := map[string]pairRevisions{}
 	for _, name := range names {
-		pair, err := upgrades.Load(repoRoot(t), name)
+		pair, err := upgrades.Load(testsupport.RepoRoot(t), name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,18 +50,18 @@ func upgradeRepoOf(t *testing.T, names ...string) (string, map[string]pairRevisi
 		if err := pair.WriteBase(dir); err != nil {
 			t.Fatal(err)
 		}
-		git(t, dir, "add", "--all")
-		git(t, dir, "commit", "--quiet", "-m", "base of "+name)
-		base := git(t, dir, "rev-parse", "HEAD")
+		testsupport.Git(t, dir, "add", "--all")
+		testsupport.Git(t, dir, "commit", "--quiet", "-m", "base of "+name)
+		base := testsupport.Git(t, dir, "rev-parse", "HEAD")
 		if err := pair.WriteHead(dir); err != nil {
 			t.Fatal(err)
 		}
-		git(t, dir, "add", "--all")
-		git(t, dir, "commit", "--quiet", "-m", "head of "+name)
-		revs[name] = pairRevisions{base, git(t, dir, "rev-parse", "HEAD")}
+		testsupport.Git(t, dir, "add", "--all")
+		testsupport.Git(t, dir, "commit", "--quiet", "-m", "head of "+name)
+		revs[name] = pairRevisions{base, testsupport.Git(t, dir, "rev-parse", "HEAD")}
 	}
 	emptyExceptGit(t, dir)
-	git(t, dir, "checkout", "--quiet", revs[names[0]].base, "--", ".")
+	testsupport.Git(t, dir, "checkout", "--quiet", revs[names[0]].base, "--", ".")
 	return dir, revs
 }
 
@@ -79,26 +79,6 @@ func emptyExceptGit(t *testing.T, dir string) {
 			}
 		}
 	}
-}
-
-// git runs git in dir with a clean GIT_* environment and a fixed identity.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "GIT_AUTHOR_NAME=scenario", "GIT_AUTHOR_EMAIL=scenario@flux-fleet.invalid",
-		"GIT_COMMITTER_NAME=scenario", "GIT_COMMITTER_EMAIL=scenario@flux-fleet.invalid",
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // upgradeOptions are the scenario options for a pair's repository, with the
@@ -312,12 +292,12 @@ func upgradeNewMessage(t *testing.T, run *fleetenv.Run, revs pairRevisions) {
 // first.
 func upgradeImmutableSelector(t *testing.T, run *fleetenv.Run, revs pairRevisions) {
 	ctx := contextBeforeTestTimeout(t)
-	cleared, err := run.Clear(ctx)
+	cleared, err := run.Publisher().Clear(ctx)
 	if err != nil {
 		t.Fatalf("clearing the previous pair off the cluster: %v", err)
 	}
 	t.Logf("previous pair cleared off the cluster in %s", cleared.Round(100*time.Millisecond))
-	took, err := run.PublishRevision(ctx, revs.base)
+	took, err := run.Publisher().PublishRevision(ctx, revs.base)
 	if err != nil {
 		t.Fatalf("publishing the base %s: %v", revs.base, err)
 	}

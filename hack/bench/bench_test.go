@@ -8,12 +8,7 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/flux-fleet/flux-fleet/harness/fleetenv"
-	"github.com/flux-fleet/flux-fleet/harness/probe"
 )
 
 const s = time.Second
@@ -105,7 +100,7 @@ func TestFromStepsRejectsUnknownStep(t *testing.T) {
 // Every step the harness runs has a phase: a renamed or added step must
 // fail here, not vanish from the table.
 func TestEveryBringUpStepHasAPhase(t *testing.T) {
-	for _, st := range fleetenv.New(fleetenv.Options{}, io.Discard).Steps() {
+	for _, st := range fleetenv.BringUp(fleetenv.Options{}) {
 		if _, ok := stepPhase[st.Name]; !ok {
 			t.Errorf("step %q has no phase in stepPhase", st.Name)
 		}
@@ -145,56 +140,6 @@ func TestTouchFleet(t *testing.T) {
 	}
 	if _, err := touchFleet(t.TempDir(), 1); err == nil || !strings.Contains(err.Error(), "no YAML file") {
 		t.Errorf("empty fleet: want a no-YAML-file error, got %v", err)
-	}
-}
-
-func TestIngressHost(t *testing.T) {
-	ing := func(ns string, hosts ...string) networkingv1.Ingress {
-		i := networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ns}}
-		for _, h := range hosts {
-			i.Spec.Rules = append(i.Spec.Rules, networkingv1.IngressRule{Host: h})
-		}
-		return i
-	}
-	items := []networkingv1.Ingress{ing("other", ""), ing("podinfo", "podinfo.production", "podinfo.staging")}
-	tests := []struct{ env, host, ns string }{
-		{"staging", "podinfo.staging", "podinfo"},
-		{"production", "podinfo.production", "podinfo"},
-		{"dev", "", ""},
-	}
-	for _, tt := range tests {
-		host, ns := ingressHost(items, tt.env)
-		if host != tt.host || ns != tt.ns {
-			t.Errorf("ingressHost(%s) = %q, %q; want %q, %q", tt.env, host, ns, tt.host, tt.ns)
-		}
-	}
-}
-
-func TestServiceWithPort(t *testing.T) {
-	svc := func(name, clusterIP string, ports ...int32) corev1.Service {
-		s := corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "nginx", Name: name}, Spec: corev1.ServiceSpec{ClusterIP: clusterIP}}
-		for _, p := range ports {
-			s.Spec.Ports = append(s.Spec.Ports, corev1.ServicePort{Port: p})
-		}
-		return s
-	}
-	tests := []struct {
-		name string
-		svcs []corev1.Service
-		want probe.Target
-		ok   bool
-	}{
-		{"port 80 wins over 8080", []corev1.Service{svc("alt", "10.0.0.2", 8080), svc("web", "10.0.0.1", 80)}, probe.Target{Namespace: "nginx", Service: "web", Port: 80}, true},
-		{"headless skipped", []corev1.Service{svc("hl", corev1.ClusterIPNone, 80), svc("alt", "10.0.0.2", 8080)}, probe.Target{Namespace: "nginx", Service: "alt", Port: 8080}, true},
-		{"none", []corev1.Service{svc("metrics", "10.0.0.3", 9113)}, probe.Target{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := serviceWithPort(tt.svcs, ingressPorts)
-			if got != tt.want || ok != tt.ok {
-				t.Errorf("got %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
 	}
 }
 

@@ -166,7 +166,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		}
 	}
 	fmt.Fprint(out, report(samples, ways))
-	return nil
+	return updateTimingsDoc(out, filepath.Join(root, timingsDocPath), cfg, samples, ways)
 }
 
 // baseOptions are the E2E_* and kit settings with the bench's fleet,
@@ -219,10 +219,9 @@ func bringUp(ctx context.Context, base fleetenv.Options, w way, resyncs int, log
 			err = errors.Join(err, fmt.Errorf("tearing down: %w", derr))
 		}
 		// The next run starts from nothing, not in the disk writes of this
-		// one's teardown: a gigabyte of deleted node files per cluster made
-		// the next clusters' start seconds slower, more with every run
-		// (kind's "Preparing nodes" 2.4, 5.5, 8.1 s in three runs). The
-		// flush is part of the delete phase.
+		// one's teardown: the deleted node files' writeback would slow the
+		// next clusters' start, more with every run. The flush is part of
+		// the delete phase.
 		syscall.Sync()
 		s.phases[phaseDelete] = time.Since(start)
 	}()
@@ -254,7 +253,7 @@ func bringUp(ctx context.Context, base fleetenv.Options, w way, resyncs int, log
 			return s, err
 		}
 		fmt.Fprintf(log, "\n======== re-sync %d: %s edited ========\n", i+1, file)
-		took, err := r.Republish(ctx)
+		took, err := r.Publisher().Republish(ctx)
 		if err != nil {
 			return s, fmt.Errorf("re-sync %d: %w", i+1, err)
 		}

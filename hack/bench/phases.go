@@ -14,8 +14,8 @@ const (
 	phasePrepare = "prepare"       // offline checks, chart server, pre-flight, servers on the kind network
 	phaseCreate  = "create"        // kind create and Ready nodes, slowest environment
 	phaseFlux    = "flux install"  // manifests applied, controllers Available, with the next two alongside
-	phaseNetwork = "  Service net" // during flux install: Service network and DNS ready, slowest environment
-	phaseImages  = "  images"      // during flux install: images into the nodes (or the check that they are there), slowest environment
+	phaseNetwork = "  Service net" // started by the clusters step, done within flux install: Service network and DNS ready, slowest environment
+	phaseImages  = "  images"      // started by the clusters step, done within flux install: images into the nodes (or the check that they are there), slowest environment
 	phaseSync    = "sync"          // sync objects applied, first revision fetched
 	phaseReady   = "ready"         // every Flux object and workload Ready
 	phaseGreen   = "green"         // all of the above: from nothing to every environment Ready

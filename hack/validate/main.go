@@ -10,45 +10,30 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 
+	"github.com/flux-fleet/flux-fleet/hack/internal/cli"
 	"github.com/flux-fleet/flux-fleet/hack/internal/repo"
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
-}
+func main() { cli.Main(run) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fleet := fs.String("fleet", "", "fleet directory holding clusters/, apps/, infrastructure/ (default: $FLEET_DIR, else the repository root)")
-	quiet := fs.Bool("q", false, "print findings only, not the trees")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "validate: unexpected arguments %q\n", fs.Args())
-		fs.Usage()
-		return 2
+	cmd := cli.New("validate", stdout, stderr)
+	fleet := cmd.Flags.String("fleet", "", "fleet directory holding clusters/, apps/, infrastructure/ (default: $FLEET_DIR, else the repository root)")
+	quiet := cmd.Flags.Bool("q", false, "print findings only, not the trees")
+	if !cmd.Parse(args) {
+		return cli.ExitError
 	}
 	dir, err := repo.FleetDir(*fleet)
 	if err != nil {
-		fmt.Fprintf(stderr, "validate: %v (pass -fleet DIR)\n", err)
-		return 2
+		return cmd.Error(err, "pass -fleet DIR")
 	}
 	res, err := validate.Validate(ctx, dir)
 	if err != nil {
-		fmt.Fprintf(stderr, "validate: %v\n", err)
-		return 2
+		return cmd.Error(err, "")
 	}
 	if !*quiet {
 		for _, env := range res.Envs {
@@ -60,8 +45,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "validated %d environments, %d objects in %.2fs: %d findings\n",
 		len(res.Envs), res.ObjectCount(), res.Duration.Seconds(), len(res.Findings))
-	if !res.OK() {
-		return 1
-	}
-	return 0
+	return cli.Result(res.OK())
 }

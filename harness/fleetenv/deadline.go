@@ -32,20 +32,22 @@ func WorkContext(parent context.Context, start, deadline time.Time) (context.Con
 }
 
 // teardownBy is when diagnostics must have ended so that the teardown (half
-// of the reserve) still fits before the hard deadline; zero without one.
-func (r *Run) teardownBy() time.Time {
-	if r.opts.Deadline.IsZero() {
+// of the reserve) still fits before the hard deadline of a run that
+// started at start; zero without a deadline.
+func teardownBy(deadline, start time.Time) time.Time {
+	if deadline.IsZero() {
 		return time.Time{}
 	}
-	return r.opts.Deadline.Add(-Reserve(r.opts.Deadline.Sub(r.started)) / 2)
+	return deadline.Add(-Reserve(deadline.Sub(start)) / 2)
 }
 
 // diagnosticsContext bounds one environment's diagnostics: diagnoseTimeout,
-// and never past teardownBy. ok is false when no time is left for them.
-func (r *Run) diagnosticsContext(ctx context.Context) (_ context.Context, _ context.CancelFunc, ok bool) {
+// and never past by (zero: no such bound). ok is false when no time is
+// left for them.
+func diagnosticsContext(ctx context.Context, by time.Time) (_ context.Context, _ context.CancelFunc, ok bool) {
 	ctx = context.WithoutCancel(ctx)
 	until := time.Now().Add(diagnoseTimeout)
-	if by := r.teardownBy(); !by.IsZero() && by.Before(until) {
+	if !by.IsZero() && by.Before(until) {
 		until = by
 	}
 	if time.Until(until) < time.Second {
@@ -54,6 +56,3 @@ func (r *Run) diagnosticsContext(ctx context.Context) (_ context.Context, _ cont
 	dctx, cancel := context.WithDeadline(ctx, until)
 	return dctx, cancel, true
 }
-
-// diagnoseTimeout bounds the diagnostics of one environment.
-const diagnoseTimeout = 2 * time.Minute

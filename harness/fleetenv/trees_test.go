@@ -4,22 +4,18 @@ import (
 	"context"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // gitRepo makes a checkout at dir with the given files committed.
 func gitRepo(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and no git binary: %v", err)
-		}
-		t.Skipf("no git binary: %v", err)
-	}
+	testsupport.RequireGit(t, "the fleet is served from a commit")
 	for name, content := range files {
 		p := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -29,18 +25,9 @@ func gitRepo(t *testing.T, dir string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
-	for _, args := range [][]string{
-		{"init", "-q", "-b", "main"},
-		{"add", "-A"},
-		{"-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "fleet"},
-	} {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v: %s", args, err, out)
-		}
-	}
+	testsupport.Git(t, dir, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, dir, "add", "--all")
+	testsupport.Git(t, dir, "commit", "--quiet", "-m", "fleet")
 }
 
 const kustomization = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\n"
@@ -61,7 +48,7 @@ func TestRevisionWithoutEnvironmentFailsBeforeAnyCluster(t *testing.T) {
 	t.Cleanup(func() { _ = r.Down(context.Background()) })
 
 	start := time.Now()
-	err := r.checkFleet(t.Context())
+	err := r.runStep(t.Context(), OfflineChecks())
 	if err == nil {
 		t.Fatal("offline checks of revision main passed, want: environment production has no directory clusters/production")
 	}
@@ -83,7 +70,7 @@ func TestRevisionTreeIgnoresWorkingTreeEdits(t *testing.T) {
 	}
 	r := New(Options{FleetDir: fleet, Envs: []string{"staging"}, Revision: "main"}, io.Discard)
 	t.Cleanup(func() { _ = r.Down(context.Background()) })
-	trees, err := r.treesToServe(t.Context())
+	trees, err := r.work.treesToServe(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +99,7 @@ func TestUpgradeChecksBaseAndHead(t *testing.T) {
 	gitRepo(t, fleet, map[string]string{"clusters/staging/kustomization.yaml": kustomization})
 	r := New(Options{FleetDir: fleet, Envs: []string{"staging"}, Base: "main"}, io.Discard)
 	t.Cleanup(func() { _ = r.Down(context.Background()) })
-	trees, err := r.treesToServe(t.Context())
+	trees, err := r.work.treesToServe(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package fleetenv
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
 	"github.com/flux-fleet/flux-fleet/harness/probe"
 	"github.com/flux-fleet/flux-fleet/harness/record"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // fleetRepo is a git checkout whose subdirectory "fleet" is a fleet with a
@@ -19,9 +19,7 @@ import (
 // the working tree.
 func fleetRepo(t *testing.T) (root, commit string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git binary not found")
-	}
+	testsupport.RequireGit(t, "the upgrade's base is a commit of the fleet")
 	root = t.TempDir()
 	for _, dir := range []string{"fleet/clusters/staging", "fleet-new/clusters/staging"} {
 		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
@@ -31,22 +29,11 @@ func fleetRepo(t *testing.T) (root, commit string) {
 	if err := os.WriteFile(filepath.Join(root, "fleet", "clusters", "staging", "apps.yaml"), []byte("kind: Kustomization\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git := func(args ...string) string {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid", "GIT_COMMITTER_NAME=t",
-			"GIT_COMMITTER_EMAIL=t@example.invalid", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL="+os.DevNull)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "--quiet", "--initial-branch=main")
-	git("add", "fleet")
-	git("commit", "--quiet", "-m", "fleet")
-	git("tag", "v1")
-	return root, git("rev-parse", "HEAD")
+	testsupport.Git(t, root, "init", "--quiet", "--initial-branch=main")
+	testsupport.Git(t, root, "add", "fleet")
+	testsupport.Git(t, root, "commit", "--quiet", "-m", "fleet")
+	testsupport.Git(t, root, "tag", "v1")
+	return root, testsupport.Git(t, root, "rev-parse", "HEAD")
 }
 
 func TestUpgradeOptionsFromEnv(t *testing.T) {

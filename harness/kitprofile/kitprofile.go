@@ -1,14 +1,15 @@
 // Package kitprofile is the offline kit's profile — the node image, kind
 // config, Flux manifests, preloaded images and extra charts that a run
 // without a registry uses — as one type that the kit (go run ./hack/kit)
-// writes to profile.env and the harness reads back from the FLEET_*
-// variables that file sets.
+// writes to profile.env and the harness reads back with Load, from the one
+// path E2E_KIT names.
 package kitprofile
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,8 +29,14 @@ const (
 	ExtraChartsVar    = "FLEET_EXTRA_CHARTS"
 )
 
-// KitDirVar overrides the kit directory (see DefaultDir).
+// KitDirVar overrides the kit directory (see DefaultDir): where hack/kit
+// builds and caches, not something the harness reads.
 const KitDirVar = "FLEET_KIT_DIR"
+
+// PathVar names the profile file the harness reads (what
+// go run ./hack/kit -print prints): one path instead of the variables the
+// file holds.
+const PathVar = "E2E_KIT"
 
 // ProfileFile is the profile's file name in the kit directory.
 const ProfileFile = "profile.env"
@@ -76,15 +83,27 @@ func variables() []variable {
 	}
 }
 
-// FromEnv reads the profile from the environment (profile.env sourced by
-// make). A variable that names a file or directory that does not exist is
-// an error naming it.
-func FromEnv() (Profile, error) { return parse(os.Getenv) }
+// FromEnv reads the profile file $E2E_KIT names (relative to the working
+// directory); unset, the profile's variables themselves, as a shell or a CI
+// env file that loaded profile.env has them, so that test helpers not yet
+// handed E2E_KIT keep working. A variable that names a file or directory
+// that does not exist is an error naming it.
+func FromEnv() (Profile, error) {
+	if path := strings.TrimSpace(os.Getenv(PathVar)); path != "" {
+		return Load(path)
+	}
+	p, _, err := parse(os.Getenv)
+	return p, err
+}
 
 // Load reads a profile.env file the way a shell sourcing it would see it,
-// with the same checks as FromEnv.
+// with the same checks as FromEnv. Every error names the file, and the line
+// when one line is at fault.
 func Load(path string) (Profile, error) {
 	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Profile{}, fmt.Errorf("kit profile %s does not exist (build the kit: go run ./hack/kit)", path)
+	}
 	if err != nil {
 		return Profile{}, fmt.Errorf("reading the kit profile: %w", err)
 	}
@@ -93,30 +112,31 @@ func Load(path string) (Profile, error) {
 		known[v.name] = true
 	}
 	vals := map[string]string{}
-	err = scanAssignments(path, raw, func(name, value string) error {
+	lines := map[string]int{}
+	err = scanAssignments(path, raw, func(line int, name, value string) error {
 		if !known[name] {
 			return fmt.Errorf("unknown variable %s", name)
 		}
 		if err := checkWord(value); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		vals[name] = value
+		vals[name], lines[name] = value, line
 		return nil
 	})
 	if err != nil {
 		return Profile{}, err
 	}
-	p, err := parse(func(name string) string { return vals[name] })
+	p, bad, err := parse(func(name string) string { return vals[name] })
 	if err != nil {
-		return p, fmt.Errorf("%s: %w", path, err)
+		return p, fmt.Errorf("%s:%d: %w", path, lines[bad], err)
 	}
 	return p, nil
 }
 
 // parse fills a profile from the variables get returns: the one reading
-// shared by FromEnv and Load.
-func parse(get func(string) string) (Profile, error) {
-	var p Profile
+// shared by FromEnv and Load. An error comes with the variable at fault, so
+// that Load can name its line.
+func parse(get func(string) string) (p Profile, bad string, err error) {
 	for _, v := range variables() {
 		if v.scalar != nil {
 			*v.scalar(&p) = strings.TrimSpace(get(v.name))
@@ -127,21 +147,21 @@ func parse(get func(string) string) (Profile, error) {
 	if p.KindConfigPath != "" {
 		raw, err := os.ReadFile(p.KindConfigPath)
 		if err != nil {
-			return p, fmt.Errorf("%s: %w (run make offline-images)", KindConfigVar, err)
+			return p, KindConfigVar, fmt.Errorf("%s: %w (run make offline-images)", KindConfigVar, err)
 		}
 		p.KindConfig = raw
 	}
 	if p.FluxManifests != "" {
 		if _, err := os.Stat(filepath.Join(p.FluxManifests, "source-controller.yaml")); err != nil {
-			return p, fmt.Errorf("%s=%s is not an offline manifests directory (run make offline-images): %w", FluxManifestsVar, p.FluxManifests, err)
+			return p, FluxManifestsVar, fmt.Errorf("%s=%s is not an offline manifests directory (run make offline-images): %w", FluxManifestsVar, p.FluxManifests, err)
 		}
 	}
 	for _, dir := range p.ExtraCharts {
 		if _, err := os.Stat(filepath.Join(dir, "Chart.yaml")); err != nil {
-			return p, fmt.Errorf("%s: %s is not a chart directory (run make offline-images): %w", ExtraChartsVar, dir, err)
+			return p, ExtraChartsVar, fmt.Errorf("%s: %s is not a chart directory (run make offline-images): %w", ExtraChartsVar, dir, err)
 		}
 	}
-	return p, nil
+	return p, "", nil
 }
 
 // Write writes the profile to path as profile.env: a generated-file header
@@ -156,7 +176,7 @@ func (p Profile) Write(path string) error {
 	}
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "# Offline kit profile, generated by go run ./hack/kit on %s: do not edit.\n", time.Now().UTC().Format(time.RFC3339))
-	buf.WriteString("# Source it before go test: set -a; . profile.env; set +a\n")
+	buf.WriteString("# Hand it to the harness as one path: E2E_KIT=<this file> go test ./e2e\n")
 	for _, v := range variables() {
 		var value string
 		if v.scalar != nil {
@@ -266,6 +286,32 @@ func (p Profile) Missing() []string {
 		out = append(out, FluxManifestsVar)
 	}
 	return out
+}
+
+// Unset lists which of the named profile variables have no value in p, in
+// the order given; a name that is no profile variable is listed too, since
+// nothing can set it.
+func (p Profile) Unset(names ...string) []string {
+	var out []string
+	for _, name := range names {
+		if !p.has(name) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (p Profile) has(name string) bool {
+	for _, v := range variables() {
+		switch {
+		case v.name != name:
+		case v.scalar != nil:
+			return *v.scalar(&p) != ""
+		default:
+			return len(*v.list(&p)) > 0
+		}
+	}
+	return false
 }
 
 // FluxImages returns the Flux controller images of the preload list.

@@ -67,6 +67,7 @@ func TestFromEnv(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(PathVar, "")
 			for _, v := range []string{NodeImageVar, NodeImageBareVar, KindConfigVar, FluxManifestsVar, FluxComponentsVar, PreloadImagesVar, ExtraChartsVar} {
 				t.Setenv(v, tt.env[v])
 			}
@@ -82,6 +83,41 @@ func TestFromEnv(t *testing.T) {
 			}
 			tt.check(t, p)
 		})
+	}
+}
+
+// TestFromEnvReadsKitPath: with E2E_KIT set, the profile comes from that
+// file alone; a variable of the profile left in the environment is ignored.
+func TestFromEnvReadsKitPath(t *testing.T) {
+	want := wholeProfile(t)
+	path := filepath.Join(t.TempDir(), ProfileFile)
+	if err := want.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(PathVar, path)
+	t.Setenv(NodeImageVar, "stale/node:from-the-environment")
+	got, err := FromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.KindConfig = []byte("kind: Cluster\n")
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("FromEnv with %s = %+v\nwant %+v", PathVar, got, want)
+	}
+
+	missing := filepath.Join(t.TempDir(), ProfileFile)
+	t.Setenv(PathVar, missing)
+	if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "kit profile "+missing+" does not exist") {
+		t.Errorf("FromEnv with %s=%s (no such file): err = %v, want it to name the missing file", PathVar, missing, err)
+	}
+}
+
+func TestUnset(t *testing.T) {
+	p := Profile{NodeImage: "n:1", PreloadImages: []string{"a:1"}}
+	got := p.Unset(NodeImageVar, KindConfigVar, PreloadImagesVar, ExtraChartsVar, "FLEET_NOT_A_VARIABLE")
+	want := []string{KindConfigVar, ExtraChartsVar, "FLEET_NOT_A_VARIABLE"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Unset = %v, want %v", got, want)
 	}
 }
 
@@ -157,6 +193,9 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 func TestWriteSourcedByShell(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and no bash to source the profile with:", err)
+		}
 		t.Skip("no bash:", err)
 	}
 	want := wholeProfile(t)
@@ -176,6 +215,7 @@ func TestWriteSourcedByShell(t *testing.T) {
 			env[k] = v
 		}
 	}
+	t.Setenv(PathVar, "")
 	for _, v := range variables() {
 		t.Setenv(v.name, env[v.name])
 	}
@@ -217,6 +257,8 @@ func TestWriteRefuses(t *testing.T) {
 	}
 }
 
+// TestLoadRejects: every error names the profile file, and the line at
+// fault ("<path>:<line>: ...") when one is; a file that is not there says so.
 func TestLoadRejects(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, wantErr string
@@ -225,7 +267,11 @@ func TestLoadRejects(t *testing.T) {
 		{"unknown variable", "FLEET_NODE_IMAGES=n:1\n", ":1: unknown variable FLEET_NODE_IMAGES"},
 		{"set twice", "FLEET_NODE_IMAGE=\nFLEET_NODE_IMAGE=n:1\n", ":2: FLEET_NODE_IMAGE is set twice"},
 		{"quoted value", "FLEET_NODE_IMAGE=\"n:1\"\n", ":1: FLEET_NODE_IMAGE: value"},
-		{"missing kind config", "FLEET_KIND_CONFIG=/nonexistent/kind.yaml\n", KindConfigVar + ": open /nonexistent/kind.yaml"},
+		{"missing kind config", "FLEET_KIND_CONFIG=/nonexistent/kind.yaml\n", ":1: " + KindConfigVar + ": open /nonexistent/kind.yaml"},
+		{"manifests directory without manifests, on line 4", "# generated\n\nFLEET_NODE_IMAGE=n:1\nFLEET_FLUX_MANIFESTS=/nonexistent\n",
+			":4: " + FluxManifestsVar + "=/nonexistent is not an offline manifests directory"},
+		{"extra chart that is not a chart, on line 2", "FLEET_NODE_IMAGE=n:1\nFLEET_EXTRA_CHARTS=/nonexistent\n",
+			":2: " + ExtraChartsVar + ": /nonexistent is not a chart directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), ProfileFile)
@@ -233,11 +279,18 @@ func TestLoadRejects(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err := Load(path)
-			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("Load: err = %v, want it to name %s and contain %q", err, path, tc.wantErr)
+			if err == nil || !strings.Contains(err.Error(), path+tc.wantErr) {
+				t.Fatalf("Load: err = %v, want it to contain %q", err, path+tc.wantErr)
 			}
 		})
 	}
+	t.Run("no such file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), ProfileFile)
+		_, err := Load(path)
+		if want := "kit profile " + path + " does not exist"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("Load: err = %v, want it to contain %q", err, want)
+		}
+	})
 }
 
 func TestDefaultDir(t *testing.T) {

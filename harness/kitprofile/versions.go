@@ -28,7 +28,7 @@ var (
 // read the same thing), in file order. path names the file in errors.
 func ParseVersions(path string, src []byte) ([]Version, error) {
 	var out []Version
-	err := scanAssignments(path, src, func(name, value string) error {
+	err := scanAssignments(path, src, func(_ int, name, value string) error {
 		switch {
 		case !versionName.MatchString(name):
 			return fmt.Errorf("%q is not an upper-case NAME", name)
@@ -42,10 +42,10 @@ func ParseVersions(path string, src []byte) ([]Version, error) {
 }
 
 // scanAssignments calls each for every NAME=value line of a file of
-// assignments (profile.env, versions.env) in order, skipping blank lines
-// and comments; a line that is no assignment, a name set twice, or an
-// error of each is reported with the file and line.
-func scanAssignments(path string, src []byte, each func(name, value string) error) error {
+// assignments (profile.env, versions.env) in order, with its line number,
+// skipping blank lines and comments; a line that is no assignment, a name
+// set twice, or an error of each is reported with the file and line.
+func scanAssignments(path string, src []byte, each func(line int, name, value string) error) error {
 	seen := map[string]bool{}
 	sc := bufio.NewScanner(bytes.NewReader(src))
 	for n := 1; sc.Scan(); n++ {
@@ -61,7 +61,7 @@ func scanAssignments(path string, src []byte, each func(name, value string) erro
 			return fmt.Errorf("%s:%d: %s is set twice", path, n, name)
 		}
 		seen[name] = true
-		if err := each(name, value); err != nil {
+		if err := each(n, name, value); err != nil {
 			return fmt.Errorf("%s:%d: %w", path, n, err)
 		}
 	}
