@@ -15,17 +15,16 @@ PLAIN_FLEET ?= fixtures/fleets/basic
 # while clusters start and pods wait out their grace, and no more.
 GO_TEST_FLAGS ?= -count=1 -v -p 1 -timeout 75m
 # The second lane: the scenarios, and harness/diagnose so that both lanes
-# take about as long (measured on 2 cores: both about 9 min, make test
-# 9.7 min; 10.3 min without diagnose here); its lines carry LANE_PREFIX in
-# the interleaved log.
+# take about as long (docs/timings.md); its lines carry LANE_PREFIX in the
+# interleaved log.
 LANE_PKGS ?= ./e2e/scenarios/ ./harness/diagnose/
 LANE_PREFIX ?= [scenarios lane]
 
-# Loads the offline kit's profile into a recipe's shell; evaluated when a
-# recipe runs, so reading this Makefile builds nothing.
-LOAD_KIT = set -a; . "$$(go run ./hack/kit -print)"; set +a
+# Hands the harness the offline kit's profile file (E2E_KIT); evaluated when
+# a recipe runs, so reading this Makefile builds nothing.
+LOAD_KIT = E2E_KIT="$$(go run ./hack/kit -print)"; export E2E_KIT
 
-.PHONY: all test e2e e2e-upgrade soak bench validate preflight offline-images lint docker-engine host-tools
+.PHONY: all test e2e e2e-upgrade soak bench validate preflight diff report offline-images lint docker-engine host-tools
 
 all: test
 
@@ -75,6 +74,16 @@ validate:
 preflight:
 	go run ./hack/preflight -fleet "$(FLEET)" -env "$(ENV)"
 
+## diff: what a change does to the clusters, offline: the fleet rendered at BASE (default origin/main) and HEAD
+## (default: the working tree), per environment the objects changed, hazards first; exit 1 on changes (DIFF_FLAGS="-o markdown").
+diff:
+	go run ./hack/diff -base "$(or $(BASE),origin/main)" -head "$(HEAD)" -env "$(ENV)" -fleet "$(FLEET)" $(DIFF_FLAGS)
+
+## report: render a run report (REPORT=<artifacts>/report.json) as markdown on stdout; report.html sits beside it.
+REPORT ?= .work/artifacts/report.json
+report:
+	go run ./hack/report -in "$(REPORT)"
+
 ## offline-images: build (or reuse, by content hash) every image the kind tests need, without a registry.
 offline-images:
 	go run ./hack/kit
@@ -83,9 +92,10 @@ docker-engine:
 	bash hack/kit/docker-engine.sh
 
 # host-tools: what the tests run on the host besides Docker: git (the git
-# server) and redis-server (the fixture app's real-redis test).
+# server), redis-server (the fixture app's real-redis test) and chromium
+# (the run report's browser test).
 host-tools:
-	@missing=""; for t in git:git redis-server:redis-server; do \
+	@missing=""; for t in git:git redis-server:redis-server chromium:chromium; do \
 	  command -v "$${t%%:*}" >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then echo "== installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
