@@ -59,7 +59,7 @@ func requireKind(t *testing.T) {
 	}
 }
 
-// options returns the run options for one scenario: the E2E_* and FLEET_*
+// options returns the run options for one scenario: the E2E_* variables'
 // settings, with the given fleet and one env (staging) on a cluster of its own.
 func options(t *testing.T, fleetDir, clusterPrefix string) fleetenv.Options {
 	t.Helper()
@@ -84,7 +84,7 @@ func requireKit(t *testing.T, opts fleetenv.Options) {
 	t.Helper()
 	requireKind(t)
 	if !strings.Contains(strings.Join(opts.Kit.PreloadImages, ","), "fleet-kit/") {
-		msg := "fixture fleets run on images the offline kit builds (FLEET_PRELOAD_IMAGES has no fleet-kit/ image): run `make test`, which builds and loads them"
+		msg := "fixture fleets run on images the offline kit builds (the profile E2E_KIT names has no fleet-kit/ image): run `make test`, which builds and loads them"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
@@ -167,10 +167,18 @@ func TestBrokenFleetsFailFast(t *testing.T) {
 		// TestInvalidFleetFailsBeforeAnyCluster.
 		opts.OfflineChecks, opts.Preflight = false, false
 	})
+	// A pod failure and a HelmRelease failure are also looked at in a
+	// browser, as a person opens the report.
+	inBrowser := []string{"broken-image", "helm-bad-value"}
 	for _, tt := range tests {
 		t.Run(tt.fleet, func(t *testing.T) {
 			e, took := shared.bringUp(t, tt.fleet)
 			assertFailedFast(t, e, took, tt.want)
+			dir, rep := fleetReport(t, shared.run, tt.fleet)
+			assertFailureReported(t, dir, rep, tt.want)
+			if slices.Contains(inBrowser, tt.fleet) {
+				t.Run("report-in-a-browser", func(t *testing.T) { lookAtFailedReport(t, dir, stagingOf(t, rep).Failure) })
+			}
 		})
 	}
 }
@@ -213,6 +221,7 @@ func (s *sharedCluster) bringUp(t *testing.T, name string) (*fleetenv.Environmen
 		if s.configure != nil {
 			s.configure(&opts)
 		}
+		opts.ArtifactsDir = sharedArtifactsDir(s.owner, opts.ArtifactsDir)
 		requireKit(t, opts)
 		s.run = newRun(s.owner, opts)
 		s.dirty = true // until the bring-up returned
@@ -386,7 +395,7 @@ func requirePreflightKit(t *testing.T, opts fleetenv.Options) {
 	if len(opts.Kit.ExtraCharts) > 0 && opts.Offline() {
 		return
 	}
-	msg := "the pre-flight of the Helm fixture fleets needs the offline kit profile (FLEET_EXTRA_CHARTS with podinfo's chart, FLEET_FLUX_MANIFESTS): run `make test`, which builds and loads it"
+	msg := "the pre-flight of the Helm fixture fleets needs the offline kit profile (E2E_KIT, with podinfo's chart and the Flux manifests): run `make test`, which builds and loads it"
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -430,7 +439,7 @@ func TestInvalidFleetFailsBeforeAnyCluster(t *testing.T) {
 // source of the fleet and its fetch failure within minutes.
 func realFleetFailsFastOffline(t *testing.T, shared *sharedCluster) {
 	if !options(t, testsupport.RepoRoot(t), shared.prefix).Offline() {
-		t.Skip("runs with the offline kit only (FLEET_FLUX_MANIFESTS unset): where registries are reachable the real fleet is expected to converge, which the nightly workflow proves")
+		t.Skip("runs with the offline kit only (no E2E_KIT profile with Flux manifests): where registries are reachable the real fleet is expected to converge, which the nightly workflow proves")
 	}
 	e, took := shared.bringUp(t, realFleet)
 	// Whichever of the fleet's public sources the harness sees failing
@@ -476,6 +485,8 @@ func fixBrokenRollout(t *testing.T, shared *sharedCluster) {
 		t.Fatalf("still not Ready after the fix: %v", e.Ready)
 	}
 	t.Logf("fix applied and environment green %s after publishing (cluster kept, Flux not reinstalled)", resync.Round(100*time.Millisecond))
+	dir, rep := fleetReport(t, shared.run, "crashing-app-fixed")
+	assertGreenReported(t, dir, rep)
 }
 
 // fixCrash rewrites the fleet's APP_CRASH setting to "false" and returns the

@@ -194,3 +194,48 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+func TestRunArtifactsDir(t *testing.T) {
+	reports := filepath.Join("work", "bench-20260301-020000")
+	tests := []struct {
+		way  string
+		n    int
+		want string
+	}{
+		{"preloaded", 1, "preloaded-1"},
+		{"kind load", 3, "kind-load-3"}, // no space in a path people paste
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		got := runArtifactsDir(reports, way{name: tt.way}, tt.n)
+		if want := filepath.Join(reports, tt.want); got != want {
+			t.Errorf("runArtifactsDir(%s, %d) = %s, want %s", tt.way, tt.n, got, want)
+		}
+		if seen[got] {
+			t.Errorf("two bring-ups share %s", got)
+		}
+		seen[got] = true
+	}
+}
+
+func TestPrintReports(t *testing.T) {
+	reports := t.TempDir()
+	for _, d := range []string{"preloaded-1", "kind-load-1"} {
+		if err := os.MkdirAll(filepath.Join(reports, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	printReports(&out, reports)
+	want := "run reports, one per bring-up: " + reports + "\n" +
+		"  " + filepath.Join(reports, "kind-load-1", "report.html") + "\n" +
+		"  " + filepath.Join(reports, "preloaded-1", "report.html") + "\n"
+	if out.String() != want {
+		t.Errorf("printReports wrote\n%s\nwant\n%s", out.String(), want)
+	}
+	out.Reset()
+	printReports(&out, filepath.Join(reports, "missing"))
+	if !strings.HasPrefix(out.String(), "no run reports: ") {
+		t.Errorf("a bench with no reports: %q", out.String())
+	}
+}

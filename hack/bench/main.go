@@ -1,10 +1,12 @@
 // Command bench measures where the seconds of a bring-up go: N runs of a
 // fleet's environments from nothing on kind clusters made from the offline
 // kit's node image with the run's images baked in, N from the bare node
-// image (the images sent with kind load, the earlier way), interleaved so
-// that both ways see the same machine, and N re-syncs of a new revision on
-// kept clusters. It prints min/median/max per phase and the ratio of the two
-// ways.
+// image (the images sent with kind load), interleaved so that both ways see
+// the same machine, and N re-syncs of a new revision on kept clusters. It
+// prints min/median/max per phase and the ratio of the two ways. Each
+// bring-up writes its run report (report.json, .html, .md, as every e2e
+// run does) into <workdir>/bench-<time>/<way>-<run>/, so that the
+// timelines of runs can be compared side by side.
 //
 //	go run ./hack/bench [-n 5] [-fleet fixtures/fleets/basic] [-envs staging,production]
 //
@@ -25,6 +27,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -124,9 +127,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		ways = append(ways, way{"kind load", bare})
 	}
 
+	// One name for the bench's log and its directory of run reports.
+	name := "bench-" + time.Now().Format("20060102-150405")
+	reports := filepath.Join(base.WorkDir, name)
 	logPath := cfg.logPath
 	if logPath == "" {
-		logPath = filepath.Join(base.WorkDir, "bench-"+time.Now().Format("20060102-150405")+".log")
+		logPath = filepath.Join(base.WorkDir, name+".log")
 	}
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return fmt.Errorf("creating the log's directory: %w", err)
@@ -155,18 +161,43 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			if i == 0 && w.name == "preloaded" {
 				resyncs = cfg.runs
 			}
-			s, err := bringUp(ctx, base, w, resyncs, runLog)
+			s, err := bringUp(ctx, base, w, runArtifactsDir(reports, w, i+1), resyncs, runLog)
 			s.err = err
 			samples = append(samples, s)
 			fmt.Fprintln(out, s.line(i+1, cfg.runs))
 			if err != nil {
 				fmt.Fprint(out, report(samples, ways))
+				printReports(out, reports)
 				return fmt.Errorf("%s run %d: %w (full log: %s)", w.name, i+1, err, logPath)
 			}
 		}
 	}
 	fmt.Fprint(out, report(samples, ways))
+	printReports(out, reports)
 	return updateTimingsDoc(out, filepath.Join(root, timingsDocPath), cfg, samples, ways)
+}
+
+// runArtifactsDir is where bring-up n (from 1) of way w writes its records,
+// diagnostics and run report (report.json, .html, .md) at its teardown:
+// one directory per bring-up, so their timelines can be opened side by side.
+func runArtifactsDir(reports string, w way, n int) string {
+	return filepath.Join(reports, strings.ReplaceAll(w.name, " ", "-")+"-"+strconv.Itoa(n))
+}
+
+// printReports says where the bring-ups' run reports are: one directory
+// per bring-up under reports, each with its report.html.
+func printReports(out io.Writer, reports string) {
+	entries, err := os.ReadDir(reports)
+	if err != nil {
+		fmt.Fprintf(out, "no run reports: %v\n", err)
+		return
+	}
+	fmt.Fprintf(out, "run reports, one per bring-up: %s\n", reports)
+	for _, e := range entries {
+		if e.IsDir() {
+			fmt.Fprintf(out, "  %s\n", filepath.Join(reports, e.Name(), "report.html"))
+		}
+	}
 }
 
 // baseOptions are the E2E_* and kit settings with the bench's fleet,
@@ -197,8 +228,9 @@ func baseOptions(root string, cfg config) (fleetenv.Options, error) {
 }
 
 // bringUp runs one bring-up from nothing on a copy of the fleet, the
-// traffic checks, resyncs re-syncs of an edited copy, and the teardown.
-func bringUp(ctx context.Context, base fleetenv.Options, w way, resyncs int, log io.Writer) (s sample, err error) {
+// traffic checks, resyncs re-syncs of an edited copy, and the teardown,
+// which writes the run report into artifacts.
+func bringUp(ctx context.Context, base fleetenv.Options, w way, artifacts string, resyncs int, log io.Writer) (s sample, err error) {
 	s = sample{way: w.name, phases: map[string]time.Duration{}}
 	fleet, err := os.MkdirTemp("", "bench-fleet-")
 	if err != nil {
@@ -211,6 +243,7 @@ func bringUp(ctx context.Context, base fleetenv.Options, w way, resyncs int, log
 	opts := base
 	opts.FleetDir = fleet
 	opts.Kit.NodeImage = w.nodeImage
+	opts.ArtifactsDir = artifacts
 	fmt.Fprintf(log, "\n======== %s: bring-up from nothing (node image %s) ========\n", w.name, w.nodeImage)
 	r := fleetenv.New(opts, log)
 	defer func() {

@@ -4,8 +4,8 @@
 //
 //	go run ./hack/soak [-n 10] [-timeout 20m]
 //
-// The fleet, environments and kit profile come from the usual E2E_* and
-// FLEET_* variables (make soak loads the kit's). Exit status 0 when every
+// The fleet, environments and kit profile come from the usual E2E_*
+// variables (make soak sets E2E_KIT to the kit's profile). Exit status 0 when every
 // run passed, 1 otherwise, 2 on usage errors.
 package main
 

@@ -12,7 +12,6 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/flux-fleet/flux-fleet/harness/chartserver"
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/fluxinstall"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
@@ -99,12 +98,13 @@ func (r *Run) Env(name string) *Environment { return r.state.env(name) }
 // Git returns the git server serving the fleet.
 func (r *Run) Git() *gitserver.Server { return r.state.gitServer() }
 
-// Charts returns the chart server, or nil when there are no charts to serve.
-func (r *Run) Charts() *chartserver.Server { return r.state.chartServer() }
-
 // Publisher returns what republishes or clears the fleet on the run's
 // clusters once they are up.
 func (r *Run) Publisher() *Publisher { return r.publisher }
+
+// Report returns the run report so far, as Down would write it now: a
+// test can look at the report of one fleet on a kept cluster.
+func (r *Run) Report() *report.Report { return r.state.report.Report(time.Now()) }
 
 // MarkFailed records that a check failed, for the keep-on-failure policy.
 func (r *Run) MarkFailed() { r.failed.Store(true) }

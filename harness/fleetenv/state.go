@@ -180,8 +180,9 @@ func (s *runState) recordSummary(env, summary string) {
 }
 
 // clearOutcome forgets an environment's outcome and diagnostics, for a
-// fleet that was cleared off it.
+// fleet that was cleared off it, in the run report too.
 func (s *runState) clearOutcome(env string) {
+	s.report.ClearEnvironment(env)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.envs[env]

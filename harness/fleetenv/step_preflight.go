@@ -30,7 +30,7 @@ func Preflight() Step {
 			return err
 		}
 		for _, t := range trees {
-			opts := preflightOptions(r.opts, t, kube, r.Charts())
+			opts := preflightOptions(r.opts, t, kube, r.state.chartServer())
 			note, err := preflightTree(ctx, r.opts.FleetDir, opts, t)
 			if err != nil {
 				return err

@@ -32,7 +32,7 @@ func ServersOnKindNetwork() Step {
 		// Recorded at once: Down must close it even when the charts fail.
 		r.state.recordServers(git, host, 0)
 		r.log.printf("serving %s at %s (revision %s: %s)", r.opts.FleetDir, git.URL(), git.Revision(), git.Origin())
-		charts := r.Charts()
+		charts := r.state.chartServer()
 		if charts == nil {
 			return nil
 		}

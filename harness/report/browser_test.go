@@ -4,13 +4,13 @@ import (
 	"context"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
+	"github.com/flux-fleet/flux-fleet/harness/report/reportview"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // The phone the page is looked at on: a common Android size, in CSS pixels.
@@ -20,25 +20,17 @@ const (
 )
 
 // browserGuard bounds one page's checks: a browser that hangs must not hold
-// the test until go test's own timeout. Loading a local file and three
+// the test until go test's own timeout. Loading a local file and a few
 // queries need a small fraction of it; the test logs what they took.
 const browserGuard = 2 * time.Minute
 
-// chromium finds Debian's chromium (or another Chromium build on PATH).
-// Under CI=true a missing browser fails the test; elsewhere it skips.
-func chromium(t *testing.T) string {
+// requireChromium skips where no Chromium is installed; under CI=true, where
+// the test setup installs it, a missing browser fails the test.
+func requireChromium(t *testing.T) {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
+	if _, err := reportview.FindChromium(); err != nil {
+		testsupport.SkipOrFail(t, err.Error())
 	}
-	msg := "no chromium on PATH: install Debian's chromium package (apt-get install chromium) to look at the report in a browser"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
 }
 
 // artifactsDir is where the screenshots go: $E2E_ARTIFACTS when set, so CI
@@ -50,39 +42,8 @@ func artifactsDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// pageFacts is what the browser saw on the page.
-type pageFacts struct {
-	Viewport        float64   `json:"viewport"`
-	ObjectText      string    `json:"objectText"`
-	ObjectBottom    float64   `json:"objectBottom"`
-	ReasonText      string    `json:"reasonText"`
-	ReasonBottom    float64   `json:"reasonBottom"`
-	Timelines       []string  `json:"timelines"`
-	TimelineWidths  []float64 `json:"timelineWidths"`
-	Links           []string  `json:"links"`
-	DocumentOverrun float64   `json:"documentOverrun"`
-}
-
-// factsScript measures the page as a person sees it: where the failure
-// sits against the first screen, the timelines, the links and whether the
-// page is wider than the phone.
-const factsScript = `(() => {
-	const rect = (sel) => { const e = document.querySelector(sel); return e ? [e.textContent, e.getBoundingClientRect().bottom] : ["", 0]; };
-	const [objectText, objectBottom] = rect(".failure .object");
-	const [reasonText, reasonBottom] = rect(".failure .reason");
-	const svgs = Array.from(document.querySelectorAll("svg.timeline"));
-	return {
-		viewport: window.innerHeight,
-		objectText, objectBottom, reasonText, reasonBottom,
-		timelines: svgs.map(s => s.getAttribute("aria-label")),
-		timelineWidths: svgs.map(s => s.getBoundingClientRect().width),
-		links: Array.from(document.querySelectorAll("a[href]")).map(a => a.href),
-		documentOverrun: document.documentElement.scrollWidth - window.innerWidth,
-	};
-})()`
-
 func TestReportInBrowser(t *testing.T) {
-	exe := chromium(t)
+	requireChromium(t)
 	artifacts := artifactsDir(t)
 	for _, tc := range []struct {
 		name   string
@@ -97,14 +58,16 @@ func TestReportInBrowser(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			facts, shot := lookAt(t, exe, filepath.Join(dir, HTMLFileName))
-			t.Logf("chromium opened, measured and photographed the %s report in %s", tc.name, time.Since(start).Round(time.Millisecond))
+			page := openOnPhone(t, filepath.Join(dir, HTMLFileName))
 			png := filepath.Join(artifacts, "report-"+tc.name+".png")
-			if err := os.WriteFile(png, shot, 0o600); err != nil {
-				t.Fatalf("saving the screenshot: %v", err)
+			if err := page.Screenshot(png); err != nil {
+				t.Fatal(err)
 			}
 			t.Logf("screenshot: %s", png)
-			checkFacts(t, tc.report, facts)
+			checkFailureShown(t, tc.report, page)
+			checkTimelines(t, tc.report, page)
+			checkLinks(t, page)
+			t.Logf("chromium opened, measured and photographed the %s report in %s", tc.name, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }
@@ -119,83 +82,88 @@ func writeArtifact(t *testing.T, path string) {
 	}
 }
 
-// lookAt opens page headless at a phone's size and returns what it shows
-// and a full-page screenshot.
-func lookAt(t *testing.T, exe, page string) (pageFacts, []byte) {
+// openOnPhone opens the page headless at a phone's size, closed when t
+// ends; Open fails unless the page sees exactly that screen.
+func openOnPhone(t *testing.T, path string) *reportview.Page {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), browserGuard)
-	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.WindowSize(phoneWidth, phoneHeight),
-		// A container's root user has no sandbox to drop into; the page is
-		// the test's own file.
-		chromedp.NoSandbox)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-
-	u := url.URL{Scheme: "file", Path: page}
-	if err := chromedp.Do(browser, chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile, chromedp.EmulatePortrait), chromedp.Navigate(u.String())); err != nil {
-		t.Fatalf("opening %s in chromium: %v", page, err)
-	}
-	facts, err := chromedp.Run(browser, chromedp.Evaluate[pageFacts](factsScript))
+	t.Cleanup(cancel)
+	page, err := reportview.Open(ctx, path, phoneWidth, phoneHeight)
 	if err != nil {
-		t.Fatalf("measuring %s: %v", page, err)
+		t.Fatal(err)
 	}
-	shot, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("taking a screenshot of %s: %v", page, err)
-	}
-	return facts, shot
+	t.Cleanup(page.Close)
+	return page
 }
 
-func checkFacts(t *testing.T, r *Report, f pageFacts) {
+// checkFailureShown: the first failure's object and reason are the ones
+// the page leads with, on the first screen; a green report shows none.
+func checkFailureShown(t *testing.T, r *Report, page *reportview.Page) {
 	t.Helper()
-	if f.Viewport != phoneHeight {
-		t.Errorf("viewport is %v px high, want the phone's %d", f.Viewport, phoneHeight)
+	objects, err := page.Texts(".failure .object")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if i := slices.IndexFunc(r.Environments, func(e Environment) bool { return e.Failure != nil }); i >= 0 {
-		want := r.Environments[i].Failure
-		if f.ObjectText != want.Object || f.ReasonText != want.Reason {
-			t.Errorf("first failure shows %q %q, want %q %q", f.ObjectText, f.ReasonText, want.Object, want.Reason)
-		}
-		if f.ObjectBottom <= 0 || f.ObjectBottom >= f.Viewport || f.ReasonBottom <= 0 || f.ReasonBottom >= f.Viewport {
-			t.Errorf("failing object (bottom %v px) or reason (bottom %v px) not within the first screen of %v px", f.ObjectBottom, f.ReasonBottom, f.Viewport)
-		}
-	} else if f.ObjectText != "" {
-		t.Errorf("a green report shows a failing object %q", f.ObjectText)
+	reasons, err := page.Texts(".failure .reason")
+	if err != nil {
+		t.Fatal(err)
 	}
-	var wantTimelines []string
+	i := slices.IndexFunc(r.Environments, func(e Environment) bool { return e.Failure != nil })
+	if i < 0 {
+		if len(objects) != 0 {
+			t.Errorf("a green report shows failing objects %q", objects)
+		}
+		return
+	}
+	want := r.Environments[i].Failure
+	if len(objects) == 0 || len(reasons) == 0 || objects[0] != want.Object || reasons[0] != want.Reason {
+		t.Errorf("first failure shows objects %q reasons %q, want %q %q first", objects, reasons, want.Object, want.Reason)
+	}
+	if err := page.AboveFold(want.Object, want.Reason); err != nil {
+		t.Errorf("the failure is not on the first screen: %v", err)
+	}
+}
+
+// checkTimelines: exactly one timeline per environment, each within the
+// phone's width, and the page no wider than the phone.
+func checkTimelines(t *testing.T, r *Report, page *reportview.Page) {
+	t.Helper()
+	var want []string
 	for _, e := range r.Environments {
-		wantTimelines = append(wantTimelines, "timeline of "+e.Name)
+		want = append(want, "timeline of "+e.Name)
 	}
-	if !slices.Equal(f.Timelines, wantTimelines) {
-		t.Errorf("timelines %q, want exactly one per environment %q", f.Timelines, wantTimelines)
+	got, err := page.TimelineLabels()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, w := range f.TimelineWidths {
-		if w <= 0 || w > phoneWidth {
-			t.Errorf("timeline %d is %v px wide on a %d px screen", i, w, phoneWidth)
-		}
+	if !slices.Equal(got, want) {
+		t.Errorf("timelines %q, want exactly one per environment %q", got, want)
 	}
-	if f.DocumentOverrun > 0 {
-		t.Errorf("the page is %v px wider than the phone", f.DocumentOverrun)
+	if err := page.FitsWidth(); err != nil {
+		t.Error(err)
 	}
-	checkLinks(t, f.Links)
 }
 
-func checkLinks(t *testing.T, links []string) {
+// checkLinks: one link per artifact (3), each to a file that exists.
+func checkLinks(t *testing.T, page *reportview.Page) {
 	t.Helper()
+	links, err := page.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(links) != 3 {
 		t.Errorf("%d links, want one per artifact (3): %q", len(links), links)
 	}
 	for _, l := range links {
-		u, err := url.Parse(l)
-		if err != nil || u.Scheme != "file" {
+		if u, err := url.Parse(l); err != nil || u.Scheme != "file" {
 			t.Errorf("link %q is not a local file (%v)", l, err)
-			continue
 		}
-		if _, err := os.Stat(u.Path); err != nil {
-			t.Errorf("link %q is broken: %v", l, err)
-		}
+	}
+	broken, err := page.BrokenLinks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(broken) > 0 {
+		t.Errorf("broken links: %q", broken)
 	}
 }

@@ -54,7 +54,8 @@ func (b *Builder) AddStep(env, name string, start, end time.Time, err error) {
 }
 
 // SetReadiness records an environment's readiness wait (see FromReadiness);
-// a later wait (an upgrade's) replaces an earlier one.
+// a later wait (an upgrade's, a re-sync's) replaces an earlier one. A green
+// wait also drops the diagnosis: it explained a failure that is gone.
 func (b *Builder) SetReadiness(env string, rep *readiness.Report, err error) {
 	part := FromReadiness(env, rep, err)
 	b.mu.Lock()
@@ -62,6 +63,22 @@ func (b *Builder) SetReadiness(env string, rep *readiness.Report, err error) {
 	e := b.env(env)
 	e.Verdict, e.WaitStart, e.WaitEnd = part.Verdict, part.WaitStart, part.WaitEnd
 	e.Objects, e.Failure = part.Objects, part.Failure
+	if part.Verdict == Green {
+		e.Diagnosis = ""
+	}
+}
+
+// ClearEnvironment forgets what the fleet on env left in the report — its
+// own steps, objects, dependencies, verdict, diagnosis and changes — for a
+// fleet taken off a kept cluster: the next fleet's report must show only
+// its own objects and failure. The environment keeps its place in the
+// report; the run's shared steps (clusters, Flux install) stay.
+func (b *Builder) ClearEnvironment(env string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	e := b.env(env)
+	*e = Environment{Name: env}
+	delete(b.after, env)
 }
 
 // SetDiagnosis records diagnose.Summarize's screen for an environment.
