@@ -48,7 +48,29 @@ func sharedArtifactsDir(owner *testing.T, artifacts string) string {
 // directory and the report as read back from its report.json.
 func fleetReport(t *testing.T, run *fleetenv.Run, name string) (string, *report.Report) {
 	t.Helper()
-	return writeFleetReport(t, run.Options().ArtifactsDir, name, run.Report())
+	dir, rep := writeFleetReport(t, run.Options().ArtifactsDir, name, run.Report())
+	// The git server's password is a secret this run holds and hands to
+	// the cluster: it must reach none of the report's files.
+	_, password := run.Git().Credentials()
+	assertNowhere(t, dir, password, report.FileName, report.HTMLFileName, report.MarkdownFileName)
+	return dir, rep
+}
+
+// assertNowhere fails when secret appears in any of dir's named files.
+func assertNowhere(t *testing.T, dir, secret string, names ...string) {
+	t.Helper()
+	if secret == "" {
+		t.Fatal("no secret to look for: the git server has no password")
+	}
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(data), secret) {
+			t.Errorf("%s holds the git server's password", filepath.Join(dir, name))
+		}
+	}
 }
 
 // writeFleetReport is fleetReport for a report rep of a run whose

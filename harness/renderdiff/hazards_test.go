@@ -216,7 +216,7 @@ func TestUnifiedDiff(t *testing.T) {
 		t.Errorf("equal texts: %q", got)
 	}
 	added := unifiedDiff("/dev/null", "y", "", "a\n")
-	if want := "--- /dev/null\n+++ y\n@@ -0,0 +1,1 @@\n+a\n"; added != want {
+	if want := "--- /dev/null\n+++ y\n@@ -0,0 +1 @@\n+a\n"; added != want {
 		t.Errorf("added = %q, want %q", added, want)
 	}
 }
