@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,4 +144,15 @@ func fileSum(path string) (string, error) {
 		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// kitHash is the kit's content hash: sha256 over every artifact's name and
+// hash, in name order. Any input of any artifact changes it, so it keys a
+// cache of the kit directory and images.
+func kitHash(hashes map[string]string) string {
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(hashes)) {
+		fmt.Fprintf(h, "%s %s\n", name, hashes[name])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:hashLen]
 }

@@ -137,12 +137,13 @@ func equalSets(a, b []string) bool {
 // unique, every artifact an artifact comes after exists and is hashed
 // before it (so the graph has no cycles and a build never hashes an
 // artifact before its predecessors), every recipe it names is a function
-// of recipes.sh, and every project path it digests exists.
+// of recipes.sh, and every project path it digests exists; the base Flux's
+// stages, which follow the kit's, included.
 func TestStageGraph(t *testing.T) {
 	src := realSource(t, nil)
 	position := map[string]int{}
 	var order []artifact
-	for _, s := range stages() {
+	for _, s := range append(stages(), fluxBaseStages()...) {
 		for _, a := range s.artifacts {
 			if _, dup := position[a.name]; dup {
 				t.Errorf("artifact %s is defined twice", a.name)

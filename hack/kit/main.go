@@ -3,8 +3,13 @@
 // and the profile (profile.env in the kit directory) that tells the harness
 // which ones to use.
 //
-//	go run ./hack/kit            build what is missing, print each stage's time
-//	go run ./hack/kit -print     print the profile's path only (nothing is built)
+//	go run ./hack/kit                    build what is missing, print each stage's time
+//	go run ./hack/kit -flux-base v2.8.0  also build that flux2 release's controllers and manifests
+//	go run ./hack/kit -print             print the profile's path only (nothing is built)
+//	go run ./hack/kit -hash              print the kit's content hash only (nothing is built)
+//
+// A base Flux, once built, stays in the profile of later runs without
+// -flux-base as long as it is still current (its hashes found in the kit).
 //
 // This command owns the orchestration — the stage table, hashes, freshness,
 // the lock, the profile — and hack/kit/recipes.sh the shell that builds one
@@ -40,12 +45,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kit", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	printPath := fs.Bool("print", false, "print the profile's path and exit, building nothing")
+	hashOnly := fs.Bool("hash", false, "print the kit's content hash (the cache key of the kit directory and images) and exit, building nothing")
+	fluxBase := fs.String("flux-base", "", "also build the controllers and manifests of this flux2 release (e.g. v2.8.0), for upgrade tests")
 	recipeTimeout := fs.Duration("recipe-timeout", 90*time.Minute, "bound of one recipe (a cold Kubernetes build on 2 cores takes about 20 min)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "kit: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if err := checkFluxVersion(*fluxBase); err != nil {
+		fmt.Fprintln(stderr, "kit: -flux-base:", err)
 		return 2
 	}
 	if *printPath {
@@ -61,11 +72,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := stopOnSignals(context.Background())
 	defer stop()
 	log := newLogger(stderr)
-	b, err := newBuilder(ctx, log, *recipeTimeout)
-	if err == nil {
+	opts := options{recipeTimeout: *recipeTimeout, fluxBase: *fluxBase, hashOnly: *hashOnly}
+	b, err := newBuilder(ctx, log, opts)
+	if err == nil && *hashOnly {
+		var h string
+		if h, err = b.contentHash(ctx); err == nil {
+			fmt.Fprintln(stdout, h)
+		}
+	} else if err == nil {
 		err = b.build(ctx)
 	}
 	return exitStatus(ctx, err, log)
+}
+
+// options are what the command line asks of a build.
+type options struct {
+	recipeTimeout time.Duration
+	// fluxBase is the flux2 release to build as the base Flux, "" for none.
+	fluxBase string
+	// hashOnly computes the hashes without building, taking the lock or
+	// asking Docker: every artifact counts as present.
+	hashOnly bool
 }
 
 // stopSignals are the signals that stop a build: SIGHUP too, since a
@@ -114,7 +141,7 @@ func exitStatus(ctx context.Context, err error, log *logger) int {
 
 // newBuilder reads what every hash needs (recipes.sh, versions.env, the Go
 // version) and prepares the kit directory.
-func newBuilder(ctx context.Context, log *logger, recipeTimeout time.Duration) (*builder, error) {
+func newBuilder(ctx context.Context, log *logger, opts options) (*builder, error) {
 	repo, err := findRepo()
 	if err != nil {
 		return nil, err
@@ -122,9 +149,6 @@ func newBuilder(ctx context.Context, log *logger, recipeTimeout time.Duration) (
 	kitDir, err := kitprofile.DefaultDir()
 	if err != nil {
 		return nil, err
-	}
-	if err := os.MkdirAll(kitDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating the kit directory: %w", err)
 	}
 	versions, err := kitprofile.ReadVersions(repo)
 	if err != nil {
@@ -155,16 +179,20 @@ func newBuilder(ctx context.Context, log *logger, recipeTimeout time.Duration) (
 		artifacts:   map[string]artifact{},
 		hashes:      map[string]string{},
 		debianImage: "fleet-kit/debian:" + suite,
+		gitImage:    "fleet-kit/debian-git:" + suite,
 		k8sVersion:  k8s,
+		hashOnly:    opts.hashOnly,
+		fresh:       fresh,
 	}
+	b.base.version = opts.fluxBase
 	b.env = kitEnv(os.Environ(), kitDir, b.debianImage, versions)
-	b.run = &runner{repo: repo, script: recipesPath, env: b.env, log: log, timeout: recipeTimeout, grace: stopGrace}
+	b.run = &runner{repo: repo, script: recipesPath, env: b.env, log: log, timeout: opts.recipeTimeout, grace: stopGrace}
 	goVersion, err := goCmd(ctx, repo, b.env, "env", "GOVERSION")
 	if err != nil {
 		return nil, fmt.Errorf("reading the Go version: %w", err)
 	}
 	b.src = &source{recipes: recipes, versions: versions, goVersion: strings.TrimSpace(goVersion)}
-	for _, s := range stages() {
+	for _, s := range append(stages(), fluxBaseStages()...) {
 		for _, a := range s.artifacts {
 			b.artifacts[a.name] = a
 		}
@@ -190,9 +218,35 @@ func findRepo() (string, error) {
 }
 
 // build takes the lock and, holding it, runs the stages, writes the kind
-// config and the profile, and then removes what this build superseded.
+// config and the profile, and then removes what this build superseded. A
+// base Flux asked for is resolved first, so that a version the module proxy
+// lacks fails in seconds, before anything is built; without one, the base
+// the current profile names is resolved to be kept.
 func (b *builder) build(ctx context.Context) error {
+	if b.base.version != "" {
+		if err := b.resolveBase(ctx); err != nil {
+			return err
+		}
+	} else {
+		b.keepBase(ctx)
+	}
+	if err := os.MkdirAll(b.kitDir, 0o755); err != nil {
+		return fmt.Errorf("creating the kit directory %s: %w", b.kitDir, err)
+	}
 	return b.holdingLock(ctx, func() error { return b.runStages(ctx) })
+}
+
+// plan is the stages this run goes through: the kit's, with the base
+// Flux's after the current Flux's when there is a base to build or keep.
+func (b *builder) plan() []stage {
+	var out []stage
+	for _, s := range stages() {
+		out = append(out, s)
+		if s.name == "flux-manifests" && b.base.release != nil {
+			out = append(out, fluxBaseStages()...)
+		}
+	}
+	return out
 }
 
 // holdingLock runs fn holding the kit directory's lock, which every recipe
@@ -223,7 +277,7 @@ func (b *builder) holdingLock(ctx context.Context, fn func() error) error {
 func (b *builder) runStages(ctx context.Context) error {
 	start := time.Now()
 	var timings []timing
-	for _, s := range stages() {
+	for _, s := range b.plan() {
 		t0 := time.Now()
 		if err := s.run(b, ctx); err != nil {
 			return fmt.Errorf("stage %s: %w", s.name, err)
@@ -262,6 +316,10 @@ func (b *builder) writeProfile() (string, error) {
 		FluxComponents: fluxControllers(),
 		PreloadImages:  b.bakedImages(),
 		ExtraCharts:    []string{b.out.podinfoChart},
+		// The server image is not among PreloadImages: clusters the harness
+		// did not create lack it anyway, so the harness loads or pulls it.
+		FleetServerImage: b.out.serverImage,
+		BaseFlux:         b.out.base,
 	}
 	path := filepath.Join(b.kitDir, kitprofile.ProfileFile)
 	if err := p.Write(path); err != nil {
@@ -271,4 +329,24 @@ func (b *builder) writeProfile() (string, error) {
 		return "", fmt.Errorf("the profile just written does not load: %w", err)
 	}
 	return path, nil
+}
+
+// contentHash hashes every artifact of the run's stages without building
+// anything, taking the lock or asking Docker, and returns the kit's content
+// hash (kitHash). The base Flux counts only when asked for with -flux-base.
+func (b *builder) contentHash(ctx context.Context) (string, error) {
+	if b.base.version != "" {
+		if err := b.resolveBase(ctx); err != nil {
+			return "", err
+		}
+	}
+	for _, s := range b.plan() {
+		if s.name == "docker-engine" {
+			continue
+		}
+		if err := s.run(b, ctx); err != nil {
+			return "", fmt.Errorf("stage %s: %w", s.name, err)
+		}
+	}
+	return kitHash(b.hashes), nil
 }

@@ -192,9 +192,8 @@ build_controlplane_images() {
   minimal_rootfs "$dir" && cp "$pause/pause" "$dir/pause"
   import_dir "$dir" "$REG/pause:$PAUSE_IMAGE_TAG" "$h" --change 'ENTRYPOINT ["/pause"]'
   # kube-proxy programs iptables: the iptables commands and their libraries
-  # from the Debian image, nothing else. Its image is unpacked on every new
-  # cluster while the cluster waits for it (the whole Debian userland took
-  # 4 s there, 10 s with a second cluster starting beside it).
+  # from the Debian image, nothing else: its image is unpacked on every new
+  # cluster while the cluster waits for it, so every megabyte counts.
   # shellcheck disable=SC2086 # a list of package names
   slim_rootfs "$dir" "$DEBIAN_IMAGE" $PROXY_PACKAGES && cp "$k8s/kube-proxy" "$dir/usr/local/bin/"
   import_dir "$dir" "$REG/kube-proxy:$KUBERNETES_VERSION" "$h" --change 'ENTRYPOINT ["/usr/local/bin/kube-proxy"]'
@@ -273,12 +272,12 @@ check_commands() {
 # containerd store at ROOT (namespace k8s.io), unpacked, through a throwaway
 # containerd whose socket, state and log (WORK/containerd.log) live in WORK.
 # Unpacked, because a node otherwise extracts each image when its first
-# container is made: 2-5 s for kube-proxy, CoreDNS and each Flux controller,
-# side by side on two busy cores, on the way to every cluster's first
-# Service. Every image must be a single layer (the kit's are: docker import),
-# so that no snapshot has a parent whose files its whiteouts would hide:
-# move_snapshots_out puts the snapshots on the node's overlay root, which
-# cannot carry whiteouts from one image layer to the next. Fails when the
+# container is made, for kube-proxy, CoreDNS and each Flux controller side
+# by side, on the way to every cluster's first Service. Every image must be
+# a single layer (the kit's are: docker import), so that no snapshot has a
+# parent whose files its whiteouts would hide: move_snapshots_out puts the
+# snapshots on the node's overlay root, which cannot carry whiteouts from
+# one image layer to the next. Fails when the
 # import does or an image has more layers; containerd is stopped either way.
 import_into_store() {
   local root=$1 work=$2 pid i rc=0
@@ -408,7 +407,7 @@ JSON
 # /var, with a relative symlink at the path containerd uses. kind gives every
 # node an anonymous /var volume, which docker fills with a copy of the
 # image's /var when the node starts: with the blobs there, each new cluster
-# copied a gigabyte first (8.5 s of two clusters' start on two cores). Blobs
+# would copy a gigabyte before it starts. Blobs
 # are plain files, which the node's overlay root holds as well; so are the
 # unpacked image layers (SNAPSHOT_DIR), while the containers' writable
 # layers, which need a non-overlay filesystem, are made on the volume.
@@ -532,9 +531,9 @@ build_flux_manifests() {
 #
 # nginx and redis come from Debian's packages, but their images carry only
 # the commands the fleets run and what those load: a new cluster extracts
-# every image it starts, on the critical path of the bring-up, and with the
-# whole Debian userland under them (140 MB) that took seconds of two busy
-# cores; baked in already extracted, it took as long in copying.
+# every image it starts, on the critical path of the bring-up, and the whole
+# Debian userland under them would cost that time (or, baked in already
+# extracted, as long in copying).
 build_nginx_image() {
   slim_debian_image "$1" "$2" nginx-light "sh awk sed mkdir cat nginx" \
     "nginx -v" "sed --version" "awk -W version" "mkdir --version" \
@@ -598,6 +597,32 @@ build_podinfo_image() {
   # Numeric USER: kubelet can only verify runAsNonRoot for a numeric user.
   import_dir "$dir" "$image" "$h" --change 'WORKDIR /home/app' --change 'USER 1000:1000' --change 'CMD ["./podinfo"]'
   rm -rf "$dir" "$src" "$KIT_DIR"/scratch/podinfo-*
+}
+
+# ---- in-cluster fleet server ------------------------------------------------
+
+# build_git_image IMAGE HASH : the Debian base image with Debian's git, and
+# an account for uid 65532, the fleet server's user, so that git can name it.
+build_git_image() {
+  debian_layer "$1" "$2" git "
+    echo 'fleet-server:x:65532:65532:fleet server:/nonexistent:/usr/sbin/nologin' >>/etc/passwd
+    echo 'fleet-server:x:65532:' >>/etc/group"
+  check_commands "$1" "git --version"
+}
+
+# build_fleet_server_image IMAGE HASH GIT_IMAGE : GIT_IMAGE plus the static
+# binary of hack/fleetserver at /fleet-server, its entrypoint, run as uid
+# 65532. The base image's CMD is cleared: it would become the server's
+# arguments.
+build_fleet_server_image() {
+  local image=$1 h=$2 from=$3 dir="$KIT_DIR/scratch/fleet-server-build"
+  rm -rf "$dir" && mkdir -p "$dir"
+  (cd "$repo" && go build -trimpath -ldflags "-s -w" -o "$dir/fleet-server" ./hack/fleetserver)
+  printf '%s\n' "FROM $from" 'COPY fleet-server /fleet-server' 'USER 65532:65532' 'ENTRYPOINT ["/fleet-server"]' \
+    'CMD []' "LABEL $LABEL=$h" >"$dir/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build -q -t "$image" "$dir" >/dev/null
+  rm -rf "$dir"
+  check_commands "$image" "git --version"
 }
 
 # ---- dispatch ----------------------------------------------------------------

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 )
 
 // stage is one row of the timing table: the artifacts it builds and the
@@ -91,6 +93,13 @@ func stages() []stage {
 		{name: "podinfo-image", run: (*builder).podinfoImage, artifacts: []artifact{
 			{name: "podinfo", recipes: []string{"build_podinfo_image"}, inputs: []string{"image"}},
 		}},
+		// Not baked into the node image: the harness must not depend on that,
+		// since clusters it did not create lack the image anyway.
+		{name: "fleet-server-image", run: (*builder).fleetServerImage, artifacts: []artifact{
+			{name: "debian-git", recipes: []string{"build_git_image"}, after: []string{"debian-base"}},
+			{name: "fleet-server", recipes: []string{"build_fleet_server_image"}, after: []string{"debian-git"},
+				inputs: []string{"go sources"}},
+		}},
 		// The images every run needs go into the node image; the fixture app
 		// does not: it changes with every edit of fixtures/app, and the
 		// harness loads it (only when the node lacks that version). The
@@ -132,8 +141,9 @@ func hashArtifact(src *source, a artifact, done map[string]string, digest func([
 
 // outputs are what the stages made that the profile names.
 type outputs struct {
-	nodeImage, nodeBare, fluxManifests, podinfoImage, podinfoChart string
-	fluxImages                                                     []string
+	nodeImage, nodeBare, fluxManifests, podinfoImage, podinfoChart, serverImage string
+	fluxImages                                                                  []string
+	base                                                                        kitprofile.FluxSet
 }
 
 // builder runs the stages and collects what the profile names.
@@ -147,13 +157,17 @@ type builder struct {
 	artifacts    map[string]artifact
 	hashes       map[string]string
 
-	debianImage string
-	k8sVersion  string
-	flux        struct {
-		version, dir string
-		versions     map[string]string // controller → version
-	}
-	out outputs
+	debianImage, gitImage string
+	k8sVersion            string
+	// hashOnly computes hashes only: every artifact counts as present, so
+	// nothing is built and Docker is never asked.
+	hashOnly bool
+	// fresh tells whether images exist with a hash (the function fresh;
+	// tests replace it).
+	fresh func(ctx context.Context, h string, images ...string) (bool, error)
+	flux  *fluxRelease // the Flux go.mod selects
+	base  baseFlux
+	out   outputs
 
 	// afterProfile are the removals of what this build superseded: they run
 	// once the new profile is written, never while the old one still names
@@ -163,6 +177,13 @@ type builder struct {
 
 // hash computes and records the hash of the named artifact.
 func (b *builder) hash(name string, values ...string) (string, error) {
+	return b.hashAs(name, name, values...)
+}
+
+// hashAs computes the hash of the named artifact and records it as key:
+// the base Flux's controllers are hashed exactly as the current ones (the
+// same image for the same version), and recorded apart from them.
+func (b *builder) hashAs(key, name string, values ...string) (string, error) {
 	a, ok := b.artifacts[name]
 	if !ok {
 		return "", fmt.Errorf("no artifact %s in the stage table", name)
@@ -171,8 +192,17 @@ func (b *builder) hash(name string, values ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b.hashes[name] = h
+	b.hashes[key] = h
 	return h, nil
+}
+
+// have reports whether every image exists with the hash h; when only
+// hashing, without asking Docker, they all do.
+func (b *builder) have(ctx context.Context, h string, images ...string) (bool, error) {
+	if b.hashOnly {
+		return true, nil
+	}
+	return b.fresh(ctx, h, images...)
 }
 
 func (b *builder) recipe(ctx context.Context, stage, fn string, args ...string) error {
@@ -191,7 +221,7 @@ func (b *builder) debianBase(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := fresh(ctx, h, b.debianImage); ok || err != nil {
+	if ok, err := b.have(ctx, h, b.debianImage); ok || err != nil {
 		return err
 	}
 	b.log.printf("debootstrap into %s (cold: ~2 min)", b.debianImage)
@@ -250,7 +280,7 @@ func (b *builder) controlplaneImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := fresh(ctx, h, strings.Fields(list)...); ok || err != nil {
+	if ok, err := b.have(ctx, h, strings.Fields(list)...); ok || err != nil {
 		return err
 	}
 	var dirs []string
@@ -278,7 +308,7 @@ func (b *builder) nodeImage(ctx context.Context) error {
 	}
 	image := fmt.Sprintf("fleet-kit/node:%s-%s", b.k8sVersion, h)
 	b.out.nodeBare = image
-	if ok, err := fresh(ctx, h, image); ok || err != nil {
+	if ok, err := b.have(ctx, h, image); ok || err != nil {
 		return err
 	}
 	b.log.printf("building node image %s", image)
@@ -302,43 +332,15 @@ func (b *builder) nodeImage(ctx context.Context) error {
 }
 
 func (b *builder) fluxControllers(ctx context.Context) error {
-	var err error
-	if b.flux.version, err = moduleVersion(ctx, b.repo, b.env, flux2Module); err != nil {
+	version, err := moduleVersion(ctx, b.repo, b.env, flux2Module)
+	if err != nil {
 		return err
 	}
-	if b.flux.dir, err = moduleDir(ctx, b.repo, b.env, flux2Module, b.flux.version); err != nil {
+	if b.flux, err = b.readRelease(ctx, version); err != nil {
 		return err
 	}
-	b.flux.versions = map[string]string{}
-	for _, c := range fluxControllers() {
-		v, err := controllerVersion(b.flux.dir, c)
-		if err != nil {
-			return err
-		}
-		b.flux.versions[c] = v
-		image := fmt.Sprintf("ghcr.io/fluxcd/%s:%s", c, v)
-		b.out.fluxImages = append(b.out.fluxImages, image)
-		h, err := b.hash("flux-controller/"+c, v)
-		if err != nil {
-			return err
-		}
-		if ok, err := fresh(ctx, h, image); err != nil {
-			return err
-		} else if ok {
-			continue
-		}
-		b.log.printf("building %s %s (cold: 2-6 min)", c, v)
-		start := time.Now()
-		dir, err := moduleDir(ctx, b.repo, b.env, "github.com/fluxcd/"+c, v)
-		if err != nil {
-			return err
-		}
-		if err := b.recipe(ctx, "flux-controllers", "build_flux_controller_image", c, v, dir, image, h); err != nil {
-			return fmt.Errorf("building %s: %w", image, err)
-		}
-		b.log.printf("built %s in %s", image, time.Since(start).Round(time.Second))
-	}
-	return nil
+	b.out.fluxImages, _, err = b.controllerImages(ctx, "flux-controllers", b.flux, "flux-controller/", true)
+	return err
 }
 
 func (b *builder) fluxManifests(ctx context.Context) error {
@@ -346,52 +348,8 @@ func (b *builder) fluxManifests(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var pairs []string
-	for _, c := range fluxControllers() {
-		pairs = append(pairs, c+"="+b.flux.versions[c])
-	}
-	h, err := b.hash("flux-manifests", b.flux.version, napi, strings.Join(pairs, " "))
-	if err != nil {
-		return err
-	}
-	out := filepath.Join(b.kitDir, "flux-manifests-"+h)
-	b.out.fluxManifests = out
-	if _, err := os.Stat(filepath.Join(out, "rbac.yaml")); err == nil {
-		return nil
-	}
-	napiDir, err := moduleDir(ctx, b.repo, b.env, notificationModule, napi)
-	if err != nil {
-		return err
-	}
-	partial := fmt.Sprintf("%s.partial.%d", out, b.pid)
-	args := []string{partial, b.flux.dir, napiDir}
-	for _, c := range fluxControllers() {
-		dir, err := moduleDir(ctx, b.repo, b.env, "github.com/fluxcd/"+c, b.flux.versions[c])
-		if err != nil {
-			return err
-		}
-		args = append(args, c+"="+dir)
-	}
-	if err := b.recipe(ctx, "flux-manifests", "build_flux_manifests", args...); err != nil {
-		return fmt.Errorf("writing %s: %w", out, err)
-	}
-	if err := os.RemoveAll(out); err != nil {
-		return err
-	}
-	if err := os.Rename(partial, out); err != nil {
-		return fmt.Errorf("writing %s: %w", out, err)
-	}
-	b.afterProfile = append(b.afterProfile, func(context.Context) {
-		old, _ := filepath.Glob(filepath.Join(b.kitDir, "flux-manifests-*"))
-		for _, dir := range old {
-			if dir != out && !strings.Contains(filepath.Base(dir), ".partial.") {
-				if err := os.RemoveAll(dir); err != nil {
-					b.log.printf("superseded %s left in place: %v", dir, err)
-				}
-			}
-		}
-	})
-	return nil
+	b.out.fluxManifests, _, err = b.manifests(ctx, "flux-manifests", b.flux, napi, true)
+	return err
 }
 
 func (b *builder) workloadImages(ctx context.Context) error {
@@ -404,7 +362,7 @@ func (b *builder) workloadImages(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if ok, err := fresh(ctx, h, w.image); err != nil {
+		if ok, err := b.have(ctx, h, w.image); err != nil {
 			return err
 		} else if ok {
 			continue
@@ -433,7 +391,7 @@ func (b *builder) podinfoImage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok, err := fresh(ctx, h, b.out.podinfoImage); ok || err != nil {
+	if ok, err := b.have(ctx, h, b.out.podinfoImage); ok || err != nil {
 		return err
 	}
 	b.log.printf("building %s from %s@%s (cold: ~2 min)", b.out.podinfoImage, podinfoModule, version)
@@ -446,23 +404,28 @@ func (b *builder) podinfoImage(ctx context.Context) error {
 }
 
 // bakedImages are the images the preloaded node image carries: every image
-// a run needs, the fixture app's too. Loading the app at every cluster start
-// took 2-4 s of the Flux install's critical path; baked in, an edit of the
-// app rebuilds the node image's top layer (about 20 s) once instead, and an
-// app image built some other way is still loaded, since the harness loads
-// whatever differs from the local docker image.
+// a run needs, the fixture app's too: loading it at every cluster start
+// would sit on the Flux install's critical path, while baked in, an edit of
+// the app rebuilds only the node image's top layer, once. An app image built
+// some other way is still loaded, since the harness loads whatever differs
+// from the local docker image.
 func (b *builder) bakedImages() []string {
 	return append(append([]string{}, b.out.fluxImages...), nginxImage, redisImage, appImage, b.out.podinfoImage)
 }
 
 func (b *builder) preloadedNodeImage(ctx context.Context) error {
-	var ids []string
-	for _, img := range append([]string{b.out.nodeBare}, b.bakedImages()...) {
-		id, err := imageID(ctx, img)
-		if err != nil {
-			return err
+	// Only hashing, there are no image IDs to read: the images' own hashes,
+	// which the kit's content hash covers, stand for them.
+	ids := []string{"image IDs are not read when only hashing"}
+	if !b.hashOnly {
+		ids = ids[:0]
+		for _, img := range append([]string{b.out.nodeBare}, b.bakedImages()...) {
+			id, err := imageID(ctx, img)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, img+"="+id)
 		}
-		ids = append(ids, img+"="+id)
 	}
 	h, err := b.hash("node-image-preloaded", strings.Join(ids, " "))
 	if err != nil {
@@ -470,7 +433,7 @@ func (b *builder) preloadedNodeImage(ctx context.Context) error {
 	}
 	image := fmt.Sprintf("fleet-kit/node-preloaded:%s-%s", b.k8sVersion, h)
 	b.out.nodeImage = image
-	if ok, err := fresh(ctx, h, image); ok || err != nil {
+	if ok, err := b.have(ctx, h, image); ok || err != nil {
 		return err
 	}
 	b.log.printf("baking %s into %s", strings.Join(b.bakedImages(), " "), image)

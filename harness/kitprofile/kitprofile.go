@@ -1,6 +1,7 @@
 // Package kitprofile is the offline kit's profile — the node image, kind
 // config, Flux manifests, preloaded images and extra charts that a run
-// without a registry uses — as one type that the kit (go run ./hack/kit)
+// without a registry uses, the in-cluster fleet server image, and the base
+// Flux when the kit built one — as one type that the kit (go run ./hack/kit)
 // writes to profile.env and the harness reads back with Load, from the one
 // path E2E_KIT names.
 package kitprofile
@@ -27,6 +28,15 @@ const (
 	FluxComponentsVar = "FLEET_FLUX_COMPONENTS"
 	PreloadImagesVar  = "FLEET_PRELOAD_IMAGES"
 	ExtraChartsVar    = "FLEET_EXTRA_CHARTS"
+	// ServerImageVar is the in-cluster fleet server image (hack/fleetserver),
+	// for clusters that cannot reach this machine's git and chart servers.
+	ServerImageVar = "FLEET_SERVER_IMAGE"
+	// The base Flux: an older flux2 release's controllers and manifests,
+	// present only when the kit was asked for one (go run ./hack/kit
+	// -flux-base VERSION), so that a run can install it and upgrade from it.
+	FluxBaseVersionVar   = "FLEET_FLUX_BASE_VERSION"
+	FluxBaseManifestsVar = "FLEET_FLUX_BASE_MANIFESTS"
+	FluxBaseImagesVar    = "FLEET_FLUX_BASE_IMAGES"
 )
 
 // KitDirVar overrides the kit directory (see DefaultDir): where hack/kit
@@ -61,6 +71,21 @@ type Profile struct {
 	// ExtraCharts are chart directories outside the repository that the
 	// chart server serves too (podinfo's, from its Go module).
 	ExtraCharts []string
+	// FleetServerImage is the in-cluster fleet server image (read it with
+	// ServerImage); not baked into the node image, since clusters the
+	// harness did not create lack it anyway.
+	FleetServerImage string
+	// BaseFlux is the base Flux the kit built (read it with FluxBase), the
+	// zero FluxSet when none.
+	BaseFlux FluxSet
+}
+
+// FluxSet is one Flux release as the kit built it: the flux2 version, the
+// offline manifests directory install.Generate reads for it, and its
+// controller images, tagged as those manifests name them.
+type FluxSet struct {
+	Version, Manifests string
+	Images             []string
 }
 
 // variable is one profile variable and the Profile field it fills.
@@ -80,6 +105,10 @@ func variables() []variable {
 		{name: FluxComponentsVar, list: func(p *Profile) *[]string { return &p.FluxComponents }},
 		{name: PreloadImagesVar, list: func(p *Profile) *[]string { return &p.PreloadImages }},
 		{name: ExtraChartsVar, list: func(p *Profile) *[]string { return &p.ExtraCharts }},
+		{name: ServerImageVar, scalar: func(p *Profile) *string { return &p.FleetServerImage }},
+		{name: FluxBaseVersionVar, scalar: func(p *Profile) *string { return &p.BaseFlux.Version }},
+		{name: FluxBaseManifestsVar, scalar: func(p *Profile) *string { return &p.BaseFlux.Manifests }},
+		{name: FluxBaseImagesVar, list: func(p *Profile) *[]string { return &p.BaseFlux.Images }},
 	}
 }
 
@@ -161,7 +190,39 @@ func parse(get func(string) string) (p Profile, bad string, err error) {
 			return p, ExtraChartsVar, fmt.Errorf("%s: %s is not a chart directory (run make offline-images): %w", ExtraChartsVar, dir, err)
 		}
 	}
+	if bad, err := p.BaseFlux.check(); err != nil {
+		return p, bad, err
+	}
 	return p, "", nil
+}
+
+// check accepts no base Flux, or a whole one: a version, a manifests
+// directory that exists and images. A partial set would install a Flux that
+// the kit did not build. bad is a variable that is set, so that Load can
+// name a line; the error names the one missing.
+func (s FluxSet) check() (bad string, err error) {
+	vars := []struct {
+		name string
+		set  bool
+	}{{FluxBaseVersionVar, s.Version != ""}, {FluxBaseManifestsVar, s.Manifests != ""}, {FluxBaseImagesVar, len(s.Images) > 0}}
+	for _, v := range vars {
+		if v.set && bad == "" {
+			bad = v.name
+		}
+	}
+	if bad == "" {
+		return "", nil
+	}
+	for _, v := range vars {
+		if !v.set {
+			return bad, fmt.Errorf("%s is unset while the base Flux's other variables are set: a base Flux needs %s, %s and %s (run go run ./hack/kit -flux-base VERSION)",
+				v.name, FluxBaseVersionVar, FluxBaseManifestsVar, FluxBaseImagesVar)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(s.Manifests, "source-controller.yaml")); err != nil {
+		return FluxBaseManifestsVar, fmt.Errorf("%s=%s is not an offline manifests directory (run go run ./hack/kit -flux-base %s): %w", FluxBaseManifestsVar, s.Manifests, s.Version, err)
+	}
+	return "", nil
 }
 
 // Write writes the profile to path as profile.env: a generated-file header
@@ -273,7 +334,18 @@ func ProfilePath() (string, error) {
 // Offline reports whether the profile comes from the kit.
 func (p Profile) Offline() bool { return p.FluxManifests != "" }
 
-// Missing lists which of the kit's essential variables are unset.
+// ServerImage is the in-cluster fleet server image the kit built, "" when
+// the kit has none (a profile written before the kit built one).
+func (p Profile) ServerImage() string { return p.FleetServerImage }
+
+// FluxBase is the base Flux the kit built, if any.
+func (p Profile) FluxBase() (FluxSet, bool) {
+	return p.BaseFlux, p.BaseFlux.Version != ""
+}
+
+// Missing lists which of the kit's essential variables are unset. The
+// server image and the base Flux are not essential: only runs with
+// in-cluster servers or a base Flux need them, and they say so themselves.
 func (p Profile) Missing() []string {
 	var out []string
 	if p.NodeImage == "" {

@@ -149,13 +149,76 @@ func kitFiles(t *testing.T) (kindConfig, manifests, chart string) {
 func wholeProfile(t *testing.T) Profile {
 	kindConfig, manifests, chart := kitFiles(t)
 	return Profile{
-		NodeImage:      "fleet-kit/node-preloaded:v1.37.2-0123456789ab",
-		NodeImageBare:  "fleet-kit/node:v1.37.2-ba9876543210",
-		KindConfigPath: kindConfig,
-		FluxManifests:  manifests,
-		FluxComponents: []string{"source-controller", "kustomize-controller", "helm-controller"},
-		PreloadImages:  []string{"ghcr.io/fluxcd/source-controller:v1.9.5", "fleet-kit/nginx:bookworm", "ghcr.io/stefanprodan/podinfo:6.9.2"},
-		ExtraCharts:    []string{chart},
+		NodeImage:        "fleet-kit/node-preloaded:v1.37.2-0123456789ab",
+		NodeImageBare:    "fleet-kit/node:v1.37.2-ba9876543210",
+		KindConfigPath:   kindConfig,
+		FluxManifests:    manifests,
+		FluxComponents:   []string{"source-controller", "kustomize-controller", "helm-controller"},
+		PreloadImages:    []string{"ghcr.io/fluxcd/source-controller:v1.9.5", "fleet-kit/nginx:bookworm", "ghcr.io/stefanprodan/podinfo:6.9.2"},
+		ExtraCharts:      []string{chart},
+		FleetServerImage: "fleet-kit/fleet-server:0123456789ab",
+		BaseFlux: FluxSet{Version: "v2.8.0", Manifests: manifests,
+			Images: []string{"ghcr.io/fluxcd/source-controller:v1.8.0", "ghcr.io/fluxcd/helm-controller:v1.5.0"}},
+	}
+}
+
+func TestServerImageAndFluxBase(t *testing.T) {
+	p := wholeProfile(t)
+	if got := p.ServerImage(); got != "fleet-kit/fleet-server:0123456789ab" {
+		t.Errorf("ServerImage() = %q", got)
+	}
+	if set, ok := p.FluxBase(); !ok || !reflect.DeepEqual(set, p.BaseFlux) {
+		t.Errorf("FluxBase() = %+v, %v; want %+v, true", set, ok, p.BaseFlux)
+	}
+	var none Profile
+	if none.ServerImage() != "" {
+		t.Errorf("ServerImage() of no kit = %q, want empty", none.ServerImage())
+	}
+	if set, ok := none.FluxBase(); ok || !reflect.DeepEqual(set, FluxSet{}) {
+		t.Errorf("FluxBase() of no kit = %+v, %v; want none", set, ok)
+	}
+	// Optional: a profile without them is still a whole kit.
+	p.FleetServerImage, p.BaseFlux = "", FluxSet{}
+	if missing := p.Missing(); len(missing) != 0 {
+		t.Errorf("Missing() without server image and base Flux = %v, want none", missing)
+	}
+	path := filepath.Join(t.TempDir(), ProfileFile)
+	if err := p.Write(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ServerImage() != "" {
+		t.Errorf("loaded ServerImage() = %q, want empty", got.ServerImage())
+	}
+	if _, ok := got.FluxBase(); ok {
+		t.Errorf("loaded FluxBase() reports a base Flux that was not written")
+	}
+}
+
+// TestLoadRejectsPartialFluxBase: a base Flux is whole or absent; the error
+// names the file, the line of the variable at fault and the variable.
+func TestLoadRejectsPartialFluxBase(t *testing.T) {
+	_, manifests, _ := kitFiles(t)
+	for _, tc := range []struct{ name, file, want string }{
+		{"version only", "FLEET_FLUX_BASE_VERSION=v2.8.0\n", ":1: " + FluxBaseManifestsVar + " is unset while the base Flux's other variables are set"},
+		{"no images", "FLEET_FLUX_BASE_VERSION=v2.8.0\nFLEET_FLUX_BASE_MANIFESTS=" + manifests + "\n", FluxBaseImagesVar + " is unset"},
+		{"no version", "# a comment\nFLEET_FLUX_BASE_MANIFESTS=" + manifests + "\nFLEET_FLUX_BASE_IMAGES=a:1\n", ":2: " + FluxBaseVersionVar + " is unset"},
+		{"manifests not there, on line 2", "FLEET_FLUX_BASE_VERSION=v2.8.0\nFLEET_FLUX_BASE_MANIFESTS=/nonexistent\nFLEET_FLUX_BASE_IMAGES=a:1\n",
+			":2: " + FluxBaseManifestsVar + "=/nonexistent is not an offline manifests directory (run go run ./hack/kit -flux-base v2.8.0)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), ProfileFile)
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load: err = %v, want it to name %s and contain %q", err, path, tc.want)
+			}
+		})
 	}
 }
 
