@@ -8,7 +8,6 @@
 package chartserver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,13 +17,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/registry"
 
 	"github.com/flux-fleet/flux-fleet/harness/internal/basicauth"
 	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
@@ -68,17 +64,16 @@ type Server struct {
 	port   int
 	host   string
 
-	registry http.Handler      // in-process OCI registry; tags pushed by Publish
-	push     http.RoundTripper // reaches registry without the network or auth
-	http     *http.Server
+	repo *Repository
+	http *http.Server
 
-	publishMu sync.Mutex // one Publish at a time: pushes and swaps must not interleave
-	snap      atomic.Pointer[snapshot]
+	publishMu sync.Mutex // one Publish at a time: packaging and archive files must not interleave
 
-	mu      sync.Mutex // guards closed, serveWG and served between AddListener, Publish and Close
-	closed  bool
-	serveWG sync.WaitGroup
-	served  []error
+	mu       sync.Mutex // guards closed, serveWG, served and archives between AddListener, Publish and Close
+	closed   bool
+	serveWG  sync.WaitGroup
+	served   []error
+	archives []string // the current archive files, in a directory of their own
 
 	// Connections accepted but without a request yet: Shutdown counts
 	// them as busy for 5 s, and HTTP clients leave such connections behind
@@ -105,11 +100,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}()
 
-	// The registry's own request lines would duplicate ours.
-	s.registry = registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	s.push = inProcessTransport{h: s.registry}
+	s.repo = newRepository(opts.Username, opts.Password, s.log)
 	s.http = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           s.repo,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		WriteTimeout:      2 * time.Minute,
@@ -235,16 +228,15 @@ func (s *Server) Port() int { return s.port }
 func (s *Server) Credentials() (user, pass string) { return s.opts.Username, s.opts.Password }
 
 // Charts lists what is served now, sorted by name and version.
-func (s *Server) Charts() []Chart {
-	snap := s.snap.Load()
-	if snap == nil {
-		return nil
-	}
-	out := make([]Chart, len(snap.charts))
-	for i, c := range snap.charts {
-		out[i] = c.Chart
-	}
-	return out
+func (s *Server) Charts() []Chart { return s.repo.Charts() }
+
+// Archives lists the packaged chart files (.tgz) served now, in the order
+// of Charts. They stay until the next Publish or Close: the in-cluster
+// fleet server is handed these.
+func (s *Server) Archives() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.archives)
 }
 
 // shutdownGrace is how long Close waits for requests in flight.
@@ -268,6 +260,9 @@ func (s *Server) Close() error {
 		s.served = nil
 		s.mu.Unlock()
 	}
+	s.mu.Lock()
+	s.archives = nil
+	s.mu.Unlock()
 	if s.tmpDir != "" {
 		if err := os.RemoveAll(s.tmpDir); err != nil {
 			errs = append(errs, fmt.Errorf("removing chart server directory: %w", err))
@@ -317,70 +312,4 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 	} else {
 		delete(s.newConns, c)
 	}
-}
-
-// serveHTTP logs every request that route answers.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	s.log.Serve(w, r, s.route)
-}
-
-// route authenticates every request, then routes it to the repository
-// index, an archive or the registry; everything else is 404. It has no
-// note for the log.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
-	if !basicauth.Allows(r, s.opts.Username, s.opts.Password) {
-		basicauth.Challenge(w, "chart-server")
-		return ""
-	}
-	p := r.URL.Path
-	if !cleanPath(p) {
-		http.NotFound(w, r)
-		return ""
-	}
-	// Clients only read: pushes would change the registry behind the
-	// snapshot that Publish made.
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return ""
-	}
-	snap := s.snap.Load()
-	switch {
-	case p == "/index.yaml":
-		w.Header().Set("Content-Type", "application/x-yaml")
-		w.Header().Set("Cache-Control", "no-cache")
-		http.ServeContent(w, r, "index.yaml", snap.published, bytes.NewReader(snap.index))
-	case strings.HasPrefix(p, "/charts/"):
-		c, ok := snap.archives[strings.TrimPrefix(p, "/charts/")]
-		if !ok {
-			http.NotFound(w, r)
-			return ""
-		}
-		w.Header().Set("Content-Type", "application/gzip")
-		http.ServeContent(w, r, c.file, snap.published, bytes.NewReader(c.archive))
-	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
-		s.registry.ServeHTTP(w, r)
-	default:
-		http.NotFound(w, r)
-	}
-	return ""
-}
-
-// cleanPath reports whether p has no empty, "." or ".." segment (a
-// trailing slash is allowed, as in the registry's "/v2/"): such paths are
-// never served, whatever a client or proxy would make of them.
-func cleanPath(p string) bool {
-	if !strings.HasPrefix(p, "/") {
-		return false
-	}
-	rest := strings.TrimSuffix(p[1:], "/")
-	if rest == "" {
-		return true
-	}
-	for seg := range strings.SplitSeq(rest, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
 }

@@ -92,6 +92,17 @@ func clusterObjects(gatewayIP string, port int, user, pass string) []*unstructur
 		discoveryv1.LabelManagedBy:   endpointSliceManager,
 	}
 
+	return append(toUnstructured(svc, slice), CredentialSecrets(user, pass)...)
+}
+
+// CredentialSecrets are the two Secrets that Flux sources reference to
+// reach the charts at InClusterHost with user and pass (AuthSecretName and
+// PullSecretName), the same whichever server is behind the host. Pure
+// data: the caller applies them.
+func CredentialSecrets(user, pass string) []*unstructured.Unstructured {
+	meta := func(name string) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Name: name, Namespace: Namespace}
+	}
 	auth := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: meta(AuthSecretName),
@@ -104,9 +115,13 @@ func clusterObjects(gatewayIP string, port int, user, pass string) []*unstructur
 		Type:       corev1.SecretTypeDockerConfigJson,
 		StringData: map[string]string{corev1.DockerConfigJsonKey: dockerConfigJSON(InClusterHost, user, pass)},
 	}
+	return toUnstructured(auth, pull)
+}
 
+// toUnstructured converts typed objects for an apply.
+func toUnstructured(objs ...runtime.Object) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
-	for _, obj := range []runtime.Object{svc, slice, auth, pull} {
+	for _, obj := range objs {
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 		if err != nil {
 			// Only a programming error in the typed objects above gets here.

@@ -77,34 +77,40 @@ func (s *Server) Publish(ctx context.Context) ([]Chart, error) {
 	if err != nil {
 		return nil, err
 	}
-	index, err := buildIndex(charts)
+	files, err := writeArchives(s.tmpDir, charts)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range charts {
-		if err := s.pushOCI(ctx, c); err != nil {
-			return nil, err
-		}
+	if err := s.repo.replace(ctx, charts); err != nil {
+		_ = os.RemoveAll(filepath.Dir(files[0]))
+		return nil, err
 	}
-	// A chart that is gone (or changed version) must not stay pullable.
-	if prev := s.snap.Load(); prev != nil {
-		for _, old := range prev.charts {
-			if !slices.ContainsFunc(charts, func(c *packaged) bool { return c.ref.String() == old.ref.String() }) {
-				if err := remote.Delete(old.ref, remote.WithContext(ctx), remote.WithTransport(s.push)); err != nil {
-					return nil, fmt.Errorf("removing tag %s of a chart no longer served: %w", old.ref.String(), err)
-				}
-			}
-		}
-	}
-	snap := &snapshot{published: time.Now(), index: index, charts: charts, archives: map[string]*packaged{}}
-	for _, c := range charts {
-		snap.archives[c.file] = c
-	}
-	s.snap.Store(snap)
-	for _, c := range charts {
-		s.log.Printf("published %s %s (%s) from %s", c.Name, c.Version, c.Digest, c.dir)
+	s.mu.Lock()
+	old := s.archives
+	s.archives = files
+	s.mu.Unlock()
+	if len(old) > 0 {
+		_ = os.RemoveAll(filepath.Dir(old[0]))
 	}
 	return s.Charts(), nil
+}
+
+// writeArchives writes the archives of charts into a new directory under
+// tmp and returns their paths; there is always at least one chart.
+func writeArchives(tmp string, charts []*packaged) ([]string, error) {
+	dir, err := os.MkdirTemp(tmp, "archives-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the chart archive directory: %w", err)
+	}
+	files := make([]string, len(charts))
+	for i, c := range charts {
+		files[i] = filepath.Join(dir, c.file)
+		if err := os.WriteFile(files[i], c.archive, 0o600); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("writing the archive of chart %s: %w", c.dir, err)
+		}
+	}
+	return files, nil
 }
 
 // packageAll packages every chart found in roots, each into its own
@@ -121,7 +127,6 @@ func packageAll(ctx context.Context, roots []string, tmp string) ([]*packaged, e
 	defer os.RemoveAll(work)
 
 	var charts []*packaged
-	seen := map[string]string{} // name@version → directory
 	for _, dir := range dirs {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("packaging charts: %w", err)
@@ -130,17 +135,26 @@ func packageAll(ctx context.Context, roots []string, tmp string) ([]*packaged, e
 		if err != nil {
 			return nil, err
 		}
-		key := c.Name + "@" + c.Version
-		if other, ok := seen[key]; ok {
-			return nil, fmt.Errorf("charts %s and %s are both %s version %s: one archive and one tag cannot serve both", other, dir, c.Name, c.Version)
-		}
-		seen[key] = dir
 		charts = append(charts, c)
 	}
-	slices.SortFunc(charts, func(a, b *packaged) int {
+	if err := sortUnique(charts); err != nil {
+		return nil, err
+	}
+	return charts, nil
+}
+
+// sortUnique sorts charts by name and version and refuses two of one name
+// and version.
+func sortUnique(charts []*packaged) error {
+	slices.SortStableFunc(charts, func(a, b *packaged) int {
 		return strings.Compare(a.Name+"\x00"+a.Version, b.Name+"\x00"+b.Version)
 	})
-	return charts, nil
+	for i := 1; i < len(charts); i++ {
+		if a, b := charts[i-1], charts[i]; a.Name == b.Name && a.Version == b.Version {
+			return fmt.Errorf("charts %s and %s are both %s version %s: one archive and one tag cannot serve both", a.dir, b.dir, a.Name, a.Version)
+		}
+	}
+	return nil
 }
 
 // findCharts expands roots into chart directories: a root with a
@@ -198,15 +212,6 @@ func packageChart(ctx context.Context, dir, work string) (*packaged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading chart %s: %w", dir, err)
 	}
-	if missing := missingDependencies(ch); len(missing) > 0 {
-		return nil, fmt.Errorf("chart %s: dependencies %s are declared in Chart.yaml but missing from its charts/ directory (run helm dependency build)",
-			dir, strings.Join(missing, ", "))
-	}
-	md := ch.Metadata
-	ref, err := name.NewTag(pushHost+"/"+ociRepoPrefix+md.Name+":"+ociTag(md.Version), name.Insecure, name.StrictValidation)
-	if err != nil {
-		return nil, fmt.Errorf("chart %s: name %q and version %q cannot form an OCI reference: %w", dir, md.Name, md.Version, err)
-	}
 	out, err := os.MkdirTemp(work, "chart-")
 	if err != nil {
 		return nil, fmt.Errorf("creating packaging directory: %w", err)
@@ -219,11 +224,28 @@ func packageChart(ctx context.Context, dir, work string) (*packaged, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the package of chart %s: %w", dir, err)
 	}
+	return newPackaged(dir, ch, archive)
+}
+
+// newPackaged is the served form of a loaded chart and its archive; source
+// (a directory or an archive file) names it in messages.
+func newPackaged(source string, ch *chart.Chart, archive []byte) (*packaged, error) {
+	if missing := missingDependencies(ch); len(missing) > 0 {
+		return nil, fmt.Errorf("chart %s: dependencies %s are declared in Chart.yaml but missing from its charts/ directory (run helm dependency build)",
+			source, strings.Join(missing, ", "))
+	}
+	md := ch.Metadata
+	ref, err := name.NewTag(pushHost+"/"+ociRepoPrefix+md.Name+":"+ociTag(md.Version), name.Insecure, name.StrictValidation)
+	if err != nil {
+		return nil, fmt.Errorf("chart %s: name %q and version %q cannot form an OCI reference: %w", source, md.Name, md.Version, err)
+	}
 	sum := sha256.Sum256(archive)
 	return &packaged{
-		Chart:    Chart{Name: md.Name, Version: md.Version, Digest: "sha256:" + hex.EncodeToString(sum[:])},
-		dir:      dir,
-		file:     filepath.Base(path),
+		Chart: Chart{Name: md.Name, Version: md.Version, Digest: "sha256:" + hex.EncodeToString(sum[:])},
+		dir:   source,
+		// The name chartutil.Save gives the archive, whatever the file
+		// was called: the index and the archive paths must agree.
+		file:     md.Name + "-" + md.Version + ".tgz",
 		ref:      ref,
 		archive:  archive,
 		metadata: md,
@@ -263,12 +285,12 @@ func buildIndex(charts []*packaged) ([]byte, error) {
 
 // pushOCI tags the chart in the registry; an existing tag is moved, so an
 // edited chart at an unchanged version is what the next pull gets.
-func (s *Server) pushOCI(ctx context.Context, c *packaged) error {
+func (r *Repository) pushOCI(ctx context.Context, c *packaged) error {
 	img, err := newHelmArtifact(c.metadata, c.archive)
 	if err != nil {
 		return fmt.Errorf("building the OCI artifact of chart %s: %w", c.dir, err)
 	}
-	if err := remote.Write(c.ref, img, remote.WithContext(ctx), remote.WithTransport(s.push)); err != nil {
+	if err := remote.Write(c.ref, img, remote.WithContext(ctx), remote.WithTransport(r.push)); err != nil {
 		return fmt.Errorf("pushing chart %s to the registry as %s: %w", c.dir, c.ref.String(), err)
 	}
 	return nil

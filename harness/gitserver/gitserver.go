@@ -168,6 +168,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 var repoNameRE = regexp.MustCompile(`^[A-Za-z0-9_-][A-Za-z0-9._-]*$`)
 
+func trimGitSuffix(name string) string { return strings.TrimSuffix(name, ".git") }
+
 func logOrDiscard(w io.Writer) io.Writer {
 	if w == nil {
 		return io.Discard
@@ -203,7 +205,7 @@ func (o *Options) setDefaults() error {
 	if o.RepoName == "" {
 		o.RepoName = "fleet"
 	}
-	o.RepoName = strings.TrimSuffix(o.RepoName, ".git")
+	o.RepoName = trimGitSuffix(o.RepoName)
 	// The handler compares the escaped request path byte for byte, so the
 	// name must be one that URLs carry unescaped.
 	if !repoNameRE.MatchString(o.RepoName) {
