@@ -8,6 +8,7 @@ import (
 )
 
 func TestRunExitCodes(t *testing.T) {
+	const strictVars = "../../harness/validate/testdata/strict-vars"
 	t.Setenv("FLEET_DIR", "")
 	cases := []struct {
 		name string
@@ -16,7 +17,12 @@ func TestRunExitCodes(t *testing.T) {
 		out  string
 	}{
 		{"repository fleet", []string{"-q"}, 0, "validated 2 environments"},
+		{"repository fleet, offline base and target", []string{"-q", "-flux-version", "v2.7.3,v2.9.5"}, 0, "for Flux v2.7.3, v2.9.5 in"},
 		{"broken fleet", []string{"-q", "-fleet", "../../fixtures/invalid/dependson-missing"}, 1, "FAIL staging: clusters/staging/apps.yaml"},
+		{"lenient base Flux", []string{"-q", "-fleet", strictVars, "-flux-version", "v2.7.3"}, 0, "for Flux v2.7.3 in"},
+		{"strict target Flux", []string{"-q", "-fleet", strictVars, "-flux-version", "v2.7.3,v2.9.5"}, 1,
+			"FAIL staging: apps/settings.yaml: Kustomization/flux-system/apps: ${team_owner} in ConfigMap/flux-system/settings has no value"},
+		{"Flux without a table", []string{"-q", "-flux-version", "v2.6.0"}, 2, ""},
 		{"unknown flag", []string{"-nope"}, 2, ""},
 		{"extra argument", []string{"staging"}, 2, ""},
 		{"missing fleet", []string{"-fleet", "../../does-not-exist"}, 2, ""},

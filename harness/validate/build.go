@@ -138,8 +138,9 @@ func (b *builder) buildKustomization(ctx context.Context, ksObj *Object, isRoot 
 
 	var added []*Object
 	for _, res := range resources.Resources() {
+		var unset []string
 		if ks.Spec.PostBuild != nil {
-			out, err := b.substitute(ctx, ks, res)
+			out, vars, err := b.substitute(ctx, ks, res)
 			if err != nil {
 				b.finding(originFile(res, relPath), ksObj.Ref, "post-build substitution of %s/%s: %v", res.GetKind(), res.GetName(), err)
 				continue
@@ -147,12 +148,13 @@ func (b *builder) buildKustomization(ctx context.Context, ksObj *Object, isRoot 
 			if out == nil { // substitution disabled on this object
 				out = res
 			}
-			res = out
+			res, unset = out, vars
 		}
 		o, ok := b.toObject(res, relPath, ksObj.Ref)
 		if !ok {
 			continue
 		}
+		o.unsetVars = unset
 		if b.add(o) {
 			added = append(added, o)
 		}
@@ -203,28 +205,79 @@ func (b *builder) kustomizeBuild(ks *kustomizev1.Kustomization, dir string, isRo
 	return fluxkustomize.Build(fs, dir)
 }
 
+// maxUnsetVars bounds the strict re-runs of one resource's substitution.
+const maxUnsetVars = 100
+
 // substitute applies spec.postBuild like the controller: inline variables
 // plus substituteFrom ConfigMaps/Secrets when the fleet itself defines them
-// (those created out of band cannot be known offline and are left out).
-func (b *builder) substitute(ctx context.Context, ks *kustomizev1.Kustomization, res *resource.Resource) (*resource.Resource, error) {
-	vars := map[string]string{}
+// (those created out of band cannot be known offline and are left out). It
+// also returns the variables used without a value or default, which strict
+// substitution refuses, when every substituteFrom source was in the fleet.
+func (b *builder) substitute(ctx context.Context, ks *kustomizev1.Kustomization, res *resource.Resource) (*resource.Resource, []string, error) {
+	vars, complete := b.postBuildVars(ks)
+	run := func(strict bool) (*resource.Resource, error) {
+		clone := ks.DeepCopy()
+		clone.Spec.PostBuild.Substitute = vars
+		clone.Spec.PostBuild.SubstituteFrom = nil
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(clone)
+		if err != nil {
+			return nil, err
+		}
+		return fluxkustomize.SubstituteVariables(ctx, nil, unstructured.Unstructured{Object: u}, res,
+			fluxkustomize.SubstituteWithDryRun(true),
+			fluxkustomize.SubstituteWithStrict(strict),
+			fluxkustomize.SubstituteWithAlways(ks.GetSubstituteStrategy() == kustomizev1.SubstituteStrategyAlways))
+	}
+	if !complete {
+		out, err := run(false)
+		return out, nil, err
+	}
+	// The strict run stops at the first unset variable: give it an empty
+	// value (what lenient substitution uses) and run again, to name them all.
+	var unset []string
+	for {
+		out, err := run(true)
+		name, isUnset := unsetVariable(err)
+		switch {
+		case !isUnset:
+			return out, unset, err
+		case len(unset) == maxUnsetVars || slices.Contains(unset, name):
+			return nil, unset, fmt.Errorf("naming the unset variables: %w", err)
+		}
+		unset = append(unset, name)
+		vars[name] = ""
+	}
+}
+
+// postBuildVars gathers the variables of ks's spec.postBuild; complete is
+// false when a substituteFrom source is not an object of the fleet.
+func (b *builder) postBuildVars(ks *kustomizev1.Kustomization) (vars map[string]string, complete bool) {
+	vars, complete = map[string]string{}, true
 	for _, ref := range ks.Spec.PostBuild.SubstituteFrom {
 		o := b.env.index[ObjectRef{Kind: ref.Kind, Namespace: ks.Namespace, Name: ref.Name}]
 		if o == nil {
+			complete = false
 			continue
 		}
 		maps.Copy(vars, configData(o))
 	}
 	maps.Copy(vars, ks.Spec.PostBuild.Substitute)
-	clone := ks.DeepCopy()
-	clone.Spec.PostBuild.Substitute = vars
-	clone.Spec.PostBuild.SubstituteFrom = nil
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(clone)
-	if err != nil {
-		return nil, err
+	return vars, complete
+}
+
+// unsetVarRe matches the error of fluxcd/pkg/envsubst for a variable that
+// strict mode finds without a value or default (template.go errVarNotSet).
+var unsetVarRe = regexp.MustCompile(`variable not set \(strict mode\): "([^"]+)"`)
+
+func unsetVariable(err error) (string, bool) {
+	if err == nil {
+		return "", false
 	}
-	return fluxkustomize.SubstituteVariables(ctx, nil, unstructured.Unstructured{Object: u}, res,
-		fluxkustomize.SubstituteWithDryRun(true))
+	m := unsetVarRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }
 
 // toObject turns one built resource into an Object, decoding Flux kinds

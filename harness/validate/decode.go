@@ -2,6 +2,8 @@ package validate
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -12,9 +14,9 @@ import (
 	sigsjson "sigs.k8s.io/json"
 )
 
-// fluxKinds lists the Flux API versions the installed controllers serve and
-// a constructor for each kind; anything else in a Flux group is an error
-// (e.g. helm.toolkit.fluxcd.io/v2beta1, removed in Flux 2.3+).
+// fluxKinds lists the Flux API versions the Go modules in go.mod define, and
+// a constructor for each kind. Whether a Flux release serves them is the
+// business of checkTarget (fluxapis.go), not of decoding.
 var fluxKinds = map[schema.GroupVersion]map[string]func() any{
 	sourcev1.GroupVersion: {
 		sourcev1.GitRepositoryKind:    func() any { return &sourcev1.GitRepository{} },
@@ -49,7 +51,10 @@ var strictGroups = map[string]bool{
 }
 
 // decodeFlux decodes a Flux object strictly: an unknown or duplicated field
-// is an error naming the field path. Non-Flux objects return (nil, nil).
+// is an error naming the field path. Objects without a Go type here (other
+// groups, versions no longer defined) return (nil, nil): checkTarget judges
+// their API version. A field that an older API version had is left to
+// checkTarget too, which says what replaced it.
 func decodeFlux(apiVersion, kind string, data []byte) (any, error) {
 	gv, err := schema.ParseGroupVersion(apiVersion)
 	if err != nil {
@@ -58,41 +63,39 @@ func decodeFlux(apiVersion, kind string, data []byte) (any, error) {
 	if !strictGroups[gv.Group] {
 		return nil, nil
 	}
-	kinds, ok := fluxKinds[gv]
+	newObj, ok := fluxKinds[gv][kind]
 	if !ok {
-		return nil, fmt.Errorf("apiVersion %q is not served by this Flux version (use %s)", apiVersion, servedVersions(gv.Group))
-	}
-	newObj, ok := kinds[kind]
-	if !ok {
-		return nil, fmt.Errorf("kind %q does not exist in %s", kind, apiVersion)
+		return nil, nil
 	}
 	obj := newObj()
 	strictErrs, err := sigsjson.UnmarshalStrict(data, obj, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
 	if err != nil {
 		return nil, fmt.Errorf("does not decode as %s %s: %w", apiVersion, kind, err)
 	}
-	if len(strictErrs) > 0 {
-		msgs := make([]string, len(strictErrs))
-		for i, e := range strictErrs {
-			msgs[i] = e.Error()
+	var msgs []string
+	for _, e := range strictErrs {
+		if !isMovedField(gv.Group, kind, e.Error()) {
+			msgs = append(msgs, e.Error())
 		}
+	}
+	if len(msgs) > 0 {
 		return nil, fmt.Errorf("%s %s: %s (misspelled or not in this API version)", apiVersion, kind, strings.Join(msgs, "; "))
 	}
 	return obj, nil
 }
 
-func servedVersions(group string) string {
-	var vs []string
-	for gv := range fluxKinds {
-		if gv.Group == group {
-			vs = append(vs, gv.String())
-		}
+// isMovedField reports whether a strict decoding error is about a field of
+// movedFields, e.g. `unknown field "spec.postRenderers[0].kustomize.patchesJson6902"`.
+func isMovedField(group, kind, msg string) bool {
+	field, ok := strings.CutPrefix(msg, `unknown field "`)
+	if !ok {
+		return false
 	}
-	if len(vs) == 0 {
-		return "a served version"
-	}
-	if len(vs) > 1 && vs[0] > vs[1] {
-		vs[0], vs[1] = vs[1], vs[0]
-	}
-	return strings.Join(vs, " or ")
+	field = strings.TrimSuffix(field, `"`)
+	field = listIndexRe.ReplaceAllString(field, "[]")
+	return slices.ContainsFunc(movedFields, func(m movedField) bool {
+		return m.Group == group && m.Kind == kind && m.Path == field
+	})
 }
+
+var listIndexRe = regexp.MustCompile(`\[\d+\]`)

@@ -71,6 +71,11 @@ type Object struct {
 	Typed any
 	// Raw is the object as built (after post-build substitution).
 	Raw map[string]any
+
+	// unsetVars are the ${var} the object uses with neither a value from
+	// its Kustomization's spec.postBuild nor a default; nil when the
+	// variables come partly from objects the fleet does not hold.
+	unsetVars []string
 }
 
 // Env is one clusters/<env> directory, built.
@@ -95,8 +100,11 @@ type Fleet struct {
 	// Dir is the fleet directory as given.
 	Dir  string
 	Envs []*Env
-	// Findings made while loading; Validate adds the graph checks.
+	// Findings made while loading and by the Flux releases checked;
+	// Validate adds the graph checks.
 	Findings []Finding
+	// FluxVersions are the Flux releases the fleet was checked against.
+	FluxVersions []string
 }
 
 // Result is the outcome of Validate.
@@ -134,8 +142,19 @@ func (f *Fleet) Env(name string) *Env {
 	return nil
 }
 
-// Load builds every environment under fleetDir/clusters.
+// Load builds every environment under fleetDir/clusters and checks it
+// against the Flux release in go.mod.
 func Load(ctx context.Context, fleetDir string) (*Fleet, error) {
+	return LoadWith(ctx, fleetDir, Options{})
+}
+
+// LoadWith builds every environment under fleetDir/clusters and checks it
+// against each Flux release of opts.
+func LoadWith(ctx context.Context, fleetDir string, opts Options) (*Fleet, error) {
+	targets, err := opts.targets()
+	if err != nil {
+		return nil, fmt.Errorf("loading fleet %s: %w", fleetDir, err)
+	}
 	abs, err := filepath.Abs(fleetDir)
 	if err != nil {
 		return nil, fmt.Errorf("resolving fleet directory %s: %w", fleetDir, err)
@@ -148,6 +167,9 @@ func Load(ctx context.Context, fleetDir string) (*Fleet, error) {
 		return nil, fmt.Errorf("listing environments of fleet %s: %w", fleetDir, err)
 	}
 	fleet := &Fleet{Dir: fleetDir}
+	for _, t := range targets {
+		fleet.FluxVersions = append(fleet.FluxVersions, t.version)
+	}
 	for _, entry := range entries {
 		if !entry.IsDir() {
 			continue
@@ -166,6 +188,9 @@ func Load(ctx context.Context, fleetDir string) (*Fleet, error) {
 		}
 		fleet.Envs = append(fleet.Envs, b.env)
 		fleet.Findings = append(fleet.Findings, b.findings...)
+		for _, t := range targets {
+			fleet.Findings = append(fleet.Findings, checkTarget(b.env, t)...)
+		}
 	}
 	if len(fleet.Envs) == 0 {
 		return nil, fmt.Errorf("fleet %s has no environment directory under clusters/", fleetDir)
@@ -173,12 +198,17 @@ func Load(ctx context.Context, fleetDir string) (*Fleet, error) {
 	return fleet, nil
 }
 
-// Validate loads the fleet and checks the graph of every environment.
-// An error means the fleet could not be examined at all; problems in the
-// fleet are Findings.
+// Validate loads the fleet, checks it against the Flux release in go.mod
+// and checks the graph of every environment. An error means the fleet could
+// not be examined at all; problems in the fleet are Findings.
 func Validate(ctx context.Context, fleetDir string) (*Result, error) {
+	return ValidateWith(ctx, fleetDir, Options{})
+}
+
+// ValidateWith is Validate against the Flux releases of opts.
+func ValidateWith(ctx context.Context, fleetDir string, opts Options) (*Result, error) {
 	start := time.Now()
-	fleet, err := Load(ctx, fleetDir)
+	fleet, err := LoadWith(ctx, fleetDir, opts)
 	if err != nil {
 		return nil, err
 	}
