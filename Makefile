@@ -24,7 +24,7 @@ LANE_PREFIX ?= [scenarios lane]
 # a recipe runs, so reading this Makefile builds nothing.
 LOAD_KIT = E2E_KIT="$$(go run ./hack/kit -print)"; export E2E_KIT
 
-.PHONY: all test e2e e2e-upgrade soak bench validate preflight diff report offline-images lint docker-engine host-tools
+.PHONY: all test e2e e2e-upgrade e2e-flux-upgrade soak bench validate preflight diff report offline-images lint docker-engine host-tools
 
 all: test
 
@@ -56,6 +56,13 @@ e2e-upgrade: docker-engine
 	if [[ "$(FLEET)" == fixtures/* ]]; then go run ./hack/kit; $(LOAD_KIT); fi; \
 	E2E_BASE="$(BASE)" E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
 
+## e2e-flux-upgrade: converge under Flux FROM (a flux2 release, e.g. v2.8.0), then upgrade Flux in place to go.mod's
+## and prove the fleet untouched (step flux upgrade). FLEET=fixtures/... runs on the offline kit, built with that base.
+e2e-flux-upgrade: docker-engine
+	if [[ -z "$(FROM)" ]]; then echo "usage: make e2e-flux-upgrade FROM=<flux2 release, e.g. v2.8.0> [ENV=...] [FLEET=...]" >&2; exit 2; fi; \
+	if [[ "$(FLEET)" == fixtures/* ]]; then go run ./hack/kit -flux-base "$(FROM)"; $(LOAD_KIT); fi; \
+	E2E_FLUX_BASE="$(FROM)" E2E_ENVS="$(ENV)" E2E_FLEET="$(FLEET)" go test -count=1 -v -timeout 60m ./e2e/
+
 ## soak: N runs (default 10) of the fixture e2e suite on fresh clusters; passes and min/median/max time to green.
 soak: offline-images
 	$(LOAD_KIT); E2E_FLEET="$(TEST_FLEET)" go run ./hack/soak -n $(N)
@@ -66,9 +73,10 @@ BENCH ?=
 bench: offline-images
 	$(LOAD_KIT); go run ./hack/bench $(BENCH)
 
-## validate: offline checks of a fleet directory (default: this repository).
+## validate: offline checks of a fleet directory (default: this repository) against go.mod's Flux, or the Flux
+## releases FLUX_VERSION lists (e.g. FLUX_VERSION=v2.7.3,v2.9.5).
 validate:
-	go run ./hack/validate -fleet "$(FLEET)"
+	go run ./hack/validate -fleet "$(FLEET)" $(if $(FLUX_VERSION),-flux-version "$(FLUX_VERSION)")
 
 ## preflight: resolve, render and image-check every HelmRelease of a fleet, before any cluster (needs its chart sources).
 preflight:

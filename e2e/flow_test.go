@@ -17,7 +17,7 @@ func TestBringUpIsTheHarnessFlow(t *testing.T) {
 		}
 		return out
 	}
-	for _, opts := range []fleetenv.Options{{}, {Base: "HEAD~1"}} {
+	for _, opts := range []fleetenv.Options{{}, {Base: "HEAD~1"}, {FluxBase: "v2.7.3"}, {Base: "HEAD~1", FluxBase: "v2.7.3"}} {
 		got, want := names(bringUp(opts)), names(fleetenv.BringUp(opts))
 		if !slices.Equal(got, want) {
 			t.Errorf("base %q: TestMain runs %q, fleetenv.BringUp %q", opts.Base, got, want)

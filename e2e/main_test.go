@@ -57,7 +57,8 @@ func runMain(m *testing.M) int {
 		// Every test skips (see perEnv): -short runs no kind cluster.
 		return m.Run()
 	}
-	if err := fleetenv.Available(ctx); err != nil {
+	// A cluster by kubeconfig with in-cluster servers needs no engine.
+	if err := dockerIfNeeded(ctx, opts); err != nil {
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintln(os.Stderr, "e2e: CI=true and this machine cannot run kind clusters:", err)
 			return 1
@@ -96,19 +97,31 @@ func runMain(m *testing.M) int {
 // to fleetenv.BringUp, which the scenarios and the bench run.
 func bringUp(opts fleetenv.Options) []fleetenv.Step {
 	steps := []fleetenv.Step{
-		fleetenv.OfflineChecks(),        // the fleet builds, before anything exists
-		fleetenv.ChartServer(),          // the fixture charts, on loopback
-		fleetenv.Preflight(),            // every HelmRelease resolved and rendered
-		fleetenv.Clusters(),             // kind clusters; their image load and Service network start
-		fleetenv.ServersOnKindNetwork(), // git and charts where the nodes reach them
-		fleetenv.FluxInstall(),          // Flux, while the clusters finish
-		fleetenv.Sync(),                 // clusters/<env> applied, the revision fetched
-		fleetenv.Wait(),                 // every Flux object and workload Ready, or why not
+		fleetenv.OfflineChecks(), // the fleet builds, before anything exists
+		fleetenv.ChartServer(),   // the fixture charts, on loopback
+		fleetenv.Preflight(),     // every HelmRelease resolved and rendered
+		fleetenv.Clusters(),      // kind clusters; their image load and Service network start
+		fleetenv.Servers(),       // git and charts where the clusters reach them
+		fleetenv.FluxInstall(),   // Flux, while the clusters finish
+		fleetenv.Sync(),          // clusters/<env> applied, the revision fetched
+		fleetenv.Wait(),          // every Flux object and workload Ready, or why not
 	}
 	if opts.Base != "" {
 		steps = append(steps, fleetenv.UpgradeFromBase()) // the base rolled to the head
 	}
+	if opts.FluxBase != "" {
+		steps = append(steps, fleetenv.FluxUpgrade()) // Flux upgraded in place under the fleet
+	}
 	return steps
+}
+
+// dockerIfNeeded checks for a Docker engine when the run needs one
+// (kind clusters, or servers on the kind network).
+func dockerIfNeeded(ctx context.Context, opts fleetenv.Options) error {
+	if !opts.NeedsDocker() {
+		return nil
+	}
+	return fleetenv.Available(ctx)
 }
 
 // options resolves the run configuration from the parsed flags and the

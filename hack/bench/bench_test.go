@@ -56,7 +56,7 @@ func TestFromSteps(t *testing.T) {
 		{Name: "chart server", Took: 0},
 		{Name: "pre-flight", Took: 2 * s},
 		{Name: "clusters", Took: 20 * s},
-		{Name: "servers on the kind network", Took: 1 * s},
+		{Name: "servers", Took: 1 * s},
 		{Name: "flux install", Took: 12 * s},
 		{Name: "sync", Took: 1 * s},
 		{Name: "wait", Took: 9 * s},

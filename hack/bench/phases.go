@@ -11,7 +11,7 @@ import (
 
 // The phases of a bring-up, in the order the report prints them.
 const (
-	phasePrepare = "prepare"       // offline checks, chart server, pre-flight, servers on the kind network
+	phasePrepare = "prepare"       // offline checks, chart server, pre-flight, servers
 	phaseCreate  = "create"        // kind create and Ready nodes, slowest environment
 	phaseFlux    = "flux install"  // manifests applied, controllers Available, with the next two alongside
 	phaseNetwork = "  Service net" // started by the clusters step, done within flux install: Service network and DNS ready, slowest environment
@@ -31,14 +31,14 @@ var phaseOrder = []string{phasePrepare, phaseCreate, phaseFlux, phaseNetwork, ph
 // stepPhase maps fleetenv's step names to phases; the Service network and
 // images come from the clusters' own timings.
 var stepPhase = map[string]string{
-	"offline checks":              phasePrepare,
-	"chart server":                phasePrepare,
-	"pre-flight":                  phasePrepare,
-	"servers on the kind network": phasePrepare,
-	"clusters":                    phaseCreate,
-	"flux install":                phaseFlux,
-	"sync":                        phaseSync,
-	"wait":                        phaseReady,
+	"offline checks": phasePrepare,
+	"chart server":   phasePrepare,
+	"pre-flight":     phasePrepare,
+	"servers":        phasePrepare,
+	"clusters":       phaseCreate,
+	"flux install":   phaseFlux,
+	"sync":           phaseSync,
+	"wait":           phaseReady,
 }
 
 // sample is one bring-up's phases.

@@ -125,6 +125,12 @@ type Cluster struct {
 	// actually sent (none when the node image carries them all).
 	LoadTook time.Duration
 	Loaded   []string
+	// Context is the kubeconfig context of a cluster the harness did not
+	// create (Connect); "" for a kind cluster.
+	Context string
+
+	// existing: reached by Connect, not created by the harness.
+	existing bool
 
 	provider *kindcluster.Provider
 	log      *lineWriter

@@ -32,6 +32,9 @@ func deleteNodes(ctx context.Context, provider *kindcluster.Provider, name, kube
 // background. A node container the Docker engine will not remove is
 // reported as an *EngineRefusedError.
 func (c *Cluster) Delete(ctx context.Context) error {
+	if c.existing {
+		return fmt.Errorf("refusing to delete cluster %s (kubeconfig context %q): the harness did not create it", c.Name, c.Context)
+	}
 	c.init()
 	c.mu.Lock()
 	held := c.held

@@ -87,7 +87,8 @@ func (g *Guard) log() *lineWriter {
 // alone. Tracking a name again replaces the entry, except that a cluster
 // this run created stays this run's when it is later reused.
 func (g *Guard) Track(c *Cluster) {
-	if c == nil {
+	// A cluster the harness did not create is never the Guard's to delete.
+	if c == nil || c.existing {
 		return
 	}
 	g.mu.Lock()

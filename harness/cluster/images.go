@@ -22,6 +22,9 @@ func (c *Cluster) LoadImages(ctx context.Context, images ...string) error {
 	if len(images) == 0 {
 		return nil
 	}
+	if c.existing {
+		return c.errExisting("loading images " + strings.Join(images, ", "))
+	}
 	c.init()
 	start := time.Now()
 	nodeList, err := kindCall(ctx, "listing nodes of cluster "+c.Name, func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })

@@ -11,6 +11,9 @@ import (
 // into dir. Logs that could not be gathered are listed in
 // dir/collect-errors.txt rather than failing the whole export.
 func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
+	if c.existing {
+		return c.errExisting("collecting node logs")
+	}
 	c.init()
 	err := kindDo(ctx, "collecting logs of cluster "+c.Name, func() error { return c.provider.CollectLogs(c.Name, dir) })
 	if err == nil {

@@ -68,10 +68,15 @@ func newServiceNetwork(cfg *rest.Config, name string, provider *kindcluster.Prov
 // source-controller) needs DNS too. The answer
 // must pass TLS verification with the cluster CA, so that whatever else the
 // host routes that address to does not count; any HTTP status does.
-// ServiceNetworkTook records how long it took.
+// ServiceNetworkTook records how long it took. A cluster the harness did not
+// create is in use already: it returns at once.
 func (c *Cluster) WaitServiceNetwork(ctx context.Context, limit time.Duration) error {
 	if limit <= 0 {
 		limit = DefaultWaitForReady
+	}
+	if c.existing {
+		// A cluster in use has its Service network; its nodes cannot be asked.
+		return nil
 	}
 	start := time.Now()
 	services, err := newServiceNetwork(c.RESTConfig, c.Name, c.provider, c.log)
@@ -130,7 +135,9 @@ func serviceNetworkErr(ctx context.Context, name string, limit time.Duration, er
 // turned Ready is reachable only once kube-proxy has programmed its
 // endpoints, a moment later: a client that uses it in that window (Flux's
 // kustomize-controller fetching its first artifact from source-controller)
-// gets a refused connection and backs off for seconds.
+// gets a refused connection and backs off for seconds. On a cluster the
+// harness did not create, whose nodes it cannot ask, it waits until the
+// Service has a ready endpoint instead.
 func (c *Cluster) WaitServiceAnswers(ctx context.Context, namespace, name string, limit time.Duration) error {
 	if limit <= 0 {
 		limit = DefaultWaitForReady
@@ -138,6 +145,9 @@ func (c *Cluster) WaitServiceAnswers(ctx context.Context, namespace, name string
 	services, err := newServiceNetwork(c.RESTConfig, c.Name, c.provider, c.log)
 	if err != nil {
 		return fmt.Errorf("cluster %s: %w", c.Name, err)
+	}
+	if c.existing {
+		return services.waitReadyEndpoint(ctx, namespace, name, limit)
 	}
 	return services.waitAnswers(ctx, namespace, name, limit)
 }
@@ -272,8 +282,15 @@ func hasReadyEndpoint(list []discoveryv1.EndpointSlice) bool {
 // advertises it in the kubernetes Service's endpoints: on a kind cluster,
 // the control-plane node's address on the kind network. Pods reach it
 // without kube-proxy, which lets controllers start before the Service
-// network is programmed; its serving certificate names that address.
+// network is programmed; its serving certificate names that address. A
+// cluster the harness did not create answers "": use the kubernetes Service.
 func (c *Cluster) APIServerEndpoint(ctx context.Context) (string, error) {
+	if c.existing {
+		// The address kind advertises is known to work; another
+		// cluster's (a vcluster's, a managed one's) may not be reachable
+		// from pods or named by the serving certificate.
+		return "", nil
+	}
 	services, err := newServiceNetwork(c.RESTConfig, c.Name, c.provider, c.log)
 	if err != nil {
 		return "", fmt.Errorf("cluster %s: %w", c.Name, err)

@@ -81,6 +81,11 @@ func (c *Cluster) WatchAPI(ctx context.Context) (context.Context, context.Cancel
 		check: check,
 		nodes: func(ctx context.Context) ([]string, error) { return nodeContainerStates(ctx, c.Name) },
 	}
+	if c.existing {
+		w.nodes = func(context.Context) ([]string, error) {
+			return []string{"unknown (not a kind cluster: reached by kubeconfig context " + c.Context + ")"}, nil
+		}
+	}
 	go w.run(wctx, cancel)
 	return wctx, func() { cancel(context.Canceled) }
 }

@@ -28,20 +28,24 @@ type StepTiming struct {
 }
 
 // BringUp is the flow, in order: checks that need no cluster come first,
-// so that a broken fleet fails in seconds; with a base, the upgrade last.
+// so that a broken fleet fails in seconds; with a base, the upgrade, and
+// with a base Flux, the Flux upgrade last.
 func BringUp(o Options) []Step {
 	steps := []Step{
 		OfflineChecks(),
 		ChartServer(),
 		Preflight(),
 		Clusters(),
-		ServersOnKindNetwork(),
+		Servers(),
 		FluxInstall(),
 		Sync(),
 		Wait(),
 	}
 	if o.Base != "" {
 		steps = append(steps, UpgradeFromBase())
+	}
+	if o.FluxBase != "" {
+		steps = append(steps, FluxUpgrade())
 	}
 	return steps
 }

@@ -102,7 +102,7 @@ func TestBringUp(t *testing.T) {
 		}
 		return out
 	}
-	want := []string{"offline checks", "chart server", "pre-flight", "clusters", "servers on the kind network", "flux install", "sync", "wait"}
+	want := []string{"offline checks", "chart server", "pre-flight", "clusters", "servers", "flux install", "sync", "wait"}
 	if got := names(Options{}); !slices.Equal(got, want) {
 		t.Errorf("BringUp = %q, want %q", got, want)
 	}

@@ -32,6 +32,19 @@ type Options struct {
 	ClusterPrefix string
 	Keep          cluster.KeepPolicy
 	Reuse         bool
+	// Clusters is where the environments' clusters come from: created by
+	// the run (ProviderKind) or given by a kubeconfig (ProviderKubeconfig).
+	Clusters ClusterProvider
+	// Kubeconfig is the kubeconfig file list (as $KUBECONFIG) and Contexts
+	// each environment's context in it, for ProviderKubeconfig.
+	Kubeconfig string
+	Contexts   map[string]string
+	// Servers is where the git and chart servers run: on this machine
+	// (ServersHost) or in each cluster (ServersCluster).
+	Servers ServerMode
+	// ServerImage is the in-cluster fleet server's image; "" = the kit's
+	// (Options.FleetServerImage).
+	ServerImage string
 	// Timeout bounds the wait for one environment to become Ready.
 	Timeout time.Duration
 	// PodFailureGrace is how long a pod may sit in ImagePullBackOff,
@@ -70,6 +83,11 @@ type Options struct {
 	// failed while the head rolled out (E2E_MAX_FAILED_REQUESTS); negative,
 	// the default: report only.
 	MaxFailedRequests int
+	// FluxBase, when set (E2E_FLUX_BASE), is the flux2 release (vX.Y.Z) the
+	// clusters get first: the fleet converges under it, then an extra step,
+	// "flux upgrade", upgrades Flux in place to go.mod's version. With a kit,
+	// the kit must have built that base (its FluxBase).
+	FluxBase string
 	// Deadline is when the test binary is stopped (go test -timeout); zero
 	// without one. No option: the caller sets it.
 	Deadline time.Time
@@ -77,6 +95,13 @@ type Options struct {
 
 // Offline reports whether the run uses the offline kit's Flux manifests.
 func (o Options) Offline() bool { return o.Kit.Offline() }
+
+// NeedsDocker reports whether the run needs a Docker engine: kind
+// clusters do, and so do host servers, which listen on the kind network;
+// a given cluster with in-cluster servers needs none.
+func (o Options) NeedsDocker() bool {
+	return o.Clusters == ProviderKind || o.Servers == ServersHost
+}
 
 // ClusterName is the kind cluster name of an environment.
 func (o Options) ClusterName(env string) string { return o.ClusterPrefix + env }

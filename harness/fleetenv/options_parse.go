@@ -1,10 +1,12 @@
 package fleetenv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fluxcd/flux2/v2/pkg/manifestgen/install"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
@@ -67,6 +70,8 @@ type resolver struct {
 	opts     Options
 	fleetOK  bool // FleetDir has the fleet layout, so its environments can be looked up
 	errs     []error
+	// lookupEnv reads variables that are no option's own ($KUBECONFIG).
+	lookupEnv func(string) (string, bool)
 }
 
 // newResolver reads every option's setting: the flag when fs holds it and
@@ -76,7 +81,7 @@ func newResolver(root string, fs *flag.FlagSet, lookupEnv func(string) (string, 
 	if fs != nil {
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = f.Value.String() })
 	}
-	r := &resolver{root: root, settings: map[string]setting{}, opts: Options{Root: root}}
+	r := &resolver{root: root, settings: map[string]setting{}, opts: Options{Root: root}, lookupEnv: lookupEnv}
 	for _, opt := range optionTable() {
 		s := setting{name: opt.env, def: opt.defaultText()}
 		if v, ok := given[opt.flag]; ok {
@@ -322,3 +327,140 @@ func absFrom(root, p string) string {
 	}
 	return filepath.Join(root, p)
 }
+
+// clusterProvider reads where the clusters come from.
+func (r *resolver) clusterProvider(s setting) ClusterProvider {
+	p := ClusterProvider(s.or(string(ProviderKind)))
+	if !slices.Contains([]ClusterProvider{ProviderKind, ProviderKubeconfig}, p) {
+		r.failf(s, "unknown cluster provider: want kind or kubeconfig")
+		// None: the options that depend on it add no errors of their own.
+		return ""
+	}
+	return p
+}
+
+// usesKubeconfig: the clusters come from a kubeconfig. An option that
+// means nothing otherwise is an error when given, so that a forgotten
+// -clusters=kubeconfig does not run on kind unnoticed.
+func (r *resolver) usesKubeconfig(s setting) bool {
+	if r.opts.Clusters == ProviderKubeconfig {
+		return true
+	}
+	if s.set() && r.opts.Clusters != "" {
+		r.failf(s, "applies only to -clusters=kubeconfig (E2E_CLUSTERS=kubeconfig)")
+	}
+	return false
+}
+
+// kubeconfig reads the kubeconfig files of -clusters=kubeconfig, by
+// default $KUBECONFIG; each must exist. Only paths are read here.
+func (r *resolver) kubeconfig(s setting) string {
+	if !r.usesKubeconfig(s) {
+		return ""
+	}
+	value := s.value()
+	if value == "" {
+		value, _ = r.lookupEnv("KUBECONFIG")
+		value = strings.TrimSpace(value)
+	}
+	if value == "" {
+		r.failf(s, "-clusters=kubeconfig needs a kubeconfig: set it here or in $KUBECONFIG")
+		return ""
+	}
+	var files []string
+	for _, f := range filepath.SplitList(value) {
+		if f == "" {
+			continue
+		}
+		f = absFrom(r.root, f)
+		if fi, err := os.Stat(f); err != nil || fi.IsDir() {
+			r.failf(s, "kubeconfig %s is not a readable file", f)
+			// Its contexts cannot be checked: contexts adds no errors.
+			return ""
+		}
+		files = append(files, f)
+	}
+	return strings.Join(files, string(filepath.ListSeparator))
+}
+
+// contexts reads env=context pairs: every environment gets a context (by
+// default its own name), which the kubeconfig must have.
+func (r *resolver) contexts(s setting) map[string]string {
+	if !r.usesKubeconfig(s) || r.opts.Kubeconfig == "" {
+		return nil
+	}
+	contexts := map[string]string{}
+	for _, pair := range kitprofile.List(s.value()) {
+		env, ctx, ok := strings.Cut(pair, "=")
+		switch {
+		case !ok || env == "" || ctx == "":
+			r.failf(s, "%q is not env=context: want a list such as staging=ctx-a,production=ctx-b", pair)
+		case !slices.Contains(r.opts.Envs, env):
+			r.failf(s, "environment %q is not one of the run's (%s)", env, strings.Join(r.opts.Envs, ","))
+		default:
+			contexts[env] = ctx
+		}
+	}
+	known, err := kubeconfigContexts(r.opts.Kubeconfig)
+	if err != nil {
+		r.failf(s, "%v", err)
+		return contexts
+	}
+	byContext := map[string]string{}
+	for _, env := range r.opts.Envs {
+		ctx := cmp.Or(contexts[env], env)
+		contexts[env] = ctx
+		if other, dup := byContext[ctx]; dup {
+			r.failf(s, "environments %q and %q both use context %q: each would remove the other's fleet", other, env, ctx)
+		}
+		byContext[ctx] = env
+		if !slices.Contains(known, ctx) {
+			r.failf(s, "environment %q: kubeconfig %s has no context %q (it has: %s)", env, r.opts.Kubeconfig, ctx, strings.Join(known, ", "))
+		}
+	}
+	return contexts
+}
+
+// kubeconfigContexts names the contexts of the kubeconfig files, sorted;
+// an error names the files, never their content.
+func kubeconfigContexts(kubeconfig string) ([]string, error) {
+	raw, err := (&clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(kubeconfig)}).Load()
+	if err != nil {
+		return nil, fmt.Errorf("reading kubeconfig %s: %w", kubeconfig, err)
+	}
+	names := slices.Collect(maps.Keys(raw.Contexts))
+	slices.Sort(names)
+	return names, nil
+}
+
+// serverMode reads where the servers run; by default on this machine for
+// kind clusters, in the cluster for the others.
+func (r *resolver) serverMode(s setting) ServerMode {
+	def := ServersHost
+	if r.opts.Clusters == ProviderKubeconfig {
+		def = ServersCluster
+	}
+	m := ServerMode(s.or(string(def)))
+	if !slices.Contains([]ServerMode{ServersHost, ServersCluster}, m) {
+		r.failf(s, "unknown server mode: want host or cluster")
+		return def
+	}
+	return m
+}
+
+// serverImage reads the in-cluster server's image. Without it the kit's
+// is used (Options.FleetServerImage); without a kit either, servers in the
+// clusters have no image.
+func (r *resolver) serverImage(s setting) string {
+	switch {
+	case r.opts.Servers == ServersCluster && !s.set() && !r.settings["kit"].set():
+		r.failf(s, "-servers=cluster needs the fleet server's image: set it, or use the offline kit (E2E_KIT), which builds one")
+	case s.set() && !imageRef.MatchString(s.value()):
+		r.failf(s, "not an image reference: want [registry/]repository[:tag][@digest], such as fleet-kit/fleet-server:v1")
+	}
+	return s.value()
+}
+
+// imageRef is the characters of an image reference; the registry checks
+// the rest when it is pulled.
+var imageRef = regexp.MustCompile(`^[a-z0-9][a-zA-Z0-9._/:@-]*$`)

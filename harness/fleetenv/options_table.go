@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 )
 
@@ -87,12 +88,32 @@ func clusterOptions() []option {
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.ClusterPrefix = r.clusterPrefix(s) }},
 		{flag: "keep", env: "E2E_KEEP", def: "on-failure", field: "Keep",
 			meaning: "keep the clusters this run created: never, on-failure or always",
-			details: "A kept cluster stays up after the run, its kubeconfig in the work directory, to look at what failed.",
+			details: "A kept cluster stays up after the run, its kubeconfig in the work directory, to look at what failed. A cluster the run did not create (`-clusters=kubeconfig`) is never deleted: the policy keeps or removes what the run installed on it.",
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Keep = r.keep(s) }},
 		{flag: "reuse", env: "E2E_REUSE", def: "false", isBool: true, field: "Reuse",
 			meaning: "reuse same-named clusters (and their Flux) an earlier run made from the same node image and kind config",
-			details: "Without it such clusters are deleted and created again. A same-named cluster the harness did not create is never reused or deleted: the run stops and asks to delete it or to set `-cluster-prefix`.",
+			details: "Without it such clusters are deleted and created again. A same-named cluster the harness did not create is never reused or deleted: the run stops and asks to delete it or to set `-cluster-prefix`. With `-clusters=kubeconfig` it re-syncs what an earlier run left installed; without it that is removed first.",
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Reuse = r.bool(s, false) }},
+		{flag: "clusters", env: "E2E_CLUSTERS", def: "kind", field: "Clusters",
+			meaning: "where the clusters come from: kind (created by the run) or kubeconfig (given, one context per environment)",
+			details: "With `kubeconfig` the run creates no cluster and never deletes one: it connects to each environment's context, refuses a cluster without the opt-in label `" + cluster.AllowLabel + "=" + cluster.AllowValue + "` on its kube-system Namespace or with a Flux it did not install, and its teardown removes what it installed. See [clusters.md](clusters.md).",
+			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Clusters = r.clusterProvider(s) }},
+		{flag: "cluster-kubeconfig", env: "E2E_KUBECONFIG", defNote: "$KUBECONFIG", field: "Kubeconfig",
+			meaning: "kubeconfig of `-clusters=kubeconfig`: a file, or a list of files as `$KUBECONFIG` takes",
+			details: "Read only: it is never copied into artifacts, logs or a cluster. Each environment's context must be in it. The flag is not named `-kubeconfig`: e2e-framework has that one.",
+			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Kubeconfig = r.kubeconfig(s) }},
+		{flag: "contexts", env: "E2E_CONTEXTS", defNote: "each environment's context is named like it", field: "Contexts",
+			meaning: "kubeconfig context of each environment for `-clusters=kubeconfig`: `staging=ctx-a,production=ctx-b`",
+			details: "Environments not listed use the context of their own name. Two environments may not share a context: each would remove the other's fleet.",
+			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Contexts = r.contexts(s) }},
+		{flag: "servers", env: "E2E_SERVERS", defNote: "host for kind, cluster for kubeconfig", field: "Servers",
+			meaning: "where the git and chart servers run: host (this machine, on the kind network) or cluster (in each cluster)",
+			details: "`cluster` deploys the project's fleet server into each cluster's flux-system namespace and hands it the fleet and the charts through the API server, so a cluster with no route to this machine can sync. `host` needs the clusters to reach this machine's kind network gateway: kind clusters only.",
+			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Servers = r.serverMode(s) }},
+		{flag: "server-image", env: "E2E_SERVER_IMAGE", defNote: "the kit's `FLEET_SERVER_IMAGE`", field: "ServerImage",
+			meaning: "image of the in-cluster fleet server, for `-servers=cluster`",
+			details: "Required for `-servers=cluster` without a kit. The clusters pull it (IfNotPresent): from a registry they reach, or loaded into their nodes beforehand.",
+			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.ServerImage = r.serverImage(s) }},
 		{flag: "ready-timeout", env: "E2E_TIMEOUT", def: "10m", field: "Timeout",
 			meaning: "how long one environment may take to become Ready, and a re-sync to converge",
 			details: "A positive duration such as 90s or 10m. The flag is not named `-timeout` so that it is not mistaken for go test's, which bounds the whole run.",
@@ -116,6 +137,10 @@ func kitOptions() []option {
 			meaning: "Flux controllers to install, comma-separated",
 			details: "Names flux2 can install: source-controller, kustomize-controller, helm-controller, notification-controller and the image automation controllers. The offline kit builds only some of them.",
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.FluxComponents = r.fluxComponents(s) }},
+		{flag: "flux-base", env: "E2E_FLUX_BASE", defNote: "unset (no Flux upgrade)", field: "FluxBase",
+			meaning: "flux2 release (vX.Y.Z) to install first; the run then upgrades Flux in place to go.mod's version in an extra step, flux upgrade",
+			details: "The fleet converges and passes the wait under the base Flux; then the controllers are upgraded the way `flux install` does (manifestgen, server-side apply, CRDs first) and the step proves every Kustomization and HelmRelease Ready again at the same revision, no new Helm release unless explained, no workload pod replaced, and traffic through the ingress during the roll. It must be older than go.mod's Flux. With a kit, the kit must have built that base: `go run ./hack/kit -flux-base vX.Y.Z`. `make e2e-flux-upgrade FROM=vX.Y.Z` sets it.",
+			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.FluxBase = r.fluxBase(s) }},
 		{flag: "charts", env: "E2E_CHARTS", def: "fixtures/charts", defNote: "when it exists", field: "ChartDirs",
 			meaning: "directories the chart server serves, each a chart or a directory of charts; the kit's extra charts are added",
 			details: "Comma-separated; relative paths are taken from the repository root; each must exist.",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -355,13 +356,45 @@ func optionValues(root, kit string) map[string]struct{ good, bad string } {
 		"pod-failure-grace":    {"1m", "0s"},
 		"kit":                  {kit, "missing.env"},
 		"flux-components":      {"source-controller", "image-controller"},
+		"flux-base":            {"v2.8.0", "2.8"},
 		"charts":               {filepath.Join(root, "fixtures", "charts", "c"), "charts-gone"},
 		"offline-checks":       {"false", "maybe"},
 		"preflight":            {"false", "maybe"},
 		"workdir":              {"out", "a-file"},
 		"artifacts":            {"arts", "a-file"},
 		"artifacts-raw-values": {"true", "maybe"},
+		"clusters":             {"kubeconfig", "eks"},
+		"cluster-kubeconfig":   {filepath.Join(root, "kubeconfig"), "no-kubeconfig"},
+		"contexts":             {"staging=other-staging", "staging"},
+		"servers":              {"cluster", "remote"},
+		"server-image":         {"fleet-kit/fleet-server:0123456789ab", "fleet server"},
 	}
+}
+
+// optionsNeeded are, per flag, the variables without which its values mean
+// nothing (the kubeconfig options apply only to -clusters=kubeconfig), set
+// in every resolve of TestEveryOption for that option; paths are relative
+// to the root, which holds a kubeconfig (kubeconfigFor).
+func optionsNeeded(kubeconfig string) map[string]map[string]string {
+	const image = "fleet-kit/fleet-server:0123456789ab"
+	return map[string]map[string]string{
+		"clusters":           {"E2E_KUBECONFIG": kubeconfig, "E2E_SERVER_IMAGE": image},
+		"cluster-kubeconfig": {"E2E_CLUSTERS": "kubeconfig", "E2E_SERVER_IMAGE": image},
+		"contexts":           {"E2E_CLUSTERS": "kubeconfig", "E2E_KUBECONFIG": kubeconfig, "E2E_SERVER_IMAGE": image},
+		"servers":            {"E2E_SERVER_IMAGE": image},
+	}
+}
+
+// kubeconfigFor writes a kubeconfig with a context per name into dir and
+// returns its path; its token is planted, for tests that it goes nowhere.
+func kubeconfigFor(t *testing.T, dir, token string, contexts ...string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\nusers:\n- name: u\n  user:\n    token: " + token + "\ncontexts:\n")
+	for _, c := range contexts {
+		b.WriteString("- name: " + c + "\n  context:\n    cluster: c\n    user: u\n")
+	}
+	return writeFile(t, filepath.Join(dir, "kubeconfig"), b.String())
 }
 
 // TestEveryOption: for each option, a good value given by its flag or its
@@ -372,6 +405,7 @@ func TestEveryOption(t *testing.T) {
 	root := committedFleet(t)
 	kit, _ := wholeKit(t)
 	values := optionValues(root, kit)
+	needed := optionsNeeded(kubeconfigFor(t, root, "planted-token", "staging", "production", "other-staging"))
 	defaults, err := resolve(t, root, nil, nil)
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
@@ -384,18 +418,26 @@ func TestEveryOption(t *testing.T) {
 			continue
 		}
 		t.Run(opt.flag, func(t *testing.T) {
-			byFlag, err := resolve(t, root, nil, []string{"-" + opt.flag + "=" + v.good})
+			with := func(env map[string]string) map[string]string {
+				merged := maps.Clone(needed[opt.flag])
+				if merged == nil {
+					merged = map[string]string{}
+				}
+				maps.Copy(merged, env)
+				return merged
+			}
+			byFlag, err := resolve(t, root, with(nil), []string{"-" + opt.flag + "=" + v.good})
 			if err != nil {
 				t.Fatalf("-%s=%s: %v", opt.flag, v.good, err)
 			}
 			if reflect.DeepEqual(field(byFlag, opt.field), field(defaults, opt.field)) {
 				t.Errorf("-%s=%s left %s at its default %v", opt.flag, v.good, opt.field, field(defaults, opt.field))
 			}
-			byVar, err := resolve(t, root, map[string]string{opt.env: v.good}, nil)
+			byVar, err := resolve(t, root, with(map[string]string{opt.env: v.good}), nil)
 			if err != nil || !reflect.DeepEqual(field(byVar, opt.field), field(byFlag, opt.field)) {
 				t.Errorf("%s=%s: %s = %v, %v; want %v as from the flag", opt.env, v.good, opt.field, field(byVar, opt.field), err, field(byFlag, opt.field))
 			}
-			overridden, err := resolve(t, root, map[string]string{opt.env: v.bad}, []string{"-" + opt.flag + "=" + v.good})
+			overridden, err := resolve(t, root, with(map[string]string{opt.env: v.bad}), []string{"-" + opt.flag + "=" + v.good})
 			if err != nil || !reflect.DeepEqual(field(overridden, opt.field), field(byFlag, opt.field)) {
 				t.Errorf("-%s=%s with %s=%s: %s = %v, %v; want the flag's %v", opt.flag, v.good, opt.env, v.bad, opt.field, field(overridden, opt.field), err, field(byFlag, opt.field))
 			}
@@ -407,7 +449,7 @@ func TestEveryOption(t *testing.T) {
 				{nil, []string{"-" + opt.flag + "=" + v.bad}, "-" + opt.flag + `="` + v.bad + `": `},
 				{map[string]string{opt.env: v.bad}, nil, opt.env + `="` + v.bad + `": `},
 			} {
-				_, err := resolve(t, root, tc.env, tc.args)
+				_, err := resolve(t, root, with(tc.env), tc.args)
 				if err == nil {
 					t.Errorf("%s: no error", strings.TrimSuffix(tc.prefix, ": "))
 					continue

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/flux-fleet/flux-fleet/harness/chartserver"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/fluxsync"
@@ -46,7 +48,7 @@ func (p *Publisher) PublishRevision(ctx context.Context, revision string) (time.
 	if srv.git == nil {
 		return 0, errors.New("nothing is served yet: bring the run up first")
 	}
-	rev, err := publishFleet(ctx, srv.git, srv.charts, revision)
+	rev, err := r.publish(ctx, revision)
 	if err != nil {
 		return 0, err
 	}
@@ -93,8 +95,33 @@ func (p *Publisher) Clear(ctx context.Context) (time.Duration, error) {
 	return time.Since(start), err
 }
 
+// publish publishes the charts (when served) and the fleet at revision
+// ("" = the working tree) where the clusters fetch them: on the host, and
+// to the fleet server in each cluster. It returns the commit served now.
+func (r *Run) publish(ctx context.Context, revision string) (string, error) {
+	srv := r.state.serversNow()
+	if srv.git == nil {
+		return "", errors.New("nothing is served yet: bring the run up first")
+	}
+	rev, err := publishFleet(ctx, srv.git, srv.charts, revision)
+	if err != nil {
+		return "", err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for env, in := range srv.inCluster {
+		g.Go(func() error {
+			if err := pushToFleetServer(gctx, in, srv.git, srv.charts); err != nil {
+				return fmt.Errorf("%s: %w", env, err)
+			}
+			return nil
+		})
+	}
+	return rev, g.Wait()
+}
+
 // publishFleet publishes the charts (when served) and the fleet at
-// revision ("" = the working tree), and returns the commit served now.
+// revision ("" = the working tree) on the host, and returns the commit
+// served now.
 func publishFleet(ctx context.Context, git *gitserver.Server, charts *chartserver.Server, revision string) (string, error) {
 	if charts != nil {
 		if _, err := charts.Publish(ctx); err != nil {

@@ -35,6 +35,9 @@ type servers struct {
 	// chartsPort the chart server's port there.
 	gateway    string
 	chartsPort int
+	// inCluster are the fleet servers in the clusters, by environment
+	// (Options.Servers "cluster"); the sync points there.
+	inCluster map[string]fleetServer
 }
 
 // waitOutcome is what one environment's readiness wait found: report, and

@@ -5,28 +5,54 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
 
-// Clusters is the step "clusters": one kind cluster per environment,
-// created (or reused) in parallel, with each environment's API clients. It
+// ClusterProvider is where a run's clusters come from (Options.Clusters).
+type ClusterProvider string
+
+const (
+	// ProviderKind creates a kind cluster per environment (or reuses one).
+	ProviderKind ClusterProvider = "kind"
+	// ProviderKubeconfig connects to a cluster per environment, a context
+	// of one kubeconfig, that the harness did not create.
+	ProviderKubeconfig ClusterProvider = "kubeconfig"
+)
+
+// Clusters is the step "clusters": one cluster per environment with its
+// API clients, in parallel. kind clusters are created (or reused);
+// kubeconfig clusters are connected to and checked (connectClusters). It
 // then starts the cluster-side work that finishes alongside the Flux
 // install (clusterWork), and does not wait for it.
 func Clusters() Step {
 	return Step{Name: "clusters", run: func(ctx context.Context, r *Run) error {
+		if r.opts.Clusters == ProviderKubeconfig {
+			return connectClusters(ctx, r)
+		}
 		envs, err := createClusters(ctx, r.guard, r.opts, r.out)
 		if err != nil {
 			return err
 		}
 		for _, e := range envs {
-			r.state.recordEnvironment(e, startClusterWork(ctx, e.Cluster, r.opts.Kit.PreloadImages))
+			r.state.recordEnvironment(e, startClusterWork(ctx, e.Cluster, nodeImages(r.opts)))
 			r.log.printf("%-11s kubeconfig %s", e.Name, e.Cluster.KubeconfigPath)
 		}
 		return nil
 	}}
+}
+
+// nodeImages are the images loaded into new kind nodes: the kit's, and
+// the fleet server's when it runs in the clusters.
+func nodeImages(o Options) []string {
+	images := o.Kit.PreloadImages
+	if image := o.FleetServerImage(); o.Servers == ServersCluster && image != "" && !slices.Contains(images, image) {
+		images = append(slices.Clone(images), image)
+	}
+	return images
 }
 
 // createClusters creates the clusters of o's environments through guard

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/fluxinstall"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
@@ -34,7 +35,12 @@ func FluxInstall() Step {
 			if work == nil {
 				return fmt.Errorf("%s: the clusters step started no cluster work", e.Name)
 			}
-			res, err := installFlux(ctx, e, work, fluxInstallOptions(r.opts, e, prefixed(r.out, e.Name)))
+			set, err := r.opts.fluxAtInstall()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.Name, err)
+			}
+			opts := withFluxSet(fluxInstallOptions(r.opts, e, prefixed(r.out, e.Name)), set)
+			res, err := installFlux(ctx, e, work, opts, set.Images)
 			if err != nil {
 				return fmt.Errorf("%s: %w", e.Name, err)
 			}
@@ -58,6 +64,8 @@ func fluxInstallOptions(o Options, e *Environment, out io.Writer) fluxinstall.Op
 		ReadinessProbePeriod: time.Second,
 		ClusterName:          e.Cluster.Name,
 		Out:                  out,
+		// What a teardown on a cluster the run did not create deletes.
+		Labels: map[string]string{cluster.ManagedByLabel: cluster.ManagedByValue},
 	}
 	if dir := filepath.Join(o.Kit.FluxManifests, "extra-crds"); o.Kit.FluxManifests != "" && exists(dir) {
 		opts.ExtraCRDsDir = dir
@@ -70,7 +78,7 @@ func fluxInstallOptions(o Options, e *Environment, out io.Writer) fluxinstall.Op
 // nodes (a controller pod made before its image is there goes into a pull
 // back-off: there is no registry). It returns once the Service network
 // carries source-controller's Service too.
-func installFlux(ctx context.Context, e *Environment, work *clusterWork, opts fluxinstall.Options) (*fluxinstall.Result, error) {
+func installFlux(ctx context.Context, e *Environment, work *clusterWork, opts fluxinstall.Options, images []string) (*fluxinstall.Result, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, fluxInstallTimeout,
 		fmt.Errorf("%s: the Flux install did not finish within %s", e.Name, fluxInstallTimeout))
 	defer cancel()
@@ -80,8 +88,12 @@ func installFlux(ctx context.Context, e *Environment, work *clusterWork, opts fl
 	}
 	opts.APIServer = apiServer
 	opts.BeforeApply = func(ctx context.Context) error {
-		_, err := work.images.wait(ctx)
-		return err
+		if _, err := work.images.wait(ctx); err != nil {
+			return err
+		}
+		// A base Flux's images (E2E_FLUX_BASE) are not in the kit's node
+		// image: loaded here, only where a node lacks them.
+		return e.Cluster.LoadImages(ctx, images...)
 	}
 	res, err := fluxinstall.Install(ctx, e.Clients, opts)
 	if err != nil {

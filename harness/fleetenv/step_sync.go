@@ -37,6 +37,9 @@ func Sync() Step {
 // syncOptions point env's sync at its directory on the git server, with
 // the chart server's sources when there is one.
 func syncOptions(env string, srv servers) fluxsync.Options {
+	if in := srv.inCluster[env]; in != nil {
+		return inClusterSyncOptions(env, srv.git, in)
+	}
 	user, pass := srv.git.Credentials()
 	opts := fluxsync.Options{
 		URL:      srv.git.URL(),

@@ -3,6 +3,7 @@ package fleetenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -14,15 +15,18 @@ import (
 )
 
 // Down stops the cluster work and the servers, deletes the clusters this
-// run created unless the keep policy keeps them, and removes the run's
-// temporary files. It is safe to call more than once.
+// run created unless the keep policy keeps them, removes what it installed
+// on clusters it did not create (those are never deleted) unless the keep
+// policy keeps that, and removes the run's temporary files. It is safe to
+// call more than once.
 func (r *Run) Down(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	// First, so that nothing still loads images into a cluster being deleted.
 	for _, w := range r.state.takeClusterWork() {
 		w.stop()
 	}
-	var errs []error
+	failed := r.failed.Load()
+	errs := []error{r.downExisting(ctx, r.opts.Keep.Keep(failed))}
 	git, charts := r.state.takeServers()
 	if git != nil {
 		errs = append(errs, git.Close())
@@ -30,18 +34,51 @@ func (r *Run) Down(ctx context.Context) error {
 	if charts != nil {
 		errs = append(errs, charts.Close())
 	}
-	failed := r.failed.Load()
 	errs = append(errs, r.guard.Cleanup(ctx, failed))
 	errs = append(errs, r.work.close())
 	writeRunReport(r.log, r.opts.ArtifactsDir, r.state.report)
 	if r.opts.Keep.Keep(failed) {
 		for _, env := range r.opts.Envs {
-			if e := r.Env(env); e != nil && e.Cluster != nil {
+			if e := r.Env(env); e != nil && e.Cluster != nil && !e.Cluster.Existing() {
 				r.log.printf("kept cluster %s: export KUBECONFIG=%s", e.Cluster.Name, e.Cluster.KubeconfigPath)
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// downExisting undoes the run's work on the clusters it did not create:
+// unless kept, it removes the fleet, Flux and the fleet server (uninstall);
+// kept, it labels what stays as the harness's for the next run. The fleet
+// servers' port-forwards stop either way.
+func (r *Run) downExisting(ctx context.Context, keep bool) error {
+	servers := r.state.takeFleetServers()
+	var errs []error
+	for _, env := range r.opts.Envs {
+		e, srv := r.Env(env), servers[env]
+		if e != nil && e.Cluster != nil && e.Cluster.Existing() {
+			errs = append(errs, r.leaveExisting(ctx, e, srv, keep))
+		}
+		if srv != nil {
+			errs = append(errs, srv.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// leaveExisting is downExisting for one environment.
+func (r *Run) leaveExisting(ctx context.Context, e *Environment, srv fleetServer, keep bool) error {
+	if keep {
+		if err := markInstallOwned(ctx, e); err != nil {
+			return fmt.Errorf("%s: %w", e.Name, err)
+		}
+		r.log.printf("kept the fleet and Flux on context %s (keep=%s); E2E_REUSE=true re-syncs them, a run without it removes them", e.Cluster.Context, r.opts.Keep)
+		return nil
+	}
+	if err := uninstall(ctx, e, srv, r.log); err != nil {
+		return fmt.Errorf("%s: %w", e.Name, err)
+	}
+	return nil
 }
 
 // writeRunReport writes the run report (report.json, report.html,

@@ -124,7 +124,7 @@ func (u *upgradeRoll) stopWatches() {
 // count from here.
 func (u *upgradeRoll) publishHead(ctx context.Context) error {
 	u.published = time.Now()
-	commit, err := publishFleet(ctx, u.git, u.run.state.chartServer(), u.head)
+	commit, err := u.run.publish(ctx, u.head)
 	if err != nil {
 		return fmt.Errorf("publishing the head: %w", err)
 	}

@@ -61,6 +61,10 @@ type Options struct {
 	// (a controller pod made before its image is on the node goes into a
 	// pull back-off), so that the loading overlaps the generation.
 	BeforeApply func(ctx context.Context) error
+	// Labels are set on every object the install applies (Flux and the
+	// extra CRDs), so that a teardown on a cluster the harness did not
+	// create finds exactly what it installed.
+	Labels map[string]string
 	// Namespace is where Flux runs; "" means fluxobj.Namespace.
 	Namespace string
 	// ClusterName names the cluster in messages; "" uses the API server host.

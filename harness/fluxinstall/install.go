@@ -35,6 +35,9 @@ type Result struct {
 	// Changed counts the objects that were created or configured; it is 0
 	// when Install runs again on an up-to-date cluster.
 	Changed int
+	// Images are the container images of each controller Deployment, by
+	// its name, as the applied manifests name them.
+	Images map[string][]string
 	// Generate, Apply and Ready are the phases; Total is their sum plus overhead.
 	Generate, Apply, Ready, Total time.Duration
 }
@@ -68,6 +71,10 @@ func Install(ctx context.Context, c *fluxobj.Clients, opts Options) (*Result, er
 		return nil, fmt.Errorf("installing Flux on %s: %w", res.Cluster, err)
 	}
 	res.Generate = time.Since(start)
+	setLabels(objs, opts.Labels)
+	if res.Images, err = ControllerImages(objs); err != nil {
+		return nil, fmt.Errorf("installing Flux %s on %s: %w", opts.Version, res.Cluster, err)
+	}
 	if opts.BeforeApply != nil {
 		if err := opts.BeforeApply(ctx); err != nil {
 			return nil, fmt.Errorf("installing Flux on %s: before applying: %w", res.Cluster, err)
@@ -95,6 +102,7 @@ func Install(ctx context.Context, c *fluxobj.Clients, opts Options) (*Result, er
 		if err != nil {
 			return nil, fmt.Errorf("reading extra CRDs: %w", err)
 		}
+		setLabels(extra, opts.Labels)
 		if len(extra) > 0 {
 			cs, err := man.ApplyAllStaged(ctx, extra, applyOpts)
 			if err != nil {
@@ -306,4 +314,21 @@ func stuckAtInstall(p fluxobj.PodProblem) bool {
 		return false
 	}
 	return true
+}
+
+// setLabels adds labels to each object, keeping the labels it has.
+func setLabels(objs []*unstructured.Unstructured, labels map[string]string) {
+	if len(labels) == 0 {
+		return
+	}
+	for _, o := range objs {
+		l := o.GetLabels()
+		if l == nil {
+			l = map[string]string{}
+		}
+		for k, v := range labels {
+			l[k] = v
+		}
+		o.SetLabels(l)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,16 @@ func TestInstallKind(t *testing.T) {
 		if p := d.Spec.Template.Spec.Containers[0].ReadinessProbe; p == nil || p.PeriodSeconds != 1 {
 			t.Errorf("Deployment %s: readiness probe %+v, want periodSeconds 1 (Options.ReadinessProbePeriod)", name, p)
 		}
+		if got, want := first.Images[name], []string{d.Spec.Template.Spec.Containers[0].Image}; !slices.Equal(got, want) {
+			t.Errorf("Result.Images[%s] = %v, want the Deployment's %v", name, got, want)
+		}
+	}
+	running, err := RunningImages(ctx, kc, "flux-system", opts.Components)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := ImageMismatches(first.Images, running); len(m) > 0 {
+		t.Errorf("after the install, the controllers' pods do not run the manifests' images: %v", m)
 	}
 	for _, crd := range []string{
 		"kustomizations.kustomize.toolkit.fluxcd.io",
