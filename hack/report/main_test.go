@@ -11,6 +11,7 @@ import (
 
 	"github.com/flux-fleet/flux-fleet/hack/internal/cli"
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
+	"github.com/flux-fleet/flux-fleet/harness/record"
 	"github.com/flux-fleet/flux-fleet/harness/report"
 )
 
@@ -97,5 +98,58 @@ func TestUsageErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr, cli.ExitError, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestMergesShards runs the merge mode as the nightly's merge job does: one
+// shard downloaded, the needs context, no last green night in the cache.
+func TestMergesShards(t *testing.T) {
+	in := writeRunReport(t)
+	shards := t.TempDir()
+	shard := filepath.Join(shards, report.ShardPrefix+"e2e-staging")
+	if err := os.Rename(filepath.Dir(in), shard); err != nil {
+		t.Fatal(err)
+	}
+	if err := record.Write(filepath.Join(shard, record.FileName("staging", "")), &record.Record{Format: record.Format, Env: "staging"}); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	jobs, night, summary := filepath.Join(work, "needs.json"), filepath.Join(work, "night.json"), filepath.Join(work, "summary.md")
+	if err := os.WriteFile(jobs, []byte(`{"e2e": {"result": "failure", "outputs": {}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCommand("-merge", shards, "-run-id", "77", "-jobs", jobs, "-last-green", filepath.Join(work, "none.json"),
+		"-night", night, "-markdown", summary, "-append")
+	if code != cli.ExitClean {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if want := "report: no last green night at " + filepath.Join(work, "none.json") + ": nothing to compare\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+	md, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"### Nightly run 77: not green\n",
+		"| e2e-staging | staging | fail: not ready: Kustomization/flux-system/apps failed: BuildFailed |  | no JUnit |\n",
+		"**Jobs not successful**: e2e: failure\n"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("summary lacks %q:\n%s", want, md)
+		}
+	}
+	n, err := report.ReadNight(night)
+	if err != nil || n.Green || n.RunID != "77" || len(n.Shards) != 1 || n.Shards[0].Records["record-staging.json"] == nil {
+		t.Errorf("night %+v, %v: want run 77, not green, one shard with its record", n, err)
+	}
+}
+
+func TestMergeRefusesBadJobs(t *testing.T) {
+	jobs := filepath.Join(t.TempDir(), "needs.json")
+	if err := os.WriteFile(jobs, []byte(`{"e2e": {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCommand("-merge", t.TempDir(), "-jobs", jobs)
+	if want := "report: jobs' results " + jobs + ": job \"e2e\" has no result\n"; code != cli.ExitError || stderr != want {
+		t.Errorf("exit %d, stderr %q; want %d, %q", code, stderr, cli.ExitError, want)
 	}
 }
