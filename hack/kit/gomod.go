@@ -38,8 +38,21 @@ func goCmd(ctx context.Context, repo string, env []string, args ...string) (stri
 }
 
 // moduleVersion is the version of a module the repository's go.mod selects.
+// The go command reads a copy of go.mod and go.sum: resolving a module the
+// build does not need (the notification API) adds checksums to go.sum, and
+// the kit must not edit the checkout it builds from.
 func moduleVersion(ctx context.Context, repo string, env []string, path string) (string, error) {
-	out, err := goCmd(ctx, repo, env, "list", "-m", "-f", "{{.Version}}", path)
+	tmp, err := os.MkdirTemp("", "kit-gomod-")
+	if err != nil {
+		return "", fmt.Errorf("reading the version of %s in go.mod: %w", path, err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range []string{"go.mod", "go.sum"} {
+		if err := copyFile(filepath.Join(repo, f), filepath.Join(tmp, f)); err != nil {
+			return "", fmt.Errorf("reading the version of %s in go.mod: %w", path, err)
+		}
+	}
+	out, err := goCmd(ctx, repo, env, "list", "-modfile="+filepath.Join(tmp, "go.mod"), "-m", "-f", "{{.Version}}", path)
 	if err != nil {
 		return "", fmt.Errorf("reading the version of %s in go.mod: %w", path, err)
 	}
@@ -113,4 +126,13 @@ func chartImage(chartDir string) (string, error) {
 		return "", fmt.Errorf("%s: values.yaml image.tag %s differs from Chart.yaml appVersion %s", chartDir, values.Image.Tag, chart.AppVersion)
 	}
 	return values.Image.Repository + ":" + values.Image.Tag, nil
+}
+
+// copyFile copies a small file whole.
+func copyFile(from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, data, 0o600)
 }
