@@ -180,8 +180,15 @@ func assertTrafficReachesApp(ctx context.Context, t *testing.T, e *fleetenv.Envi
 	// CheckApp asserts the answer: 200, the app's JSON, and — its pod's
 	// hostname among the app's pods — proof that the request crossed the
 	// ingress and landed on a pod of the app, not on an nginx default page.
-	answer, err := route.CheckApp(ctx)
-	g.Expect(err).NotTo(HaveOccurred(), "%s: through %s%s", e.Name, route.Forward.Pod, waitOutcome(e))
+	// Asked again for a while: Ready says the pods are, but the Service's
+	// endpoints and kube-proxy's rules follow, and until then nginx answers
+	// 502 (seconds on a loaded machine).
+	var answer *probe.AppAnswer
+	g.Eventually(func() error {
+		var err error
+		answer, err = route.CheckApp(ctx)
+		return err
+	}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "%s: through %s%s", e.Name, route.Forward.Pod, waitOutcome(e))
 	g.Expect(answer.Pods).To(ContainElement(answer.Hostname), "%s: answer came from %q, which is not a pod of namespace %s", e.Name, answer.Hostname, route.Namespace)
 	t.Logf("%s: GET http://%s/ via nginx (%s) answered by pod %s/%s in %s", e.Name, route.Host, route.Forward.Pod, route.Namespace, answer.Hostname, time.Since(start).Round(time.Millisecond))
 }

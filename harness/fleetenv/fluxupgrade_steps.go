@@ -82,7 +82,7 @@ func (f *fluxRoll) checkBase(ctx context.Context) error {
 		if ready := r.state.outcome(e.Name).err; ready != nil {
 			return fmt.Errorf("%s: the fleet is not Ready under Flux %s, so there is nothing to upgrade under: %w", e.Name, f.from, ready)
 		}
-		answer, err := checkTraffic(ctx, e)
+		answer, err := checkTrafficAfterReady(ctx, e)
 		if err != nil {
 			return fmt.Errorf("%s: traffic check under Flux %s: %w", e.Name, f.from, err)
 		}

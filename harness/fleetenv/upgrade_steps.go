@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
+	"github.com/flux-fleet/flux-fleet/harness/poll"
 	"github.com/flux-fleet/flux-fleet/harness/probe"
 	"github.com/flux-fleet/flux-fleet/harness/record"
 )
@@ -69,7 +70,7 @@ func (u *upgradeRoll) checkBase(ctx context.Context) error {
 		if ready := r.state.outcome(e.Name).err; ready != nil {
 			return fmt.Errorf("%s: the base (%s) is not Ready, so there is nothing to upgrade from: %w", e.Name, u.base, ready)
 		}
-		answer, err := checkTraffic(ctx, e)
+		answer, err := checkTrafficAfterReady(ctx, e)
 		if err != nil {
 			return fmt.Errorf("%s: traffic check at the base (%s): %w", e.Name, u.base, err)
 		}
@@ -211,6 +212,12 @@ func (u *upgradeRoll) whatChanged(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// trafficSettle bounds how long the traffic check at a base asks again:
+// the wait just said Ready, but a Service's endpoints and kube-proxy's
+// rules follow (seconds on a loaded machine), and until then the ingress
+// answers 502. At a head the availability watch and settle come first.
+const trafficSettle = 30 * time.Second
+
 // checkTraffic is the traffic check the e2e suite runs (TestTraffic): GET /
 // through the nginx ingress with the app's host, answered 200 by a pod of
 // the app.
@@ -221,4 +228,17 @@ func checkTraffic(ctx context.Context, e *Environment) (*probe.AppAnswer, error)
 	}
 	defer route.Close()
 	return route.CheckApp(ctx)
+}
+
+// checkTrafficAfterReady is checkTraffic asked again each second, within
+// trafficSettle, for the moments right after the wait went green.
+func checkTrafficAfterReady(ctx context.Context, e *Environment) (*probe.AppAnswer, error) {
+	var answer *probe.AppAnswer
+	spec := poll.Every(time.Second).Within(trafficSettle).For("GET / through the nginx ingress to answer 200 from a pod of the app")
+	err := poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
+		a, err := checkTraffic(ctx, e)
+		answer = a
+		return err == nil, err
+	})
+	return answer, err
 }
