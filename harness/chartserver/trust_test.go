@@ -189,6 +189,36 @@ func TestGitIgnoredChartFilesNotPackaged(t *testing.T) {
 	if got := archiveFiles(t, s, "extra", "1.0.0")["extra/files/notes.local.yaml"]; got != "kit file\n" {
 		t.Errorf("chart under an ignored directory: notes.local.yaml = %q, want it packaged", got)
 	}
+	// The archives a run pushes to the in-cluster fleet server are these
+	// files: the secret is in none of them either.
+	archives := s.Archives()
+	if len(archives) != 2 {
+		t.Fatalf("Archives() = %q, want the two charts' archives", archives)
+	}
+	for _, a := range archives {
+		if raw := gunzipFile(t, a); strings.Contains(raw, marker) {
+			t.Errorf("archive %s for the in-cluster server holds the planted secret", a)
+		}
+	}
+}
+
+// gunzipFile returns a gzip file's content, uncompressed.
+func gunzipFile(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return string(b)
 }
 
 // TestChartInCheckoutGitDistrusts: a chart in a checkout owned by another
