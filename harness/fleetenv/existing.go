@@ -30,11 +30,8 @@ const (
 	afterGoneTimeout   = time.Minute
 )
 
-// fluxInstallSelector selects what flux2's install manifests create: they
-// label every object (CRDs, RBAC, the namespace and its controllers) so.
-const fluxInstallSelector = "app.kubernetes.io/part-of=flux,app.kubernetes.io/instance=" + fluxobj.Namespace
-
-// ownedSelector selects what the harness labeled as its own.
+// ownedSelector selects what the harness labeled as its own: the Flux
+// install (fluxinstall.Options.Labels), its extra CRDs and the fleet server.
 const ownedSelector = cluster.ManagedByLabel + "=" + cluster.ManagedByValue
 
 var (
@@ -101,7 +98,7 @@ func connectEnv(ctx context.Context, o Options, env string, r *Run) (e *Environm
 // order that lets each part's controller finish its own: the fleet (as
 // Publisher.Clear), every remaining Flux object while the controllers still
 // run their finalizers, the fleet server (srv, or by its label when this
-// run has none), then Flux itself (the objects of its install manifests),
+// run has none), then Flux itself (every object its install labeled),
 // and waits until the API server and the storage provisioner removed what
 // follows from those (the Flux API groups, released volumes). The check at
 // connection (cluster.CheckOptIn) made sure that no Flux but the harness's
@@ -128,12 +125,7 @@ func uninstall(ctx context.Context, e *Environment, srv fleetServer, log logger)
 			return fmt.Errorf("removing the fleet server: %w", err)
 		}
 	}
-	for _, selector := range []string{fluxInstallSelector, ownedSelector} {
-		if _, err := cluster.DeleteLabeled(ctx, e.Clients.Config, selector, installGoneTimeout); err != nil {
-			return fmt.Errorf("removing Flux: %w", err)
-		}
-	}
-	if err := deleteFluxCRDs(ctx, e.Clients); err != nil {
+	if _, err := cluster.DeleteLabeled(ctx, e.Clients.Config, ownedSelector, installGoneTimeout); err != nil {
 		return fmt.Errorf("removing Flux: %w", err)
 	}
 	if err := waitAfterUninstall(ctx, e.Clients); err != nil {
@@ -141,47 +133,6 @@ func uninstall(ctx context.Context, e *Environment, srv fleetServer, log logger)
 	}
 	log.printf("%-11s removed the fleet, Flux and the fleet server from context %s in %s", e.Name, e.Cluster.Context, since(start))
 	return nil
-}
-
-// deleteFluxCRDs deletes the Flux CRDs the install manifests do not label,
-// such as the kit's extra CRDs of controllers that are not installed, and
-// waits until they are gone. Every Flux CRD is the harness's: the check at
-// connection refused a cluster with one it did not label.
-func deleteFluxCRDs(ctx context.Context, c *fluxobj.Clients) error {
-	names, err := fluxCRDNames(ctx, c)
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		if err := c.Dynamic.Resource(crdResource).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting CustomResourceDefinition %s: %w", name, err)
-		}
-	}
-	spec := poll.Every(clearPoll).Within(installGoneTimeout).For("the Flux CRDs to be gone")
-	return poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
-		left, err := fluxCRDNames(ctx, c)
-		if err != nil || len(left) > 0 {
-			return false, errors.Join(err, fmt.Errorf("still there: %s", strings.Join(left, ", ")))
-		}
-		return true, nil
-	})
-}
-
-// fluxCRDNames names the *.toolkit.fluxcd.io CRDs the harness installed
-// (fluxinstall labels them; the start refuses a Flux it did not install).
-func fluxCRDNames(ctx context.Context, c *fluxobj.Clients) ([]string, error) {
-	installed := metav1.ListOptions{LabelSelector: cluster.ManagedByLabel + "=" + cluster.ManagedByValue}
-	crds, err := c.Dynamic.Resource(crdResource).List(ctx, installed)
-	if err != nil {
-		return nil, fmt.Errorf("listing CustomResourceDefinitions: %w", err)
-	}
-	var names []string
-	for _, crd := range crds.Items {
-		if strings.HasSuffix(crd.GetName(), fluxGroupSuffix) {
-			names = append(names, crd.GetName())
-		}
-	}
-	return names, nil
 }
 
 // fluxGroupSuffix ends the name of every Flux CRD.
@@ -310,25 +261,4 @@ func waitAfterUninstall(ctx context.Context, c *fluxobj.Clients) error {
 		}
 		return true, nil
 	})
-}
-
-// markInstallOwned labels what the run leaves installed on e's cluster
-// (kept by the keep policy) as the harness's, so that the next run may
-// re-sync it (E2E_REUSE) or remove it instead of refusing the cluster.
-func markInstallOwned(ctx context.Context, e *Environment) error {
-	patch := []byte(fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, cluster.ManagedByLabel, cluster.ManagedByValue))
-	crds, err := fluxCRDNames(ctx, e.Clients)
-	if err != nil {
-		return err
-	}
-	for _, name := range crds {
-		if _, err := e.Clients.Dynamic.Resource(crdResource).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-			return fmt.Errorf("labeling CustomResourceDefinition %s as the harness's: %w", name, err)
-		}
-	}
-	_, err = e.Clients.Kube.CoreV1().Namespaces().Patch(ctx, fluxobj.Namespace, types.MergePatchType, patch, metav1.PatchOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("labeling Namespace %s as the harness's: %w", fluxobj.Namespace, err)
-	}
-	return nil
 }

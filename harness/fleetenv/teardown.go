@@ -69,9 +69,8 @@ func (r *Run) downExisting(ctx context.Context, keep bool) error {
 // leaveExisting is downExisting for one environment.
 func (r *Run) leaveExisting(ctx context.Context, e *Environment, srv fleetServer, keep bool) error {
 	if keep {
-		if err := markInstallOwned(ctx, e); err != nil {
-			return fmt.Errorf("%s: %w", e.Name, err)
-		}
+		// The install labeled what it applied as the harness's
+		// (fluxinstall.Options.Labels): the next run finds it its own.
 		r.log.printf("kept the fleet and Flux on context %s (keep=%s); E2E_REUSE=true re-syncs them, a run without it removes them", e.Cluster.Context, r.opts.Keep)
 		return nil
 	}
