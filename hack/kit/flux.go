@@ -91,7 +91,7 @@ func (b *builder) manifests(ctx context.Context, name string, rel *fluxRelease, 
 	}
 	out = filepath.Join(b.kitDir, name+"-"+h)
 	if _, err := os.Stat(filepath.Join(out, "rbac.yaml")); err == nil || b.hashOnly {
-		b.afterProfile = append(b.afterProfile, func(context.Context) { b.pruneDirs(name+"-", out) })
+		b.supersede(func(context.Context) { b.pruneDirs(name+"-", out) })
 		return out, true, nil
 	}
 	if !build {
@@ -100,7 +100,7 @@ func (b *builder) manifests(ctx context.Context, name string, rel *fluxRelease, 
 	if err := b.writeManifests(ctx, name, out, rel, napi); err != nil {
 		return "", false, err
 	}
-	b.afterProfile = append(b.afterProfile, func(context.Context) { b.pruneDirs(name+"-", out) })
+	b.supersede(func(context.Context) { b.pruneDirs(name+"-", out) })
 	return out, true, nil
 }
 

@@ -40,8 +40,8 @@ func checkFluxVersion(v string) error {
 // release bundles it), and its manifests directory.
 func fluxBaseStages() []stage {
 	return []stage{
-		{name: "flux-base-controllers", run: (*builder).fluxBaseControllers},
-		{name: "flux-base-manifests", run: (*builder).fluxBaseManifests, artifacts: []artifact{
+		{name: "flux-base-controllers", lane: workloadsLane, run: (*builder).fluxBaseControllers},
+		{name: "flux-base-manifests", lane: workloadsLane, run: (*builder).fluxBaseManifests, artifacts: []artifact{
 			{name: "flux-base-manifests", recipes: []string{"build_flux_manifests"}, files: []string{"hack/kit/fluxmanifests"},
 				inputs: []string{flux2Module, notificationModule, "controllers"}},
 		}},
@@ -117,7 +117,7 @@ func (b *builder) dropBase(reason string) {
 	b.log.printf("the base Flux %s leaves the profile: %s (build it again: go run ./hack/kit -flux-base %s)", b.base.version, reason, b.base.version)
 	b.base.release = nil
 	b.out.base = kitprofile.FluxSet{}
-	b.afterProfile = append(b.afterProfile, func(context.Context) { b.pruneDirs("flux-base-manifests-", "") })
+	b.supersede(func(context.Context) { b.pruneDirs("flux-base-manifests-", "") })
 }
 
 func (b *builder) fluxBaseControllers(ctx context.Context) error {

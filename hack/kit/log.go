@@ -70,14 +70,20 @@ func (w *lineWriter) Flush() {
 // timing is one row of the stage timing table.
 type timing struct {
 	stage string
+	lane  string // "" for a stage run on its own
 	took  time.Duration
 }
 
-// timingTable formats the rows as the shell kit printed them.
+// timingTable formats the rows as the shell kit printed them, a stage run
+// in a lane with the lane's name.
 func timingTable(rows []timing) string {
 	var b strings.Builder
 	for _, r := range rows {
-		fmt.Fprintf(&b, "  %-22s %7.1fs\n", r.stage, r.took.Seconds())
+		line := fmt.Sprintf("  %-22s %7.1fs", r.stage, r.took.Seconds())
+		if r.lane != "" {
+			line += "  " + r.lane + " lane"
+		}
+		b.WriteString(line + "\n")
 	}
 	return b.String()
 }

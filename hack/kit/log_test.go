@@ -29,8 +29,11 @@ func TestLineWriter(t *testing.T) {
 }
 
 func TestTimingTable(t *testing.T) {
-	got := timingTable([]timing{{"docker-engine", 120 * time.Millisecond}, {"node-image-preloaded", 754*time.Second + 360*time.Millisecond}})
+	got := timingTable([]timing{{stage: "docker-engine", took: 120 * time.Millisecond},
+		{stage: "node-image", lane: "kubernetes", took: 91 * time.Second},
+		{stage: "node-image-preloaded", took: 754*time.Second + 360*time.Millisecond}})
 	want := "  docker-engine              0.1s\n" +
+		"  node-image                91.0s  kubernetes lane\n" +
 		"  node-image-preloaded     754.4s\n"
 	if got != want {
 		t.Errorf("timingTable =\n%q\nwant\n%q", got, want)

@@ -11,12 +11,13 @@
 // A base Flux, once built, stays in the profile of later runs without
 // -flux-base as long as it is still current (its hashes found in the kit).
 //
-// This command owns the orchestration — the stage table, hashes, freshness,
-// the lock, the profile — and hack/kit/recipes.sh the shell that builds one
-// artifact (debootstrap, go build, docker). Every artifact is keyed by a
-// hash of its inputs (see stages.go): a run with everything present only
-// computes hashes and inspects images. Runs sharing a kit directory take
-// turns on the lock file .lock in it, saying whom they wait for.
+// This command owns the orchestration — the stage table, its two lanes,
+// hashes, freshness, the lock, the profile — and hack/kit/recipes.sh the
+// shell that builds one artifact (debootstrap, go build, docker). Every
+// artifact is keyed by a hash of its inputs (see stages.go): a run with
+// everything present only computes hashes and inspects images. Runs
+// sharing a kit directory take turns on the lock file .lock in it, saying
+// whom they wait for.
 package main
 
 import (
@@ -276,13 +277,9 @@ func (b *builder) holdingLock(ctx context.Context, fn func() error) error {
 // runStages is the build proper, run holding the lock.
 func (b *builder) runStages(ctx context.Context) error {
 	start := time.Now()
-	var timings []timing
-	for _, s := range b.plan() {
-		t0 := time.Now()
-		if err := s.run(b, ctx); err != nil {
-			return fmt.Errorf("stage %s: %w", s.name, err)
-		}
-		timings = append(timings, timing{s.name, time.Since(t0)})
+	timings, err := runPlan(ctx, b, b.plan())
+	if err != nil {
+		return err
 	}
 
 	profile, err := b.writeProfile()

@@ -634,6 +634,10 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   LABEL=$KIT_LABEL
   [ $# -ge 1 ] || die "usage: $0 FUNCTION [ARGS...]"
   declare -F "$1" >/dev/null || die "$0 has no function '$1'"
+  # The working directories every build may write under: the lanes run
+  # builds in no fixed order, so none may count on another to make them.
+  # Queries write nothing (kit -hash makes no kit directory).
+  case $1 in build_*) mkdir -p "$KIT_DIR/src" "$KIT_DIR/scratch" "$KIT_DIR/rootfs" ;; esac
   kit_recipe=$1
   trap 'on_error $? $LINENO' ERR
   "$@"

@@ -6,18 +6,34 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 )
 
 // stage is one row of the timing table: the artifacts it builds and the
-// step that checks and builds them.
+// step that checks and builds them. Consecutive stages with a lane run as
+// lanes side by side, each lane's stages in table order (runPlan); a stage
+// starts once the stages of other lanes it needs are done.
 type stage struct {
 	name      string
+	lane      string
+	needs     []string
 	artifacts []artifact
 	run       func(*builder, context.Context) error
 }
+
+// The kit's two lanes, each long Go compiles and Docker and Debian work,
+// so that one lane's waits on debootstrap, apt, tar and docker overlap the
+// other's compiles. The workloads lane needs only the Debian base image of
+// the other; the preloaded node image, built after both, needs all.
+const (
+	// kubernetesLane: the Kubernetes binaries and the node image.
+	kubernetesLane = "kubernetes"
+	// workloadsLane: Flux and what the fleets run.
+	workloadsLane = "workloads"
+)
 
 // artifact is one thing the kit builds and keeps under its hash. Its hash
 // covers the text of recipes (and of every recipes.sh function they call),
@@ -63,10 +79,10 @@ func stages() []stage {
 	}
 	return []stage{
 		{name: "docker-engine", run: (*builder).dockerEngine},
-		{name: "debian-base", run: (*builder).debianBase, artifacts: []artifact{
+		{name: "debian-base", lane: kubernetesLane, run: (*builder).debianBase, artifacts: []artifact{
 			{name: "debian-base", recipes: []string{"build_debian_image"}},
 		}},
-		{name: "controlplane-images", run: (*builder).controlplaneImages, artifacts: []artifact{
+		{name: "controlplane-images", lane: kubernetesLane, run: (*builder).controlplaneImages, artifacts: []artifact{
 			{name: "bin/kubernetes", recipes: []string{"build_k8s_binaries"}},
 			{name: "bin/etcd", recipes: []string{"build_etcd_binary"}},
 			{name: "bin/coredns", recipes: []string{"build_coredns_binary"}},
@@ -74,28 +90,28 @@ func stages() []stage {
 			{name: "controlplane-images", recipes: []string{"build_controlplane_images", "controlplane_images"},
 				after: []string{"debian-base", "bin/kubernetes", "bin/etcd", "bin/coredns", "bin/pause"}},
 		}},
-		{name: "node-image", run: (*builder).nodeImage, artifacts: []artifact{
+		{name: "node-image", lane: kubernetesLane, run: (*builder).nodeImage, artifacts: []artifact{
 			{name: "bin/crictl", recipes: []string{"build_crictl_binary"}},
 			{name: "node-image", recipes: []string{"build_node_image"},
 				after:  []string{"debian-base", "controlplane-images", "bin/kubernetes", "bin/crictl"},
 				inputs: []string{kindModule}},
 		}},
-		{name: "flux-controllers", run: (*builder).fluxControllers, artifacts: fluxArtifacts},
-		{name: "flux-manifests", run: (*builder).fluxManifests, artifacts: []artifact{
+		{name: "flux-controllers", lane: workloadsLane, run: (*builder).fluxControllers, artifacts: fluxArtifacts},
+		{name: "flux-manifests", lane: workloadsLane, run: (*builder).fluxManifests, artifacts: []artifact{
 			{name: "flux-manifests", recipes: []string{"build_flux_manifests"}, files: []string{"hack/kit/fluxmanifests"},
 				inputs: []string{flux2Module, notificationModule, "controllers"}},
 		}},
-		{name: "workload-images", run: (*builder).workloadImages, artifacts: []artifact{
+		{name: "workload-images", lane: workloadsLane, needs: []string{"debian-base"}, run: (*builder).workloadImages, artifacts: []artifact{
 			{name: "nginx", recipes: []string{"build_nginx_image"}, after: []string{"debian-base"}},
 			{name: "redis", recipes: []string{"build_redis_image"}, after: []string{"debian-base"}},
 			{name: "fleet-app", recipes: []string{"build_app_image"}, files: []string{"fixtures/app", "go.mod", "go.sum"}},
 		}},
-		{name: "podinfo-image", run: (*builder).podinfoImage, artifacts: []artifact{
+		{name: "podinfo-image", lane: workloadsLane, run: (*builder).podinfoImage, artifacts: []artifact{
 			{name: "podinfo", recipes: []string{"build_podinfo_image"}, inputs: []string{"image"}},
 		}},
 		// Not baked into the node image: the harness must not depend on that,
 		// since clusters it did not create lack the image anyway.
-		{name: "fleet-server-image", run: (*builder).fleetServerImage, artifacts: []artifact{
+		{name: "fleet-server-image", lane: workloadsLane, needs: []string{"debian-base"}, run: (*builder).fleetServerImage, artifacts: []artifact{
 			{name: "debian-git", recipes: []string{"build_git_image"}, after: []string{"debian-base"}},
 			{name: "fleet-server", recipes: []string{"build_fleet_server_image"}, after: []string{"debian-git"},
 				inputs: []string{"go sources"}},
@@ -173,6 +189,9 @@ type builder struct {
 	// once the new profile is written, never while the old one still names
 	// what they remove.
 	afterProfile []func(context.Context)
+
+	// mu guards hashes and afterProfile, which the lanes share.
+	mu sync.Mutex
 }
 
 // hash computes and records the hash of the named artifact.
@@ -188,12 +207,30 @@ func (b *builder) hashAs(key, name string, values ...string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("no artifact %s in the stage table", name)
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	h, err := hashArtifact(b.src, a, b.hashes, func(files []string) (string, error) { return hashFiles(b.repo, files) }, values)
 	if err != nil {
 		return "", err
 	}
 	b.hashes[key] = h
 	return h, nil
+}
+
+// hashOf returns the recorded hash of an artifact.
+func (b *builder) hashOf(key string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h, ok := b.hashes[key]
+	return h, ok
+}
+
+// supersede queues a removal of what this build superseded, run once the
+// new profile is written.
+func (b *builder) supersede(remove func(context.Context)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.afterProfile = append(b.afterProfile, remove)
 }
 
 // have reports whether every image exists with the hash h; when only
@@ -231,7 +268,7 @@ func (b *builder) debianBase(ctx context.Context) error {
 // binaries returns the directory of a binaries artifact (bin/<name>),
 // building it first when it is missing.
 func (b *builder) binaries(ctx context.Context, stage, name, fn string) (string, error) {
-	h, ok := b.hashes["bin/"+name]
+	h, ok := b.hashOf("bin/" + name)
 	if !ok {
 		return "", fmt.Errorf("bin/%s is not hashed yet", name)
 	}
@@ -327,7 +364,7 @@ func (b *builder) nodeImage(ctx context.Context) error {
 	if err := b.recipe(ctx, "node-image", "build_node_image", h, image, k8s, crictl, kindDir); err != nil {
 		return fmt.Errorf("building %s: %w", image, err)
 	}
-	b.afterProfile = append(b.afterProfile, func(ctx context.Context) { removeOtherTags(ctx, b.log, "fleet-kit/node", image) })
+	b.supersede(func(ctx context.Context) { removeOtherTags(ctx, b.log, "fleet-kit/node", image) })
 	return nil
 }
 
@@ -440,6 +477,6 @@ func (b *builder) preloadedNodeImage(ctx context.Context) error {
 	if err := b.recipe(ctx, "node-image-preloaded", "build_preloaded_node_image", append([]string{b.out.nodeBare, image, h}, b.bakedImages()...)...); err != nil {
 		return fmt.Errorf("building %s: %w", image, err)
 	}
-	b.afterProfile = append(b.afterProfile, func(ctx context.Context) { removeOtherTags(ctx, b.log, "fleet-kit/node-preloaded", image) })
+	b.supersede(func(ctx context.Context) { removeOtherTags(ctx, b.log, "fleet-kit/node-preloaded", image) })
 	return nil
 }
