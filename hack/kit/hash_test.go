@@ -296,9 +296,9 @@ func TestHashIgnores(t *testing.T) {
 			return strings.Replace(r, "\nbuild_etcd_binary() {", "\n# a new comment\nbuild_etcd_binary() {", 1), v
 		}},
 		{"functions reordered", func(r, v string) (string, string) {
-			re := regexp.MustCompile(`(?s)\n(build_etcd_binary\(\) \{.*?\n\}\n)\n(build_coredns_binary\(\) \{.*?\n\}\n)`)
+			re := regexp.MustCompile(`(?s)\n(build_crictl_binary\(\) \{.*?\n\}\n)\n(build_pause_binary\(\) \{.*?\n\}\n)`)
 			if !re.MatchString(r) {
-				panic("etcd and coredns builders are not adjacent")
+				panic("crictl and pause builders are not adjacent")
 			}
 			return re.ReplaceAllString(r, "\n$2\n$1"), v
 		}},

@@ -99,11 +99,26 @@ build_etcd_binary() {
   (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
 }
 
+# The CoreDNS plugins (packages under github.com/coredns/coredns/plugin) of
+# the directives kubeadm's Corefile uses (cmd/kubeadm/app/phases/addons/dns
+# in k8s.io/kubernetes; prometheus is the package metrics, as CoreDNS's
+# plugin.cfg maps it). Upstream's main imports every plugin, the cloud
+# providers' SDKs and tracers among them: twice the packages to compile.
+# hack/kit's TestCoreDNSPlugins checks this list against both sources.
+COREDNS_PLUGINS="errors health ready kubernetes metrics forward cache loop reload loadbalance"
+
+# build_coredns_binary OUT : CoreDNS as its own main package builds it
+# (coremain.Run), with the plugins in COREDNS_PLUGINS.
 build_coredns_binary() {
-  local out=$1 src="$KIT_DIR/src/coredns"
+  local out=$1 src="$KIT_DIR/src/coredns" p
   scratch_module "$src" "github.com/coredns/coredns@$COREDNS_VERSION"
+  {
+    printf 'package main\n\nimport (\n\t"github.com/coredns/coredns/coremain"\n'
+    for p in $COREDNS_PLUGINS; do printf '\t_ "github.com/coredns/coredns/plugin/%s"\n' "$p"; done
+    printf ')\n\nfunc main() { coremain.Run() }\n'
+  } >"$src/main.go"
   mkdir -p "$out"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/coredns" github.com/coredns/coredns)
+  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/coredns" .)
 }
 
 build_crictl_binary() {
