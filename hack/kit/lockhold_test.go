@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,6 +38,13 @@ const slack = 30 * time.Second
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperKit())
+	}
+	// Under nohup the tests ignore SIGHUP, and an ignored signal stays
+	// ignored across exec, so the helper kits would too. Caught instead
+	// (and dropped, as ignoring it would), it reaches them with its default
+	// action, as in a terminal.
+	if signal.Ignored(syscall.SIGHUP) {
+		signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP)
 	}
 	os.Exit(m.Run())
 }
