@@ -21,6 +21,12 @@ func testServer() *Server {
 }
 
 func TestObjects(t *testing.T) {
+	// The machine's proxy settings are the run's, not the cluster's: none
+	// may reach the objects, Secrets included.
+	const proxySecret = "proxy-password-7f3a"
+	for _, v := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY"} {
+		t.Setenv(v, "http://fleet:"+proxySecret+"@proxy.invalid:3128")
+	}
 	s := testServer()
 	objs, err := s.objects()
 	if err != nil {
@@ -39,6 +45,9 @@ func TestObjects(t *testing.T) {
 		// Credentials only in Secrets: never in a spec that is printed.
 		if u.GetKind() != "Secret" && strings.Contains(string(b), "planted-") {
 			t.Errorf("%s/%s holds a credential: %s", u.GetKind(), u.GetName(), b)
+		}
+		if strings.Contains(string(b), proxySecret) {
+			t.Errorf("%s/%s holds the machine's proxy credential: %s", u.GetKind(), u.GetName(), b)
 		}
 	}
 	want := "Secret/fleet-server Deployment/fleet-server Service/git-server Service/chart-server Secret/chart-server-auth Secret/chart-server-pull"
