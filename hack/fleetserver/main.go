@@ -2,11 +2,13 @@
 // and the charts a fleet syncs from, served inside the cluster, for
 // clusters with no route to the machine that runs the harness. It speaks
 // git and the chart protocols through the harness's own handlers
-// (harness/gitserver, harness/chartserver) and takes its content through
-// admin paths that harness/clusterserver reaches by port-forward.
+// (harness/gitserver, harness/chartrepo) and takes its content through
+// admin paths that harness/clusterserver reaches by port-forward: the
+// charts arrive packaged and indexed, so it links no Helm and no
+// Kubernetes client (harness/clusterserver/backend).
 //
 // It reads its credentials from the environment (see
-// harness/clusterserver's Env* constants), listens on POD_IP and on the
+// backend's Env* constants), listens on POD_IP and on the
 // pod's loopback, writes only under the temporary directory ($TMPDIR) and
 // stops gracefully on SIGTERM.
 package main
@@ -24,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flux-fleet/flux-fleet/harness/clusterserver"
+	"github.com/flux-fleet/flux-fleet/harness/clusterserver/backend"
 )
 
 // shutdownGrace is how long requests in flight get after SIGTERM; the pod's
@@ -41,21 +43,21 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	podIP := os.Getenv(clusterserver.EnvPodIP)
+	podIP := os.Getenv(backend.EnvPodIP)
 	ip := net.ParseIP(podIP)
 	if ip == nil || ip.IsUnspecified() {
-		return fmt.Errorf("%s=%q: want the pod's own IP (the downward API's status.podIP), not every interface", clusterserver.EnvPodIP, podIP)
+		return fmt.Errorf("%s=%q: want the pod's own IP (the downward API's status.podIP), not every interface", backend.EnvPodIP, podIP)
 	}
-	cfg := clusterserver.BackendConfig{
+	cfg := backend.Config{
 		DataDir:    os.TempDir(),
-		GitUser:    takeEnv(clusterserver.EnvGitUser),
-		GitPass:    takeEnv(clusterserver.EnvGitPass),
-		ChartUser:  takeEnv(clusterserver.EnvChartUser),
-		ChartPass:  takeEnv(clusterserver.EnvChartPass),
-		AdminToken: takeEnv(clusterserver.EnvAdminToken),
+		GitUser:    takeEnv(backend.EnvGitUser),
+		GitPass:    takeEnv(backend.EnvGitPass),
+		ChartUser:  takeEnv(backend.EnvChartUser),
+		ChartPass:  takeEnv(backend.EnvChartPass),
+		AdminToken: takeEnv(backend.EnvAdminToken),
 		Log:        os.Stderr,
 	}
-	b, err := clusterserver.NewBackend(ctx, cfg)
+	b, err := backend.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -65,10 +67,10 @@ func run(ctx context.Context) error {
 		handler http.Handler
 	}{
 		// Loopback too: a port-forward reaches the pod on 127.0.0.1.
-		{podIP, clusterserver.ServePort, b.ServeHandler()},
-		{"127.0.0.1", clusterserver.ServePort, b.ServeHandler()},
-		{podIP, clusterserver.AdminPort, b.HealthHandler()},
-		{"127.0.0.1", clusterserver.AdminPort, b.AdminHandler()},
+		{podIP, backend.ServePort, b.ServeHandler()},
+		{"127.0.0.1", backend.ServePort, b.ServeHandler()},
+		{podIP, backend.AdminPort, b.HealthHandler()},
+		{"127.0.0.1", backend.AdminPort, b.AdminHandler()},
 	}
 	errs := make(chan error, len(servers))
 	var running []*http.Server
@@ -93,7 +95,7 @@ func run(ctx context.Context) error {
 		}()
 	}
 	log.Printf("fleet-server: serving git at %s and the charts on %s:%d, admin on 127.0.0.1:%d",
-		clusterserver.RepoPath, podIP, clusterserver.ServePort, clusterserver.AdminPort)
+		backend.RepoPath, podIP, backend.ServePort, backend.AdminPort)
 	select {
 	case <-ctx.Done():
 		log.Printf("fleet-server: stopping")

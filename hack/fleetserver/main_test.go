@@ -2,20 +2,23 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
-	"github.com/flux-fleet/flux-fleet/harness/clusterserver"
+	"github.com/flux-fleet/flux-fleet/harness/clusterserver/backend"
 )
 
 // TestRefusesEveryInterface: the server listens on the pod's own IP only,
 // never on an unspecified address, and says which variable is wrong.
 func TestRefusesEveryInterface(t *testing.T) {
 	for _, ip := range []string{"", "0.0.0.0", "::", "pod"} {
-		t.Setenv(clusterserver.EnvPodIP, ip)
+		t.Setenv(backend.EnvPodIP, ip)
 		err := run(t.Context())
-		if err == nil || !strings.Contains(err.Error(), clusterserver.EnvPodIP+"=") {
-			t.Errorf("%s=%q: run = %v, want a refusal naming %s", clusterserver.EnvPodIP, ip, err, clusterserver.EnvPodIP)
+		if err == nil || !strings.Contains(err.Error(), backend.EnvPodIP+"=") {
+			t.Errorf("%s=%q: run = %v, want a refusal naming %s", backend.EnvPodIP, ip, err, backend.EnvPodIP)
 		}
 	}
 }
@@ -24,18 +27,36 @@ func TestRefusesEveryInterface(t *testing.T) {
 // listens, naming the variable, and the others are taken out of the
 // environment all the same.
 func TestRequiresCredentials(t *testing.T) {
-	t.Setenv(clusterserver.EnvPodIP, "127.0.0.1")
+	t.Setenv(backend.EnvPodIP, "127.0.0.1")
 	t.Setenv("TMPDIR", t.TempDir())
-	t.Setenv(clusterserver.EnvGitUser, "u")
-	t.Setenv(clusterserver.EnvGitPass, "planted-pass")
-	t.Setenv(clusterserver.EnvChartUser, "c")
-	t.Setenv(clusterserver.EnvChartPass, "p")
-	t.Setenv(clusterserver.EnvAdminToken, "")
+	t.Setenv(backend.EnvGitUser, "u")
+	t.Setenv(backend.EnvGitPass, "planted-pass")
+	t.Setenv(backend.EnvChartUser, "c")
+	t.Setenv(backend.EnvChartPass, "p")
+	t.Setenv(backend.EnvAdminToken, "")
 	err := run(t.Context())
-	if err == nil || !strings.Contains(err.Error(), clusterserver.EnvAdminToken+" is empty") {
-		t.Fatalf("run = %v, want %s named as empty", err, clusterserver.EnvAdminToken)
+	if err == nil || !strings.Contains(err.Error(), backend.EnvAdminToken+" is empty") {
+		t.Fatalf("run = %v, want %s named as empty", err, backend.EnvAdminToken)
 	}
-	if v, ok := os.LookupEnv(clusterserver.EnvGitPass); ok {
-		t.Errorf("%s is still in the environment (%q): git processes would inherit it", clusterserver.EnvGitPass, v)
+	if v, ok := os.LookupEnv(backend.EnvGitPass); ok {
+		t.Errorf("%s is still in the environment (%q): git processes would inherit it", backend.EnvGitPass, v)
+	}
+}
+
+// TestLinksNoHelmNorKubernetesClient: the server is handed packaged,
+// indexed charts, so its binary needs neither Helm nor a Kubernetes
+// client — every new machine's kit compiles it, and an import of either
+// would add some 770 packages to that compile.
+func TestLinksNoHelmNorKubernetesClient(t *testing.T) {
+	out, err := exec.CommandContext(t.Context(), filepath.Join(runtime.GOROOT(), "bin", "go"), "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for pkg := range strings.FieldsSeq(string(out)) {
+		for _, banned := range []string{"helm.sh/", "k8s.io/", "sigs.k8s.io/"} {
+			if strings.HasPrefix(pkg, banned) {
+				t.Errorf("the fleet server links %s", pkg)
+			}
+		}
 	}
 }

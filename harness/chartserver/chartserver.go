@@ -17,11 +17,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
 	"github.com/flux-fleet/flux-fleet/harness/internal/basicauth"
 	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
 	"github.com/flux-fleet/flux-fleet/harness/poll"
@@ -49,12 +49,7 @@ type Options struct {
 }
 
 // Chart is one chart served, in both forms.
-type Chart struct {
-	Name, Version string
-	// Digest is the sha256 of the .tgz ("sha256:<hex>"), which is also the
-	// digest of the chart layer in the OCI registry.
-	Digest string
-}
+type Chart = chartrepo.Chart
 
 // Server serves the charts found in Options.ChartDirs.
 type Server struct {
@@ -64,16 +59,16 @@ type Server struct {
 	port   int
 	host   string
 
-	repo *Repository
+	repo *chartrepo.Repository
 	http *http.Server
 
 	publishMu sync.Mutex // one Publish at a time: packaging and archive files must not interleave
 
-	mu       sync.Mutex // guards closed, serveWG, served and archives between AddListener, Publish and Close
-	closed   bool
-	serveWG  sync.WaitGroup
-	served   []error
-	archives []string // the current archive files, in a directory of their own
+	mu      sync.Mutex // guards closed, serveWG, served and set between AddListener, Publish and Close
+	closed  bool
+	serveWG sync.WaitGroup
+	served  []error
+	set     chartrepo.Set // what Publish last served
 
 	// Connections accepted but without a request yet: Shutdown counts
 	// them as busy for 5 s, and HTTP clients leave such connections behind
@@ -100,7 +95,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}()
 
-	s.repo = newRepository(opts.Username, opts.Password, s.log)
+	if s.repo, err = chartrepo.New(opts.Username, opts.Password, opts.Log); err != nil {
+		return nil, err
+	}
 	s.http = &http.Server{
 		Handler:           s.repo,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -230,13 +227,13 @@ func (s *Server) Credentials() (user, pass string) { return s.opts.Username, s.o
 // Charts lists what is served now, sorted by name and version.
 func (s *Server) Charts() []Chart { return s.repo.Charts() }
 
-// Archives lists the packaged chart files (.tgz) served now, in the order
-// of Charts. They stay until the next Publish or Close: the in-cluster
-// fleet server is handed these.
-func (s *Server) Archives() []string {
+// Set is what is served now: the index, and the charts in the order of
+// Charts with their archives and OCI artifacts. The in-cluster fleet
+// server is handed this; it must not be modified.
+func (s *Server) Set() chartrepo.Set {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.archives)
+	return s.set
 }
 
 // shutdownGrace is how long Close waits for requests in flight.
@@ -260,9 +257,6 @@ func (s *Server) Close() error {
 		s.served = nil
 		s.mu.Unlock()
 	}
-	s.mu.Lock()
-	s.archives = nil
-	s.mu.Unlock()
 	if s.tmpDir != "" {
 		if err := os.RemoveAll(s.tmpDir); err != nil {
 			errs = append(errs, fmt.Errorf("removing chart server directory: %w", err))

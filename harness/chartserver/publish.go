@@ -7,19 +7,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
@@ -28,39 +23,23 @@ import (
 	helmregistry "helm.sh/helm/v4/pkg/registry"
 	repo "helm.sh/helm/v4/pkg/repo/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
 )
-
-// pushHost names the in-process registry in the references Publish pushes
-// to; the in-process transport never resolves it.
-const pushHost = "chart-server.in-process"
-
-// ociRepoPrefix is the repository path under which charts are served:
-// oci://<host>/charts/<name>.
-const ociRepoPrefix = "charts/"
-
-// snapshot is what one Publish made; requests read one snapshot from
-// start to end, so the index never lists an archive it cannot serve.
-type snapshot struct {
-	published time.Time
-	index     []byte
-	charts    []*packaged          // sorted by name, then version
-	archives  map[string]*packaged // by archive file name
-}
 
 // packaged is a chart packaged from a directory, held in memory.
 type packaged struct {
 	Chart
 	dir      string
 	file     string // <name>-<version>.tgz
-	ref      name.Tag
 	archive  []byte
 	metadata *chart.Metadata
 }
 
-// Publish re-packages every chart directory, updates the registry's tags
-// and then swaps in the new index and archives. On error nothing changes
-// in what is served. A chart whose files did not change keeps its digest,
-// so Flux sees no new revision for it.
+// Publish re-packages every chart directory and serves the new set in
+// place of the old (chartrepo.Repository.Replace). On error nothing
+// changes in what is served. A chart whose files did not change keeps its
+// digest, so Flux sees no new revision for it.
 func (s *Server) Publish(ctx context.Context) ([]Chart, error) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
@@ -73,44 +52,28 @@ func (s *Server) Publish(ctx context.Context) ([]Chart, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 
-	charts, err := packageAll(ctx, s.opts.ChartDirs, s.tmpDir)
+	set, err := Package(ctx, s.opts.ChartDirs, s.tmpDir)
 	if err != nil {
 		return nil, err
 	}
-	files, err := writeArchives(s.tmpDir, charts)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.repo.replace(ctx, charts); err != nil {
-		_ = os.RemoveAll(filepath.Dir(files[0]))
+	if err := s.repo.Replace(ctx, set); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	old := s.archives
-	s.archives = files
+	s.set = set
 	s.mu.Unlock()
-	if len(old) > 0 {
-		_ = os.RemoveAll(filepath.Dir(old[0]))
-	}
 	return s.Charts(), nil
 }
 
-// writeArchives writes the archives of charts into a new directory under
-// tmp and returns their paths; there is always at least one chart.
-func writeArchives(tmp string, charts []*packaged) ([]string, error) {
-	dir, err := os.MkdirTemp(tmp, "archives-")
+// Package packages every chart found in roots (as Options.ChartDirs) in a
+// directory of its own under work, which it removes, and returns the set
+// to serve: Helm's index and each chart's archive and OCI artifact.
+func Package(ctx context.Context, roots []string, work string) (chartrepo.Set, error) {
+	charts, err := packageAll(ctx, roots, work)
 	if err != nil {
-		return nil, fmt.Errorf("creating the chart archive directory: %w", err)
+		return chartrepo.Set{}, err
 	}
-	files := make([]string, len(charts))
-	for i, c := range charts {
-		files[i] = filepath.Join(dir, c.file)
-		if err := os.WriteFile(files[i], c.archive, 0o600); err != nil {
-			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("writing the archive of chart %s: %w", c.dir, err)
-		}
-	}
-	return files, nil
+	return buildSet(charts)
 }
 
 // packageAll packages every chart found in roots, each into its own
@@ -235,10 +198,6 @@ func newPackaged(source string, ch *chart.Chart, archive []byte) (*packaged, err
 			source, strings.Join(missing, ", "))
 	}
 	md := ch.Metadata
-	ref, err := name.NewTag(pushHost+"/"+ociRepoPrefix+md.Name+":"+ociTag(md.Version), name.Insecure, name.StrictValidation)
-	if err != nil {
-		return nil, fmt.Errorf("chart %s: name %q and version %q cannot form an OCI reference: %w", source, md.Name, md.Version, err)
-	}
 	sum := sha256.Sum256(archive)
 	return &packaged{
 		Chart: Chart{Name: md.Name, Version: md.Version, Digest: "sha256:" + hex.EncodeToString(sum[:])},
@@ -246,7 +205,6 @@ func newPackaged(source string, ch *chart.Chart, archive []byte) (*packaged, err
 		// The name chartutil.Save gives the archive, whatever the file
 		// was called: the index and the archive paths must agree.
 		file:     md.Name + "-" + md.Version + ".tgz",
-		ref:      ref,
 		archive:  archive,
 		metadata: md,
 	}, nil
@@ -266,58 +224,48 @@ func missingDependencies(ch *chart.Chart) []string {
 	return missing
 }
 
-// buildIndex writes the repository index with urls relative to the
-// repository root, so that the same index works at every address.
-func buildIndex(charts []*packaged) ([]byte, error) {
+// buildSet makes the set a chartrepo.Repository serves: Helm's index,
+// with urls relative to the repository root so that one index works at
+// every address, and each chart's OCI artifact as `helm push` lays it out.
+func buildSet(charts []*packaged) (chartrepo.Set, error) {
 	idx := repo.NewIndexFile()
+	set := chartrepo.Set{}
 	for _, c := range charts {
 		if err := idx.MustAdd(c.metadata, "charts/"+c.file, "", strings.TrimPrefix(c.Digest, "sha256:")); err != nil {
-			return nil, fmt.Errorf("indexing chart %s: %w", c.dir, err)
+			return chartrepo.Set{}, fmt.Errorf("indexing chart %s: %w", c.dir, err)
 		}
+		manifest, config, err := helmArtifact(c.metadata, c.archive)
+		if err != nil {
+			return chartrepo.Set{}, fmt.Errorf("building the OCI artifact of chart %s: %w", c.dir, err)
+		}
+		set.Entries = append(set.Entries, chartrepo.Entry{Chart: c.Chart, File: c.file, Archive: c.archive,
+			Tag: ociTag(c.Version), Manifest: manifest, Config: config, Source: c.dir})
 	}
 	idx.SortEntries()
 	b, err := yaml.Marshal(idx)
 	if err != nil {
-		return nil, fmt.Errorf("writing the repository index: %w", err)
+		return chartrepo.Set{}, fmt.Errorf("writing the repository index: %w", err)
 	}
-	return b, nil
+	set.Index = b
+	return set, nil
 }
 
-// pushOCI tags the chart in the registry; an existing tag is moved, so an
-// edited chart at an unchanged version is what the next pull gets.
-func (r *Repository) pushOCI(ctx context.Context, c *packaged) error {
-	img, err := newHelmArtifact(c.metadata, c.archive)
+// helmArtifact returns the manifest and config of a chart as `helm push`
+// writes them: the chart metadata as JSON for config, the .tgz as the
+// only layer.
+func helmArtifact(md *chart.Metadata, archive []byte) (manifest, config []byte, err error) {
+	config, err = json.Marshal(md)
 	if err != nil {
-		return fmt.Errorf("building the OCI artifact of chart %s: %w", c.dir, err)
-	}
-	if err := remote.Write(c.ref, img, remote.WithContext(ctx), remote.WithTransport(r.push)); err != nil {
-		return fmt.Errorf("pushing chart %s to the registry as %s: %w", c.dir, c.ref.String(), err)
-	}
-	return nil
-}
-
-// helmArtifact is a chart laid out as `helm push` lays it out: the chart
-// metadata as JSON for config, the .tgz as the only layer. It is built by
-// hand because go-containerregistry's mutate can only write image configs.
-type helmArtifact struct {
-	config   []byte
-	layer    v1.Layer
-	manifest []byte
-}
-
-func newHelmArtifact(md *chart.Metadata, archive []byte) (v1.Image, error) {
-	config, err := json.Marshal(md)
-	if err != nil {
-		return nil, fmt.Errorf("encoding chart metadata: %w", err)
+		return nil, nil, fmt.Errorf("encoding chart metadata: %w", err)
 	}
 	layer := static.NewLayer(archive, helmregistry.ChartLayerMediaType)
 	layerDesc, err := partial.Descriptor(layer)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	configDigest, configSize, err := v1.SHA256(bytes.NewReader(config))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// No creation time among the annotations, unlike `helm push`: an
 	// unchanged chart keeps its manifest digest, which is the revision
@@ -329,7 +277,7 @@ func newHelmArtifact(md *chart.Metadata, archive []byte) (v1.Image, error) {
 	if md.Description != "" {
 		annotations["org.opencontainers.image.description"] = md.Description
 	}
-	manifest, err := json.Marshal(v1.Manifest{
+	manifest, err = json.Marshal(v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
 		Config:        v1.Descriptor{MediaType: helmregistry.ConfigMediaType, Digest: configDigest, Size: configSize},
@@ -337,81 +285,7 @@ func newHelmArtifact(md *chart.Metadata, archive []byte) (v1.Image, error) {
 		Annotations:   annotations,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("encoding manifest: %w", err)
+		return nil, nil, fmt.Errorf("encoding manifest: %w", err)
 	}
-	return partial.CompressedToImage(&helmArtifact{config: config, layer: layer, manifest: manifest})
-}
-
-func (a *helmArtifact) RawConfigFile() ([]byte, error)      { return a.config, nil }
-func (a *helmArtifact) RawManifest() ([]byte, error)        { return a.manifest, nil }
-func (a *helmArtifact) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
-
-func (a *helmArtifact) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
-	if d, err := a.layer.Digest(); err != nil || d != h {
-		return nil, fmt.Errorf("chart artifact has no layer %s", h)
-	}
-	return a.layer, nil
-}
-
-// inProcessTransport hands requests straight to the registry handler, so
-// Publish pushes with neither a network round trip nor credentials, while
-// network clients only ever get GET and HEAD, behind basic auth.
-type inProcessTransport struct{ h http.Handler }
-
-func (t inProcessTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body != nil {
-		defer req.Body.Close()
-	}
-	if err := req.Context().Err(); err != nil {
-		return nil, err
-	}
-	in := req.Clone(req.Context())
-	if in.Body == nil {
-		in.Body = http.NoBody
-	}
-	in.RequestURI = req.URL.RequestURI()
-	w := &bufferedResponse{header: http.Header{}}
-	t.h.ServeHTTP(w, in)
-	w.WriteHeader(http.StatusOK) // no-op unless the handler wrote nothing
-	resp := &http.Response{
-		Status:        strconv.Itoa(w.status) + " " + http.StatusText(w.status),
-		StatusCode:    w.status,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        w.sent,
-		Body:          io.NopCloser(bytes.NewReader(w.body.Bytes())),
-		ContentLength: int64(w.body.Len()),
-		Request:       req,
-	}
-	if req.Method == http.MethodHead {
-		resp.Body = http.NoBody
-		resp.ContentLength = -1
-		if n, err := strconv.ParseInt(w.sent.Get("Content-Length"), 10, 64); err == nil {
-			resp.ContentLength = n
-		}
-	}
-	return resp, nil
-}
-
-// bufferedResponse is the http.ResponseWriter of inProcessTransport.
-type bufferedResponse struct {
-	header http.Header
-	sent   http.Header // header as of WriteHeader, as a real server sends it
-	status int
-	body   bytes.Buffer
-}
-
-func (w *bufferedResponse) Header() http.Header { return w.header }
-
-func (w *bufferedResponse) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-		w.sent = w.header.Clone()
-	}
-}
-
-func (w *bufferedResponse) Write(b []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return w.body.Write(b)
+	return manifest, config, nil
 }

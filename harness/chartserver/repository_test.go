@@ -1,74 +1,70 @@
 package chartserver
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
 )
 
-// TestArchives: the files Archives lists are the archives served, and a
-// Publish replaces them.
-func TestArchives(t *testing.T) {
+// TestSet: the set a Server hands out is what it serves, and a Publish
+// replaces it.
+func TestSet(t *testing.T) {
 	root := t.TempDir()
 	writeChart(t, root, "app", "1.0.0", "hello")
 	s := start(t, Options{ChartDirs: []string{root}})
-	files := s.Archives()
-	if len(files) != 1 || filepath.Base(files[0]) != "app-1.0.0.tgz" {
-		t.Fatalf("Archives = %v, want app-1.0.0.tgz", files)
+	set := s.Set()
+	if len(set.Entries) != 1 || set.Entries[0].File != "app-1.0.0.tgz" {
+		t.Fatalf("Set().Entries = %v, want app-1.0.0.tgz", set.Charts())
 	}
-	b, err := os.ReadFile(files[0])
-	if err != nil {
-		t.Fatal(err)
+	if got, want := sha256Digest(set.Entries[0].Archive), chartByName(t, s, "app").Digest; got != want {
+		t.Fatalf("the set's archive has digest %s, the server serves %s", got, want)
 	}
-	if got, want := sha256Digest(b), chartByName(t, s, "app").Digest; got != want {
-		t.Fatalf("archive file digest %s, served %s", got, want)
+	if err := set.Check(); err != nil {
+		t.Fatalf("the set a server hands out does not pass Check: %v", err)
 	}
 	writeChart(t, root, "app", "1.1.0", "hello")
 	if _, err := s.Publish(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(files[0]); !os.IsNotExist(err) {
-		t.Errorf("the previous publish's archive %s is still there", files[0])
-	}
-	if now := s.Archives(); len(now) != 1 || filepath.Base(now[0]) != "app-1.1.0.tgz" {
-		t.Fatalf("Archives after Publish = %v, want app-1.1.0.tgz", now)
+	if now := s.Set(); len(now.Entries) != 1 || now.Entries[0].File != "app-1.1.0.tgz" || !strings.Contains(string(now.Index), "app-1.1.0.tgz") {
+		t.Fatalf("Set after Publish = %v, want app-1.1.0.tgz in its entries and index", now.Charts())
 	}
 }
 
-// TestPublishArchives serves the host server's archives from a second
-// Repository: the same charts with the same digests, in both forms.
-func TestPublishArchives(t *testing.T) {
+// TestSetServedElsewhere serves the host server's set from a second
+// repository, as the in-cluster fleet server does: the same charts with
+// the same digests; a set whose archive was changed is refused whole.
+func TestSetServedElsewhere(t *testing.T) {
 	root := t.TempDir()
 	writeChart(t, root, "app", "1.0.0", "hello")
 	writeChart(t, root, "db", "2.0.0", "hi")
 	host := start(t, Options{ChartDirs: []string{root}})
 
-	if _, err := NewRepository("", "p", nil); err == nil {
-		t.Error("NewRepository without a user succeeded")
+	if _, err := chartrepo.New("", "p", nil); err == nil {
+		t.Error("chartrepo.New without a user succeeded")
 	}
-	r, err := NewRepository("u", "p", nil)
+	r, err := chartrepo.New("u", "p", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(r.Charts()) != 0 {
 		t.Fatalf("a new repository serves %v", r.Charts())
 	}
-	charts, err := r.PublishArchives(t.Context(), host.Archives())
-	if err != nil {
+	if err := r.Replace(t.Context(), host.Set()); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := charts, host.Charts(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
-		t.Fatalf("PublishArchives = %v, want the host's %v", got, want)
+	if got, want := r.Charts(), host.Charts(); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("the second repository serves %v, want the host's %v", got, want)
 	}
-	notChart := filepath.Join(t.TempDir(), "x.tgz")
-	if err := os.WriteFile(notChart, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
+	tampered := host.Set()
+	tampered.Entries = append([]chartrepo.Entry(nil), tampered.Entries...)
+	tampered.Entries[1].Archive = append([]byte(nil), tampered.Entries[1].Archive...)
+	tampered.Entries[1].Archive[0] ^= 0xff
+	if err := r.Replace(t.Context(), tampered); err == nil || !strings.Contains(err.Error(), tampered.Entries[1].Source) {
+		t.Fatalf("Replace with a changed archive = %v, want an error naming %s", err, tampered.Entries[1].Source)
 	}
-	if _, err := r.PublishArchives(t.Context(), []string{host.Archives()[0], notChart}); err == nil || !strings.Contains(err.Error(), notChart) {
-		t.Fatalf("PublishArchives with a non-chart = %v, want an error naming %s", err, notChart)
-	}
-	if len(r.Charts()) != 2 {
-		t.Fatalf("a refused set changed what is served: %v", r.Charts())
+	if got := r.Charts(); len(got) != 2 || got[1] != host.Charts()[1] {
+		t.Fatalf("a refused set changed what is served: %v", got)
 	}
 }

@@ -189,34 +189,33 @@ func TestGitIgnoredChartFilesNotPackaged(t *testing.T) {
 	if got := archiveFiles(t, s, "extra", "1.0.0")["extra/files/notes.local.yaml"]; got != "kit file\n" {
 		t.Errorf("chart under an ignored directory: notes.local.yaml = %q, want it packaged", got)
 	}
-	// The archives a run pushes to the in-cluster fleet server are these
-	// files: the secret is in none of them either.
-	archives := s.Archives()
-	if len(archives) != 2 {
-		t.Fatalf("Archives() = %q, want the two charts' archives", archives)
+	// The set a run pushes to the in-cluster fleet server holds these
+	// archives: the secret is in none of them, nor in its index.
+	set := s.Set()
+	if len(set.Entries) != 2 {
+		t.Fatalf("Set() has %d charts, want the two charts", len(set.Entries))
 	}
-	for _, a := range archives {
-		if raw := gunzipFile(t, a); strings.Contains(raw, marker) {
-			t.Errorf("archive %s for the in-cluster server holds the planted secret", a)
+	for _, e := range set.Entries {
+		if raw := gunzip(t, e.File, e.Archive); strings.Contains(raw, marker) {
+			t.Errorf("archive %s for the in-cluster server holds the planted secret", e.File)
 		}
+	}
+	if strings.Contains(string(set.Index), marker) {
+		t.Error("the index for the in-cluster server holds the planted secret")
 	}
 }
 
-// gunzipFile returns a gzip file's content, uncompressed.
-func gunzipFile(t *testing.T, path string) string {
+// gunzip returns a gzip archive's content, uncompressed; name names it
+// in messages.
+func gunzip(t *testing.T, name string, archive []byte) string {
 	t.Helper()
-	f, err := os.Open(path)
+	zr, err := gzip.NewReader(bytes.NewReader(archive))
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	b, err := io.ReadAll(zr)
 	if err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return string(b)
 }

@@ -7,8 +7,9 @@
 // chart server's chartserver.InClusterHost, and git-server for git), with
 // the chart credential Secrets made as host mode makes them.
 //
-// The server side (Backend) lives here too, so that the two ends of the
-// admin protocol are defined once.
+// The server side and the admin protocol both ends share are in
+// clusterserver/backend, which the server binary links without this
+// package's Kubernetes client.
 package clusterserver
 
 import (
@@ -27,6 +28,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flux-fleet/flux-fleet/harness/chartserver"
+	"github.com/flux-fleet/flux-fleet/harness/clusterserver/backend"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/internal/basicauth"
 	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
@@ -155,7 +157,7 @@ func ensureNamespace(ctx context.Context, c *fluxobj.Clients, ns string) (bool, 
 
 // GitURL is the in-cluster URL of the repository.
 func (s *Server) GitURL() string {
-	return fmt.Sprintf("http://%s.%s.svc.cluster.local%s", GitServiceName, s.opts.Namespace, RepoPath)
+	return fmt.Sprintf("http://%s.%s.svc.cluster.local%s", GitServiceName, s.opts.Namespace, backend.RepoPath)
 }
 
 // GitCredentials are the basic-auth user and password git clients need.

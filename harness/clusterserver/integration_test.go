@@ -14,6 +14,7 @@ import (
 
 	"github.com/flux-fleet/flux-fleet/harness/chartserver"
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/clusterserver/backend"
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
@@ -38,13 +39,13 @@ func TestIntegrationDeployPushRemove(t *testing.T) {
 	}
 	logw := cluster.LogfWriter(t.Logf)
 
-	src, _ := sourceRepo(t)
+	src := sourceRepo(t)
 	git, err := gitserver.Start(ctx, gitserver.Options{Addr: "127.0.0.1", SourceDir: src, Log: logw})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer git.Close()
-	charts, err := chartserver.Start(ctx, chartserver.Options{Addr: "127.0.0.1", ChartDirs: []string{chartDir(t, "app", "1.2.3")}, Log: logw})
+	charts, err := chartserver.Start(ctx, chartserver.Options{Addr: "127.0.0.1", ChartDirs: []string{testsupport.WriteChart(t, t.TempDir(), "app", "1.2.3")}, Log: logw})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestIntegrationDeployPushRemove(t *testing.T) {
 	if err := s.PushGit(ctx, func(w io.Writer) error { return git.Bundle(ctx, w) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PushCharts(ctx, charts.Archives()); err != nil {
+	if err := s.PushCharts(ctx, charts.Set()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -68,12 +69,12 @@ func TestIntegrationDeployPushRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd, err := probe.ToPod(ctx, fc.Config, pod.Namespace, pod.Name, ServePort)
+	fwd, err := probe.ToPod(ctx, fc.Config, pod.Namespace, pod.Name, backend.ServePort)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fwd.Close()
-	u := &url.URL{Scheme: "http", Host: fwd.Addr, Path: RepoPath}
+	u := &url.URL{Scheme: "http", Host: fwd.Addr, Path: backend.RepoPath}
 	u.User = url.UserPassword(s.GitCredentials())
 	if refs := testsupport.Git(t, "", "ls-remote", u.String()); !strings.Contains(refs, git.Revision()+"\trefs/heads/main") {
 		t.Errorf("served refs:\n%s\nwant main at %s", refs, git.Revision())

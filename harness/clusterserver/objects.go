@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/flux-fleet/flux-fleet/harness/chartserver"
+	"github.com/flux-fleet/flux-fleet/harness/clusterserver/backend"
 )
 
 // serverUID is the image's non-root user (the distroless "nonroot" uid).
@@ -66,11 +67,11 @@ func (s *Server) secret() *corev1.Secret {
 		ObjectMeta: s.meta(Name),
 		Type:       corev1.SecretTypeOpaque,
 		StringData: map[string]string{
-			EnvGitUser:    s.opts.GitUser,
-			EnvGitPass:    s.opts.GitPass,
-			EnvChartUser:  s.opts.ChartUser,
-			EnvChartPass:  s.opts.ChartPass,
-			EnvAdminToken: s.adminToken,
+			backend.EnvGitUser:    s.opts.GitUser,
+			backend.EnvGitPass:    s.opts.GitPass,
+			backend.EnvChartUser:  s.opts.ChartUser,
+			backend.EnvChartPass:  s.opts.ChartPass,
+			backend.EnvAdminToken: s.adminToken,
 		},
 	}
 }
@@ -93,12 +94,12 @@ func (s *Server) podLabels() map[string]string {
 
 func (s *Server) deployment() *appsv1.Deployment {
 	env := []corev1.EnvVar{
-		{Name: EnvPodIP, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		{Name: backend.EnvPodIP, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 		// git and the server write only here: the root filesystem is read-only.
 		{Name: "TMPDIR", Value: "/tmp"},
 		{Name: "HOME", Value: "/tmp"},
 	}
-	for _, name := range []string{EnvGitUser, EnvGitPass, EnvChartUser, EnvChartPass, EnvAdminToken} {
+	for _, name := range []string{backend.EnvGitUser, backend.EnvGitPass, backend.EnvChartUser, backend.EnvChartPass, backend.EnvAdminToken} {
 		env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: Name}, Key: name},
 		}})
@@ -109,11 +110,11 @@ func (s *Server) deployment() *appsv1.Deployment {
 		ImagePullPolicy: corev1.PullIfNotPresent,
 		Env:             env,
 		Ports: []corev1.ContainerPort{
-			{Name: "http", ContainerPort: ServePort, Protocol: corev1.ProtocolTCP},
-			{Name: "admin", ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP},
+			{Name: "http", ContainerPort: backend.ServePort, Protocol: corev1.ProtocolTCP},
+			{Name: "admin", ContainerPort: backend.AdminPort, Protocol: corev1.ProtocolTCP},
 		},
 		ReadinessProbe: &corev1.Probe{
-			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: HealthzPath, Port: intstr.FromInt32(AdminPort)}},
+			ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: backend.HealthzPath, Port: intstr.FromInt32(backend.AdminPort)}},
 			PeriodSeconds: 1,
 		},
 		Resources: corev1.ResourceRequirements{

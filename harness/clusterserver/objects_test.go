@@ -10,7 +10,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
 	"github.com/flux-fleet/flux-fleet/harness/chartserver"
+	"github.com/flux-fleet/flux-fleet/harness/chartserver/chartservertest"
+	"github.com/flux-fleet/flux-fleet/harness/clusterserver/backend"
 )
 
 func testServer() *Server {
@@ -68,13 +71,13 @@ func TestObjects(t *testing.T) {
 		t.Errorf("security context %+v, want non-root uid %d on a read-only root", sc, serverUID)
 	case c.ImagePullPolicy != corev1.PullIfNotPresent:
 		t.Errorf("pull policy %s, want IfNotPresent", c.ImagePullPolicy)
-	case c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != HealthzPath || c.ReadinessProbe.HTTPGet.Port.IntVal != AdminPort:
-		t.Errorf("readiness probe %+v, want %s on %d", c.ReadinessProbe, HealthzPath, AdminPort)
+	case c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != backend.HealthzPath || c.ReadinessProbe.HTTPGet.Port.IntVal != backend.AdminPort:
+		t.Errorf("readiness probe %+v, want %s on %d", c.ReadinessProbe, backend.HealthzPath, backend.AdminPort)
 	case c.Resources.Requests.Memory().IsZero():
 		t.Error("no memory request")
 	}
 	for _, e := range c.Env {
-		if strings.HasSuffix(e.Name, "PASSWORD") || e.Name == EnvAdminToken {
+		if strings.HasSuffix(e.Name, "PASSWORD") || e.Name == backend.EnvAdminToken {
 			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != Name {
 				t.Errorf("env %s is not read from Secret %s: %+v", e.Name, Name, e)
 			}
@@ -128,10 +131,20 @@ func TestFatalProblem(t *testing.T) {
 
 func TestPushChartsRefusesBeforeConnecting(t *testing.T) {
 	s := testServer()
-	for _, archives := range [][]string{{"a/app.tgz", "b/app.tgz"}, {"chart-dir"}} {
+	set := chartservertest.Set(t, [2]string{"app", "1.0.0"})
+	tampered := set
+	tampered.Entries = []chartrepo.Entry{set.Entries[0]}
+	tampered.Entries[0].Archive = []byte("not the chart")
+	for name, tc := range map[string]struct {
+		set  chartrepo.Set
+		want string
+	}{
+		"no index":         {chartrepo.Set{Entries: set.Entries}, "no index.yaml"},
+		"archive tampered": {tampered, "is not the archive's"},
+	} {
 		// A nil clients bundle: any attempt to reach a cluster would panic.
-		if err := s.PushCharts(t.Context(), archives); err == nil {
-			t.Errorf("PushCharts(%v) = nil, want a refusal", archives)
+		if err := s.PushCharts(t.Context(), tc.set); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("PushCharts(%s) = %v, want a refusal with %q", name, err, tc.want)
 		}
 	}
 }

@@ -1,26 +1,25 @@
 package clusterserver
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
+	"github.com/flux-fleet/flux-fleet/harness/clusterserver/backend"
 	"github.com/flux-fleet/flux-fleet/harness/probe"
 )
 
 // pushTimeout bounds one push: the port-forward, the upload and the
-// server's own work on it (adminTimeout), with a margin for the upload.
-const pushTimeout = adminTimeout + 30*time.Second
+// server's own work on it (backend.AdminTimeout), with a margin for the upload.
+const pushTimeout = backend.AdminTimeout + 30*time.Second
 
 // maxAnswer bounds what is read of the server's answer.
 const maxAnswer = 64 << 10
@@ -29,59 +28,18 @@ const maxAnswer = 64 << 10
 // (gitserver.(*Server).Bundle), which replaces the branches it serves. A
 // bundle the server refuses changes nothing there; the error says why.
 func (s *Server) PushGit(ctx context.Context, bundle func(w io.Writer) error) error {
-	return s.push(ctx, AdminGitPath, "the git bundle", bundle)
+	return s.push(ctx, backend.AdminGitPath, "the git bundle", bundle)
 }
 
-// PushCharts hands the server the chart archives (.tgz files, as
-// chartserver.(*Server).Archives lists them), which replace the charts it
-// serves as a whole.
-func (s *Server) PushCharts(ctx context.Context, archives []string) error {
-	seen := map[string]string{}
-	for _, p := range archives {
-		base := filepath.Base(p)
-		if !strings.HasSuffix(base, ".tgz") {
-			return fmt.Errorf("pushing the charts: %s is not a chart archive (.tgz)", p)
-		}
-		if other, ok := seen[base]; ok {
-			return fmt.Errorf("pushing the charts: %s and %s have one file name", other, p)
-		}
-		seen[base] = p
+// PushCharts hands the server the chart set (chartserver.(*Server).Set),
+// which replaces the charts it serves as a whole. The server checks that
+// each chart's archive, digest and OCI artifact agree; a set it refuses
+// changes nothing there.
+func (s *Server) PushCharts(ctx context.Context, set chartrepo.Set) error {
+	if err := set.Check(); err != nil {
+		return fmt.Errorf("pushing the charts: %w", err)
 	}
-	return s.push(ctx, AdminChartsPath, "the charts", func(w io.Writer) error { return writeTar(w, archives) })
-}
-
-// writeTar writes the files as a flat tar: each under its base name.
-func writeTar(w io.Writer, files []string) error {
-	tw := tar.NewWriter(w)
-	for _, p := range files {
-		if err := addFile(tw, p); err != nil {
-			return err
-		}
-	}
-	return tw.Close()
-}
-
-func addFile(tw *tar.Writer, p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return fmt.Errorf("reading chart archive: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("reading chart archive: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("chart archive %s is not a regular file", p)
-	}
-	h := &tar.Header{Name: filepath.Base(p), Mode: 0o600, Size: fi.Size(), ModTime: fi.ModTime(), Typeflag: tar.TypeReg}
-	if err := tw.WriteHeader(h); err != nil {
-		return fmt.Errorf("adding %s to the tar: %w", p, err)
-	}
-	if _, err := io.Copy(tw, f); err != nil {
-		return fmt.Errorf("adding %s to the tar: %w", p, err)
-	}
-	return nil
+	return s.push(ctx, backend.AdminChartsPath, "the charts", set.WriteTar)
 }
 
 // push port-forwards to the admin port of a ready pod, PUTs what body
@@ -94,7 +52,7 @@ func (s *Server) push(ctx context.Context, path, what string, body func(w io.Wri
 	if err != nil {
 		return fmt.Errorf("pushing %s: %w", what, err)
 	}
-	fwd, err := probe.ToPod(ctx, s.c.Config, pod.Namespace, pod.Name, AdminPort)
+	fwd, err := probe.ToPod(ctx, s.c.Config, pod.Namespace, pod.Name, backend.AdminPort)
 	if err != nil {
 		return fmt.Errorf("pushing %s: %w", what, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
 )
 
@@ -18,7 +19,7 @@ import (
 type fakeFleetServer struct {
 	mu              sync.Mutex
 	bundles         [][]byte
-	charts          [][]string
+	charts          []chartrepo.Set
 	pushErr         error
 	removed, closed int
 }
@@ -41,10 +42,10 @@ func (f *fakeFleetServer) PushGit(_ context.Context, bundle func(w io.Writer) er
 	return f.pushErr
 }
 
-func (f *fakeFleetServer) PushCharts(_ context.Context, archives []string) error {
+func (f *fakeFleetServer) PushCharts(_ context.Context, set chartrepo.Set) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.charts = append(f.charts, archives)
+	f.charts = append(f.charts, set)
 	return f.pushErr
 }
 

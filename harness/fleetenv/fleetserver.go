@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
 	"github.com/flux-fleet/flux-fleet/harness/clusterserver"
 )
 
@@ -14,7 +15,7 @@ type fleetServer interface {
 	GitURL() string
 	GitCredentials() (user, pass string)
 	PushGit(ctx context.Context, bundle func(w io.Writer) error) error
-	PushCharts(ctx context.Context, archives []string) error
+	PushCharts(ctx context.Context, set chartrepo.Set) error
 	Remove(ctx context.Context) error
 	Close() error
 }

@@ -114,7 +114,7 @@ func serveInClusters(ctx context.Context, r *Run) error {
 // may use a chart version that is new too.
 func pushToFleetServer(ctx context.Context, srv fleetServer, git *gitserver.Server, charts *chartserver.Server) error {
 	if charts != nil {
-		if err := srv.PushCharts(ctx, charts.Archives()); err != nil {
+		if err := srv.PushCharts(ctx, charts.Set()); err != nil {
 			return fmt.Errorf("pushing the charts to the fleet server: %w", err)
 		}
 	}

@@ -125,3 +125,35 @@ func Git(t testing.TB, dir string, args ...string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// WriteChart writes a minimal chart (a Chart.yaml and one ConfigMap
+// template) at <root>/<name> and returns its directory.
+func WriteChart(t testing.TB, root, name, version string) string {
+	t.Helper()
+	dir := filepath.Join(root, name)
+	files := map[string]string{
+		"Chart.yaml":               "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
+		"templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n",
+	}
+	for f, content := range files {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// WriteCharts writes a minimal chart (WriteChart) of each name and version
+// into a new directory and returns it.
+func WriteCharts(t testing.TB, charts ...[2]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, c := range charts {
+		WriteChart(t, root, c[0], c[1])
+	}
+	return root
+}

@@ -1,7 +1,11 @@
-package clusterserver
+// Package backend is the fleet server inside the pod (hack/fleetserver):
+// the bare git repository and the chart set it serves, replaced through
+// admin paths that harness/clusterserver reaches by port-forward, and the
+// protocol both ends share. It links neither Helm nor a Kubernetes client:
+// the charts arrive packaged and indexed (chartrepo.Set).
+package backend
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/subtle"
@@ -11,19 +15,18 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/flux-fleet/flux-fleet/harness/chartserver"
+	"github.com/flux-fleet/flux-fleet/harness/chartrepo"
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
 	"github.com/flux-fleet/flux-fleet/harness/internal/httplog"
 )
 
 // The fleet server's protocol, shared by the binary (hack/fleetserver) and
-// the client in this package.
+// the client (harness/clusterserver).
 const (
 	// ServePort serves git (RepoPath) and the charts to the cluster.
 	ServePort = 8080
@@ -56,14 +59,14 @@ const (
 const (
 	MaxBundleBytes   = 512 << 20
 	MaxChartsBytes   = 100 << 20
-	MaxChartArchive  = 20 << 20
+	MaxChartArchive  = 20 << 20 // any one file of the chart set's tar
 	MaxChartArchives = 1000
-	// adminTimeout bounds one admin request, git's work included.
-	adminTimeout = 2 * time.Minute
+	// AdminTimeout bounds one admin request, git's work included.
+	AdminTimeout = 2 * time.Minute
 )
 
-// BackendConfig is what the fleet server runs with.
-type BackendConfig struct {
+// Config is what the fleet server runs with.
+type Config struct {
 	// DataDir is the one writable directory: the bare repository and the
 	// uploads in flight live under it.
 	DataDir                                string
@@ -76,17 +79,17 @@ type BackendConfig struct {
 // that git clients fetch from and the chart repository, both replaced
 // through the admin paths.
 type Backend struct {
-	cfg    BackendConfig
+	cfg    Config
 	bare   string
 	git    http.Handler
-	charts *chartserver.Repository
+	charts *chartrepo.Repository
 	admin  *httplog.Log
 
 	gitMu sync.Mutex // one bundle applied at a time
 }
 
-// NewBackend creates the empty bare repository under cfg.DataDir.
-func NewBackend(ctx context.Context, cfg BackendConfig) (*Backend, error) {
+// New creates the empty bare repository under cfg.DataDir.
+func New(ctx context.Context, cfg Config) (*Backend, error) {
 	for _, c := range []struct{ name, value string }{{EnvGitUser, cfg.GitUser}, {EnvGitPass, cfg.GitPass},
 		{EnvChartUser, cfg.ChartUser}, {EnvChartPass, cfg.ChartPass}, {EnvAdminToken, cfg.AdminToken}} {
 		if c.value == "" {
@@ -101,7 +104,7 @@ func NewBackend(ctx context.Context, cfg BackendConfig) (*Backend, error) {
 	if b.git, err = gitserver.NewHandler(repoName, b.bare, cfg.GitUser, cfg.GitPass, cfg.Log); err != nil {
 		return nil, err
 	}
-	if b.charts, err = chartserver.NewRepository(cfg.ChartUser, cfg.ChartPass, cfg.Log); err != nil {
+	if b.charts, err = chartrepo.New(cfg.ChartUser, cfg.ChartPass, cfg.Log); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -156,7 +159,7 @@ func (b *Backend) serveAdmin(w http.ResponseWriter, r *http.Request) string {
 		http.Error(w, "Unauthorized", http.StatusUnauthorized)
 		return "missing or wrong token"
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), adminTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), AdminTimeout)
 	defer cancel()
 	var answer string
 	var err error
@@ -254,69 +257,23 @@ func bundleBranches(heads string) ([]string, error) {
 	return branches, nil
 }
 
-// replaceCharts unpacks the tar of chart archives in body and serves them
-// in place of the current set; on any error the current set stays. It
-// returns the charts now served, "<name> <version> <digest>" a line.
+// replaceCharts reads the chart set (chartrepo.Set, as a tar) in body and
+// serves it in place of the current set; on any error the current set
+// stays. It returns the charts now served, "<name> <version> <digest>" a
+// line.
 func (b *Backend) replaceCharts(ctx context.Context, body io.Reader) (string, error) {
-	dir, err := os.MkdirTemp(b.cfg.DataDir, "charts-")
-	if err != nil {
-		return "", fmt.Errorf("creating a directory for the charts: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	paths, err := untarArchives(body, dir)
-	if err != nil {
-		return "", fmt.Errorf("reading the tar of charts: %w", err)
-	}
-	charts, err := b.charts.PublishArchives(ctx, paths)
+	set, err := chartrepo.ReadTar(body, chartrepo.Limits{FileBytes: MaxChartArchive, Charts: MaxChartArchives})
 	if err != nil {
 		return "", err
 	}
+	if err := b.charts.Replace(ctx, set); err != nil {
+		return "", err
+	}
 	var out strings.Builder
-	for _, c := range charts {
+	for _, c := range b.charts.Charts() {
 		fmt.Fprintf(&out, "%s %s %s\n", c.Name, c.Version, c.Digest)
 	}
 	return out.String(), nil
-}
-
-// untarArchives writes the .tgz files of the tar in r into dir and returns
-// their paths. Only regular files directly at the top of the tar are
-// accepted, within the size and count bounds: a name with a directory, a
-// ".." or an absolute path is refused, never resolved.
-func untarArchives(r io.Reader, dir string) ([]string, error) {
-	tr := tar.NewReader(r)
-	seen := map[string]bool{}
-	var paths []string
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return paths, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case h.Typeflag == tar.TypeXGlobalHeader:
-			continue
-		case h.Typeflag != tar.TypeReg:
-			return nil, fmt.Errorf("entry %q is not a regular file", h.Name)
-		case h.Name != path.Base(h.Name) || !filepath.IsLocal(h.Name) || strings.ContainsAny(h.Name, `/\`):
-			return nil, fmt.Errorf("entry %q is not a plain file name: paths are refused", h.Name)
-		case !strings.HasSuffix(h.Name, ".tgz"):
-			return nil, fmt.Errorf("entry %q is not a chart archive (.tgz)", h.Name)
-		case seen[h.Name]:
-			return nil, fmt.Errorf("entry %q appears twice", h.Name)
-		case h.Size > MaxChartArchive:
-			return nil, fmt.Errorf("entry %q has %d bytes: a chart archive may have %d", h.Name, h.Size, MaxChartArchive)
-		case len(paths) == MaxChartArchives:
-			return nil, fmt.Errorf("more than %d chart archives", MaxChartArchives)
-		}
-		seen[h.Name] = true
-		p := filepath.Join(dir, h.Name)
-		if err := writeFile(p, io.LimitReader(tr, MaxChartArchive)); err != nil {
-			return nil, fmt.Errorf("entry %q: %w", h.Name, err)
-		}
-		paths = append(paths, p)
-	}
 }
 
 // writeFile writes r to a new file at p, 0600.

@@ -1,4 +1,4 @@
-package clusterserver
+package backend
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 // handlers on loopback test servers.
 type testBackend struct {
 	*Backend
-	cfg                  BackendConfig
+	cfg                  Config
 	log                  *testsupport.SyncBuffer
 	serve, admin, health *httptest.Server
 }
@@ -28,10 +28,11 @@ func newTestBackend(t *testing.T) *testBackend {
 	t.Helper()
 	testsupport.RequireGit(t, "the fleet server applies bundles and serves upload-pack with git")
 	log := &testsupport.SyncBuffer{}
-	cfg := BackendConfig{DataDir: t.TempDir(), AdminToken: randomToken(), Log: log}
+	cfg := Config{DataDir: t.TempDir(), Log: log}
+	_, cfg.AdminToken = basicauth.Random("admin-")
 	cfg.GitUser, cfg.GitPass = basicauth.Random("fleet-")
 	cfg.ChartUser, cfg.ChartPass = basicauth.Random("charts-")
-	b, err := NewBackend(t.Context(), cfg)
+	b, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +53,12 @@ func put(t *testing.T, base, path, token string, body io.Reader) (int, string) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return do(t, req)
+}
+
+// do sends req and returns the status and answer.
+func do(t *testing.T, req *http.Request) (int, string) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
