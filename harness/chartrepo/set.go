@@ -91,9 +91,10 @@ func (s Set) Check() error {
 			seen      map[string]string
 			key, what string
 		}{
-			{files, e.File, "have one file name"},
+			// One name and version first: it is what a user meant twice.
 			{versions, e.Name + "\x00" + e.Version, "are both " + e.Name + " version " + e.Version},
 			{tags, e.Name + "\x00" + e.Tag, "have one tag " + e.Tag},
+			{files, e.File, "have one file name"},
 		} {
 			if other, ok := u.seen[u.key]; ok {
 				return fmt.Errorf("charts %s and %s %s: one archive and one tag cannot serve both", other, e.source(), u.what)

@@ -53,8 +53,8 @@ func (s Set) WriteTar(w io.Writer) error {
 	return tw.Close()
 }
 
-// ReadTar reads a Set from the tar in r and checks it (Set.Check). Only
-// regular files directly at the top of the tar are accepted, within
+// ReadTar reads a Set from the tar in r; Repository.Replace checks the
+// rest (Set.Check). Only regular files directly at the top of the tar are accepted, within
 // limits: a name with a directory, a ".." or an absolute path is refused,
 // never resolved; every archive must belong to one entry and every entry
 // have its archive.
@@ -89,7 +89,7 @@ func ReadTar(r io.Reader, limits Limits) (Set, error) {
 	for name := range files {
 		return Set{}, fmt.Errorf("entry %q is no chart's archive", name)
 	}
-	return set, set.Check()
+	return set, nil
 }
 
 // readFlatTar reads the regular files at the top of the tar, by name.

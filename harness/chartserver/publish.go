@@ -73,11 +73,17 @@ func Package(ctx context.Context, roots []string, work string) (chartrepo.Set, e
 	if err != nil {
 		return chartrepo.Set{}, err
 	}
-	return buildSet(charts)
+	set, err := buildSet(charts)
+	if err != nil {
+		return chartrepo.Set{}, err
+	}
+	// The rules a repository serves by (two charts of one name and version
+	// among them), checked before any server is handed the set.
+	return set, set.Check()
 }
 
 // packageAll packages every chart found in roots, each into its own
-// directory under tmp, and refuses two charts with one name and version.
+// directory under tmp, sorted by name and version.
 func packageAll(ctx context.Context, roots []string, tmp string) ([]*packaged, error) {
 	dirs, err := findCharts(roots)
 	if err != nil {
@@ -100,24 +106,10 @@ func packageAll(ctx context.Context, roots []string, tmp string) ([]*packaged, e
 		}
 		charts = append(charts, c)
 	}
-	if err := sortUnique(charts); err != nil {
-		return nil, err
-	}
-	return charts, nil
-}
-
-// sortUnique sorts charts by name and version and refuses two of one name
-// and version.
-func sortUnique(charts []*packaged) error {
 	slices.SortStableFunc(charts, func(a, b *packaged) int {
 		return strings.Compare(a.Name+"\x00"+a.Version, b.Name+"\x00"+b.Version)
 	})
-	for i := 1; i < len(charts); i++ {
-		if a, b := charts[i-1], charts[i]; a.Name == b.Name && a.Version == b.Version {
-			return fmt.Errorf("charts %s and %s are both %s version %s: one archive and one tag cannot serve both", a.dir, b.dir, a.Name, a.Version)
-		}
-	}
-	return nil
+	return charts, nil
 }
 
 // findCharts expands roots into chart directories: a root with a
