@@ -42,6 +42,16 @@ scratch_module() {
   (cd "$dir" && go mod init fleetkit/scratch >/dev/null 2>&1 && for r in "$@"; do go mod edit -require "$r"; done)
 }
 
+# release_build LDFLAGS ARGS... : go build of a binary the kit ships: no file
+# paths, no symbol table, no DWARF, plus LDFLAGS (-X stamps). -dwarf=false
+# spares the compiler the DWARF that -w drops anyway: the same machine code,
+# a tenth less compile CPU (docs/timings.md).
+release_build() {
+  local ld=$1
+  shift
+  go build -trimpath -gcflags=all=-dwarf=false -ldflags "-s -w${ld:+ $ld}" "$@"
+}
+
 # minimal_rootfs DIR : passwd/group with root and nobody, CA bundle, /tmp 1777.
 minimal_rootfs() {
   local dir=$1
@@ -89,14 +99,14 @@ build_k8s_binaries() {
   done
   mkdir -p "$out"
   # shellcheck disable=SC2086
-  (cd "$src" && go build -trimpath -ldflags "-s -w $ld" -o "$out/" $pkgs)
+  (cd "$src" && release_build "$ld" -o "$out/" $pkgs)
 }
 
 build_etcd_binary() {
   local out=$1 src="$KIT_DIR/src/etcd"
   scratch_module "$src" "go.etcd.io/etcd/server/v3@$ETCD_MODULE_VERSION"
   mkdir -p "$out"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  (cd "$src" && release_build "" -o "$out/etcd" go.etcd.io/etcd/server/v3)
 }
 
 # The CoreDNS plugins (packages under github.com/coredns/coredns/plugin) of
@@ -118,20 +128,20 @@ build_coredns_binary() {
     printf ')\n\nfunc main() { coremain.Run() }\n'
   } >"$src/main.go"
   mkdir -p "$out"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/coredns" .)
+  (cd "$src" && release_build "" -o "$out/coredns" .)
 }
 
 build_crictl_binary() {
   local out=$1 src="$KIT_DIR/src/cri-tools"
   scratch_module "$src" "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION"
   mkdir -p "$out"
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl)
+  (cd "$src" && release_build "" -o "$out/crictl" sigs.k8s.io/cri-tools/cmd/crictl)
 }
 
 build_pause_binary() {
   local out=$1
   mkdir -p "$out"
-  (cd "$repo" && go build -trimpath -ldflags "-s -w" -o "$out/pause" ./hack/kit/pause)
+  (cd "$repo" && release_build "" -o "$out/pause" ./hack/kit/pause)
 }
 
 # ---- Debian base image -------------------------------------------------------
@@ -513,7 +523,7 @@ build_flux_controller_image() {
   esac
   # No go mod tidy: it also resolves test-only modules, some of which the proxy
   # refuses; -mod=mod (GOFLAGS) resolves what the binary imports.
-  (cd "$src" && go build -trimpath -ldflags "-s -w" -o "$bin" .) || die "building $mod failed"
+  (cd "$src" && release_build "" -o "$bin" .) || die "building $mod failed"
   minimal_rootfs "$dir"
   install -m 0755 "$bin" "$dir/usr/local/bin/$c"
   mkdir -p "$dir/data" && chown 65534:65534 "$dir/data"
@@ -534,7 +544,7 @@ build_flux_manifests() {
   # the harness applies extra-crds/*.yaml after Flux.
   rm -rf "$nc" && mkdir -p "$nc" "$out/extra-crds"
   (cd "$napi" &&
-    go run "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" \
+    go run -gcflags=all=-dwarf=false "sigs.k8s.io/controller-tools/cmd/controller-gen@$CONTROLLER_TOOLS_VERSION" \
       crd paths=./... output:crd:artifacts:config="$nc")
   cat "$nc"/*.yaml >"$out/extra-crds/notification-controller.crds.yaml"
   rm -rf "$nc"
@@ -579,7 +589,7 @@ slim_debian_image() {
 build_app_image() {
   local image=$1 h=$2 dir="$KIT_DIR/rootfs/app"
   minimal_rootfs "$dir"
-  (cd "$repo" && go build -trimpath -ldflags "-s -w" -o "$dir/usr/local/bin/fleet-app" ./fixtures/app)
+  (cd "$repo" && release_build "" -o "$dir/usr/local/bin/fleet-app" ./fixtures/app)
   import_dir "$dir" "$image" "$h" --change 'ENTRYPOINT ["/usr/local/bin/fleet-app"]' --change 'USER 65534:65534'
   rm -rf "$dir"
 }
@@ -599,8 +609,7 @@ build_podinfo_image() {
   minimal_rootfs "$dir"
   mkdir -p "$dir/home/app"
   for p in podinfo podcli; do
-    (cd "$src" && go build -trimpath \
-      -ldflags "-s -w -X github.com/stefanprodan/podinfo/pkg/version.REVISION=$commit" \
+    (cd "$src" && release_build "-X github.com/stefanprodan/podinfo/pkg/version.REVISION=$commit" \
       -o "$KIT_DIR/scratch/podinfo-$p" "./cmd/$p") || die "building $p from $mod failed"
   done
   install -m 0755 "$KIT_DIR/scratch/podinfo-podinfo" "$dir/home/app/podinfo"
@@ -632,7 +641,7 @@ build_git_image() {
 build_fleet_server_image() {
   local image=$1 h=$2 from=$3 dir="$KIT_DIR/scratch/fleet-server-build"
   rm -rf "$dir" && mkdir -p "$dir"
-  (cd "$repo" && go build -trimpath -ldflags "-s -w" -o "$dir/fleet-server" ./hack/fleetserver)
+  (cd "$repo" && release_build "" -o "$dir/fleet-server" ./hack/fleetserver)
   printf '%s\n' "FROM $from" 'COPY fleet-server /fleet-server' 'USER 65532:65532' 'ENTRYPOINT ["/fleet-server"]' \
     'CMD []' "LABEL $LABEL=$h" >"$dir/Dockerfile"
   DOCKER_BUILDKIT=0 docker build -q -t "$image" "$dir" >/dev/null
