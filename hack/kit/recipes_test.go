@@ -90,11 +90,9 @@ func TestParseRecipes(t *testing.T) {
 // TestRecipesFileAsBashSeesIt parses the real recipes.sh and checks that it
 // finds exactly the functions bash defines when it sources the file, each
 // function's text ending where bash ends it.
-func TestRecipesFileAsBashSeesIt(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash:", err)
-	}
+// readRecipes parses the kit's own recipes.sh.
+func readRecipes(t *testing.T) *recipeFile {
+	t.Helper()
 	raw, err := os.ReadFile("recipes.sh")
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +101,15 @@ func TestRecipesFileAsBashSeesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+func TestRecipesFileAsBashSeesIt(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash:", err)
+	}
+	r := readRecipes(t)
 	cmd := exec.Command(bash, "-c", `. ./recipes.sh && compgen -A function`)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no exported functions of the caller's
 	out, err := cmd.Output()
@@ -119,6 +126,30 @@ func TestRecipesFileAsBashSeesIt(t *testing.T) {
 	for name, text := range r.funcs {
 		if err := exec.Command(bash, "-n", "-c", text).Run(); err != nil {
 			t.Errorf("the text of %s is not a complete definition: %v\n%s", name, err, text)
+		}
+	}
+}
+
+// A binary the kit ships built past release_build would carry DWARF the
+// compiler wrote for nothing (and the old hashes of its artifact).
+func TestEveryShippedBinaryGoesThroughReleaseBuild(t *testing.T) {
+	r := readRecipes(t)
+	for name, text := range r.funcs {
+		if name != "release_build" && strings.Contains(text, "go build") {
+			t.Errorf("%s runs go build itself; build shipped binaries with release_build", name)
+		}
+	}
+	if !strings.Contains(r.funcs["release_build"], "-gcflags=all=-dwarf=false") {
+		t.Errorf("release_build lost -gcflags=all=-dwarf=false:\n%s", r.funcs["release_build"])
+	}
+	// Its text is part of the hashes of what it builds.
+	for _, recipe := range []string{"build_k8s_binaries", "build_flux_controller_image"} {
+		funcs, err := r.closure([]string{recipe})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(funcs, "release_build") {
+			t.Errorf("%s's hash leaves out release_build: %v", recipe, funcs)
 		}
 	}
 }
