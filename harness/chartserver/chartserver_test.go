@@ -36,25 +36,14 @@ import (
 
 const clientTimeout = 30 * time.Second
 
-func write(t *testing.T, dir, name, content string) {
-	t.Helper()
-	p := filepath.Join(dir, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // writeChart writes a minimal chart <root>/<name> whose values.yaml sets
 // greeting, and returns its directory.
 func writeChart(t *testing.T, root, name, version, greeting string) string {
 	t.Helper()
 	dir := filepath.Join(root, name)
-	write(t, dir, "Chart.yaml", fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: test chart %s\n", name, version, name))
-	write(t, dir, "values.yaml", "greeting: "+greeting+"\n")
-	write(t, dir, "templates/configmap.yaml",
+	testsupport.WriteFile(t, dir, "Chart.yaml", fmt.Sprintf("apiVersion: v2\nname: %s\nversion: %s\ndescription: test chart %s\n", name, version, name))
+	testsupport.WriteFile(t, dir, "values.yaml", "greeting: "+greeting+"\n")
+	testsupport.WriteFile(t, dir, "templates/configmap.yaml",
 		"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n")
 	return dir
 }
@@ -180,8 +169,8 @@ func TestServeChart(t *testing.T) {
 	root := t.TempDir()
 	writeChart(t, root, "demo", "0.1.0", "hello")
 	writeChart(t, root, "other", "1.2.3+build.7", "other")
-	write(t, root, "docs/README.md", "not a chart\n") // skipped
-	write(t, root, "notes.txt", "not a directory\n")
+	testsupport.WriteFile(t, root, "docs/README.md", "not a chart\n") // skipped
+	testsupport.WriteFile(t, root, "notes.txt", "not a directory\n")
 	log := &testsupport.SyncBuffer{}
 	s := start(t, Options{ChartDirs: []string{root}, Log: log})
 	user, pass := s.Credentials()
@@ -373,7 +362,7 @@ func TestAuthentication(t *testing.T) {
 func TestPathsOutsideServedSet(t *testing.T) {
 	root := t.TempDir()
 	writeChart(t, root, "demo", "0.1.0", "hello")
-	write(t, root, "demo/secret.txt", "in the chart directory, not in the repository\n")
+	testsupport.WriteFile(t, root, "demo/secret.txt", "in the chart directory, not in the repository\n")
 	s := start(t, Options{ChartDirs: []string{root}})
 	auth := basic(s.Credentials())
 	tests := []struct {
@@ -432,7 +421,7 @@ func TestPublishServesEdits(t *testing.T) {
 		t.Fatalf("Publish without changes = %v, want the same digests as %v", again, before)
 	}
 
-	write(t, dir, "values.yaml", "greeting: edited\n")
+	testsupport.WriteFile(t, dir, "values.yaml", "greeting: edited\n")
 	if err := os.RemoveAll(filepath.Join(root, "gone")); err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +483,7 @@ func TestPublishErrorKeepsServing(t *testing.T) {
 	dir := writeChart(t, root, "demo", "0.1.0", "hello")
 	s := start(t, Options{ChartDirs: []string{root}})
 	before := s.Charts()
-	write(t, dir, "Chart.yaml", "apiVersion: v2\nname: demo\n") // no version
+	testsupport.WriteFile(t, dir, "Chart.yaml", "apiVersion: v2\nname: demo\n") // no version
 	_, err := s.Publish(t.Context())
 	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "chart.metadata.version is required") {
 		t.Fatalf("Publish of a chart without version: %v; want an error naming %s and the reason", err, dir)
@@ -515,25 +504,25 @@ func TestStartErrors(t *testing.T) {
 	broken := t.TempDir()
 	writeChart(t, broken, "ok", "0.1.0", "x")
 	brokenDir := writeChart(t, broken, "bad", "0.1.0", "x")
-	write(t, brokenDir, "Chart.yaml", "apiVersion: v2\nname: [bad\n")
+	testsupport.WriteFile(t, brokenDir, "Chart.yaml", "apiVersion: v2\nname: [bad\n")
 
 	noVersion := writeChart(t, t.TempDir(), "nover", "0.1.0", "x")
-	write(t, noVersion, "Chart.yaml", "apiVersion: v2\nname: nover\n")
+	testsupport.WriteFile(t, noVersion, "Chart.yaml", "apiVersion: v2\nname: nover\n")
 	badVersion := writeChart(t, t.TempDir(), "badver", "0.1.0", "x")
-	write(t, badVersion, "Chart.yaml", "apiVersion: v2\nname: badver\nversion: one\n")
+	testsupport.WriteFile(t, badVersion, "Chart.yaml", "apiVersion: v2\nname: badver\nversion: one\n")
 	badValues := writeChart(t, t.TempDir(), "badvalues", "0.1.0", "x")
-	write(t, badValues, "values.yaml", "greeting: [\n")
+	testsupport.WriteFile(t, badValues, "values.yaml", "greeting: [\n")
 	missingDep := writeChart(t, t.TempDir(), "withdep", "0.1.0", "x")
-	write(t, missingDep, "Chart.yaml", "apiVersion: v2\nname: withdep\nversion: 0.1.0\ndependencies:\n- name: redis\n  version: 1.x\n  repository: oci://example.invalid/charts\n")
+	testsupport.WriteFile(t, missingDep, "Chart.yaml", "apiVersion: v2\nname: withdep\nversion: 0.1.0\ndependencies:\n- name: redis\n  version: 1.x\n  repository: oci://example.invalid/charts\n")
 	upper := writeChart(t, t.TempDir(), "Upper", "0.1.0", "x")
 
 	dupA := writeChart(t, t.TempDir(), "twin", "1.0.0", "a")
 	dupB := writeChart(t, t.TempDir(), "twin", "1.0.0", "b")
 
 	noCharts := t.TempDir()
-	write(t, noCharts, "docs/README.md", "x\n")
+	testsupport.WriteFile(t, noCharts, "docs/README.md", "x\n")
 	file := filepath.Join(t.TempDir(), "file")
-	write(t, filepath.Dir(file), "file", "x\n")
+	testsupport.WriteFile(t, filepath.Dir(file), "file", "x\n")
 
 	tests := []struct {
 		name string

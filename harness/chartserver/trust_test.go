@@ -57,7 +57,7 @@ func plantSecret(t *testing.T) (path, marker string) {
 	_, _ = rand.Read(b)
 	marker = "SECRET-" + hex.EncodeToString(b)
 	path = filepath.Join(t.TempDir(), "host-credentials")
-	write(t, filepath.Dir(path), filepath.Base(path), marker+"\n")
+	testsupport.WriteFile(t, filepath.Dir(path), filepath.Base(path), marker+"\n")
 	return path, marker
 }
 
@@ -153,22 +153,22 @@ func TestGitIgnoredChartFilesNotPackaged(t *testing.T) {
 	_, marker := plantSecret(t)
 	repo := t.TempDir()
 	testsupport.Git(t, repo, "init", "--quiet", "--initial-branch=main")
-	write(t, repo, ".gitignore", "*.local.yaml\n.work/\n")
+	testsupport.WriteFile(t, repo, ".gitignore", "*.local.yaml\n.work/\n")
 	dir := writeChart(t, filepath.Join(repo, "charts"), "demo", "0.1.0", "hello")
-	write(t, dir, "files/forced.local.yaml", "tracked although ignored\n")
+	testsupport.WriteFile(t, dir, "files/forced.local.yaml", "tracked although ignored\n")
 	testsupport.Git(t, repo, "add", ".")
 	testsupport.Git(t, repo, "add", "--force", "charts/demo/files/forced.local.yaml")
 	testsupport.Git(t, repo, "commit", "--quiet", "-m", "chart")
-	write(t, dir, "files/new.yaml", "untracked\n")
-	write(t, dir, "files/admin.local.yaml", marker+"\n")
-	write(t, dir, ".work/x.kubeconfig", marker+"\n")
+	testsupport.WriteFile(t, dir, "files/new.yaml", "untracked\n")
+	testsupport.WriteFile(t, dir, "files/admin.local.yaml", marker+"\n")
+	testsupport.WriteFile(t, dir, ".work/x.kubeconfig", marker+"\n")
 	if err := os.Symlink("admin.local.yaml", filepath.Join(dir, "files", "alias.yaml")); err != nil {
 		t.Fatal(err)
 	}
 	// A chart git ignores as a whole (say, under an ignored kit directory)
 	// is not git's to filter: every file of it is packaged.
 	kit := writeChart(t, filepath.Join(repo, ".work", "kit"), "extra", "1.0.0", "x")
-	write(t, kit, "files/notes.local.yaml", "kit file\n")
+	testsupport.WriteFile(t, kit, "files/notes.local.yaml", "kit file\n")
 
 	s := start(t, Options{ChartDirs: []string{filepath.Join(repo, "charts"), kit}})
 	files := archiveFiles(t, s, "demo", "0.1.0")
@@ -226,7 +226,7 @@ func TestChartInCheckoutGitDistrusts(t *testing.T) {
 	testsupport.RequireGit(t, "charts in a checkout are packaged from what git lists")
 	home := t.TempDir()
 	empty := filepath.Join(home, "gitconfig")
-	write(t, home, "gitconfig", "")
+	testsupport.WriteFile(t, home, "gitconfig", "")
 	t.Setenv("HOME", home)
 	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
 	t.Setenv("GIT_CONFIG_GLOBAL", empty)

@@ -17,13 +17,7 @@ func gitRepo(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
 	testsupport.RequireGit(t, "the fleet is served from a commit")
 	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		testsupport.WriteFile(t, dir, name, content)
 	}
 	testsupport.Git(t, dir, "init", "--quiet", "--initial-branch=main")
 	testsupport.Git(t, dir, "add", "--all")

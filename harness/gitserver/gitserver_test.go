@@ -26,44 +26,33 @@ func requireGit(t *testing.T) {
 	testsupport.RequireGit(t, "the snapshot and the upload-pack handler both run it")
 }
 
-func write(t *testing.T, dir, name, content string) {
-	t.Helper()
-	p := filepath.Join(dir, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fixtureRepo builds a checkout with every kind of file state a snapshot
 // must handle.
 func fixtureRepo(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	testsupport.Git(t, dir, "init", "--quiet", "--initial-branch=main")
-	write(t, dir, ".gitignore", "ignored.txt\n*.log\nbuild/\n")
-	write(t, dir, "tracked.txt", "tracked\n")
-	write(t, dir, "modified.txt", "old\n")
-	write(t, dir, "deleted.txt", "soon gone\n")
-	write(t, dir, "clusters/staging/kustomization.yaml", "resources: []\n")
-	write(t, dir, "forced.log", "tracked although ignored\n")
+	testsupport.WriteFile(t, dir, ".gitignore", "ignored.txt\n*.log\nbuild/\n")
+	testsupport.WriteFile(t, dir, "tracked.txt", "tracked\n")
+	testsupport.WriteFile(t, dir, "modified.txt", "old\n")
+	testsupport.WriteFile(t, dir, "deleted.txt", "soon gone\n")
+	testsupport.WriteFile(t, dir, "clusters/staging/kustomization.yaml", "resources: []\n")
+	testsupport.WriteFile(t, dir, "forced.log", "tracked although ignored\n")
 	testsupport.Git(t, dir, "add", ".gitignore", "tracked.txt", "modified.txt", "deleted.txt", "clusters")
 	testsupport.Git(t, dir, "add", "--force", "forced.log")
 	testsupport.Git(t, dir, "commit", "--quiet", "-m", "initial")
 
-	write(t, dir, "modified.txt", "new\n")
+	testsupport.WriteFile(t, dir, "modified.txt", "new\n")
 	if err := os.Remove(filepath.Join(dir, "deleted.txt")); err != nil {
 		t.Fatal(err)
 	}
-	write(t, dir, "untracked.txt", "untracked\n")
-	write(t, dir, "clusters/staging/new.yaml", "kind: ConfigMap\n")
-	write(t, dir, "staged.txt", "staged\n")
+	testsupport.WriteFile(t, dir, "untracked.txt", "untracked\n")
+	testsupport.WriteFile(t, dir, "clusters/staging/new.yaml", "kind: ConfigMap\n")
+	testsupport.WriteFile(t, dir, "staged.txt", "staged\n")
 	testsupport.Git(t, dir, "add", "staged.txt")
-	write(t, dir, "ignored.txt", "secret\n")
-	write(t, dir, "debug.log", "noise\n")
-	write(t, dir, "build/out.bin", "binary\n")
+	testsupport.WriteFile(t, dir, "ignored.txt", "secret\n")
+	testsupport.WriteFile(t, dir, "debug.log", "noise\n")
+	testsupport.WriteFile(t, dir, "build/out.bin", "binary\n")
 	return dir
 }
 
@@ -97,9 +86,9 @@ func TestSnapshotContents(t *testing.T) {
 	requireGit(t)
 	repo := fixtureRepo(t)
 	plain := t.TempDir()
-	write(t, plain, "a.txt", "a\n")
-	write(t, plain, "dir/b.yaml", "b: 1\n")
-	write(t, plain, ".gitignore", "a.txt\n")
+	testsupport.WriteFile(t, plain, "a.txt", "a\n")
+	testsupport.WriteFile(t, plain, "dir/b.yaml", "b: 1\n")
+	testsupport.WriteFile(t, plain, ".gitignore", "a.txt\n")
 
 	tests := []struct {
 		name    string
@@ -272,7 +261,7 @@ func TestServeCloneFetch(t *testing.T) {
 		t.Errorf("clone has modified.txt = %q, %v", b, err)
 	}
 
-	write(t, repo, "clusters/production/kustomization.yaml", "resources: []\n")
+	testsupport.WriteFile(t, repo, "clusters/production/kustomization.yaml", "resources: []\n")
 	start = time.Now()
 	second, err := s.Publish(ctx)
 	if err != nil {

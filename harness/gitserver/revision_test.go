@@ -16,22 +16,22 @@ func historyRepo(t *testing.T) (dir, first, second string) {
 	t.Helper()
 	dir = t.TempDir()
 	testsupport.Git(t, dir, "init", "--quiet", "--initial-branch=main")
-	write(t, dir, "root.txt", "root\n")
-	write(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 1\n")
+	testsupport.WriteFile(t, dir, "root.txt", "root\n")
+	testsupport.WriteFile(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 1\n")
 	testsupport.Git(t, dir, "add", ".")
 	testsupport.Git(t, dir, "commit", "--quiet", "-m", "first")
 	testsupport.Git(t, dir, "tag", "v1")
 	first = testsupport.Git(t, dir, "rev-parse", "HEAD")
-	write(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 2\n")
-	write(t, dir, "fleet/clusters/production/app.yaml", "replicas: 3\n")
+	testsupport.WriteFile(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 2\n")
+	testsupport.WriteFile(t, dir, "fleet/clusters/production/app.yaml", "replicas: 3\n")
 	testsupport.Git(t, dir, "add", ".")
 	testsupport.Git(t, dir, "commit", "--quiet", "-m", "second")
 	second = testsupport.Git(t, dir, "rev-parse", "HEAD")
 	// Uncommitted: an edit, an untracked file and a directory only the
 	// working tree has.
-	write(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 99\n")
-	write(t, dir, "fleet/untracked.yaml", "x: 1\n")
-	write(t, dir, "fleet/new/only-here.yaml", "y: 1\n")
+	testsupport.WriteFile(t, dir, "fleet/clusters/staging/app.yaml", "replicas: 99\n")
+	testsupport.WriteFile(t, dir, "fleet/untracked.yaml", "x: 1\n")
+	testsupport.WriteFile(t, dir, "fleet/new/only-here.yaml", "y: 1\n")
 	return dir, first, second
 }
 
@@ -39,7 +39,7 @@ func TestPublishRevision(t *testing.T) {
 	requireGit(t)
 	repo, first, second := historyRepo(t)
 	plain := t.TempDir()
-	write(t, plain, "a.txt", "a\n")
+	testsupport.WriteFile(t, plain, "a.txt", "a\n")
 	tests := []struct {
 		name     string
 		src      string

@@ -65,11 +65,11 @@ func TestRefusesCheckoutGitDistrusts(t *testing.T) {
 	isolateGitConfig(t)
 	repo := t.TempDir()
 	testsupport.Git(t, repo, "init", "--quiet", "--initial-branch=main")
-	write(t, repo, ".gitignore", ".work/\n")
-	write(t, repo, "clusters/staging/kustomization.yaml", "resources: []\n")
+	testsupport.WriteFile(t, repo, ".gitignore", ".work/\n")
+	testsupport.WriteFile(t, repo, "clusters/staging/kustomization.yaml", "resources: []\n")
 	testsupport.Git(t, repo, "add", ".")
 	testsupport.Git(t, repo, "commit", "--quiet", "-m", "initial")
-	write(t, repo, ".work/x.kubeconfig", "SECRET-admin-kubeconfig\n")
+	testsupport.WriteFile(t, repo, ".work/x.kubeconfig", "SECRET-admin-kubeconfig\n")
 	const otherUID = 12345
 	err := filepath.WalkDir(repo, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
@@ -112,10 +112,10 @@ func TestRefusesCheckoutGitDistrusts(t *testing.T) {
 func TestPlainDirectoryHonoursIgnoresAndExclude(t *testing.T) {
 	requireGit(t)
 	dir := t.TempDir()
-	write(t, dir, ".gitignore", ".work/\n")
-	write(t, dir, ".work/x.kubeconfig", "SECRET-admin-kubeconfig\n")
-	write(t, dir, "clusters/staging/kustomization.yaml", "resources: []\n")
-	write(t, dir, "artifacts/run-1/kubeconfig", "SECRET-artifact\n")
+	testsupport.WriteFile(t, dir, ".gitignore", ".work/\n")
+	testsupport.WriteFile(t, dir, ".work/x.kubeconfig", "SECRET-admin-kubeconfig\n")
+	testsupport.WriteFile(t, dir, "clusters/staging/kustomization.yaml", "resources: []\n")
+	testsupport.WriteFile(t, dir, "artifacts/run-1/kubeconfig", "SECRET-artifact\n")
 	s, err := Start(t.Context(), Options{Addr: "127.0.0.1", SourceDir: dir, Exclude: []string{filepath.Join(dir, "artifacts")}})
 	if err != nil {
 		t.Fatal(err)
@@ -141,9 +141,9 @@ func TestPlainDirectoryHonoursIgnoresAndExclude(t *testing.T) {
 	want := map[string]string{".gitignore": ".work/\n", "clusters/staging/kustomization.yaml": "resources: []\n"}
 	check(t, want)
 
-	write(t, dir, "artifacts/run-2/kubeconfig", "SECRET-artifact\n")
-	write(t, dir, ".work/y.kubeconfig", "SECRET-admin-kubeconfig\n")
-	write(t, dir, "clusters/production/kustomization.yaml", "resources: []\n")
+	testsupport.WriteFile(t, dir, "artifacts/run-2/kubeconfig", "SECRET-artifact\n")
+	testsupport.WriteFile(t, dir, ".work/y.kubeconfig", "SECRET-admin-kubeconfig\n")
+	testsupport.WriteFile(t, dir, "clusters/production/kustomization.yaml", "resources: []\n")
 	if _, err := s.Publish(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -158,12 +158,12 @@ func TestExcludeInCheckout(t *testing.T) {
 	requireGit(t)
 	repo := t.TempDir()
 	testsupport.Git(t, repo, "init", "--quiet", "--initial-branch=main")
-	write(t, repo, "fleet/clusters/staging/kustomization.yaml", "resources: []\n")
-	write(t, repo, "fleet/artifacts/committed.txt", "SECRET-committed\n")
+	testsupport.WriteFile(t, repo, "fleet/clusters/staging/kustomization.yaml", "resources: []\n")
+	testsupport.WriteFile(t, repo, "fleet/artifacts/committed.txt", "SECRET-committed\n")
 	testsupport.Git(t, repo, "add", ".")
 	testsupport.Git(t, repo, "commit", "--quiet", "-m", "initial")
-	write(t, repo, "fleet/artifacts/untracked.txt", "SECRET-untracked\n")
-	write(t, repo, "fleet/.work/admin.kubeconfig", "SECRET-work\n")
+	testsupport.WriteFile(t, repo, "fleet/artifacts/untracked.txt", "SECRET-untracked\n")
+	testsupport.WriteFile(t, repo, "fleet/.work/admin.kubeconfig", "SECRET-work\n")
 	src := filepath.Join(repo, "fleet")
 	exclude := []string{filepath.Join(src, "artifacts"), filepath.Join(src, ".work"), filepath.Join(repo, "elsewhere")}
 

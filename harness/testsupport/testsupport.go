@@ -126,24 +126,26 @@ func Git(t testing.TB, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// WriteFile writes content to dir/name (a slash-separated path), making
+// the directories it needs.
+func WriteFile(t testing.TB, dir, name, content string) {
+	t.Helper()
+	p := filepath.Join(dir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // WriteChart writes a minimal chart (a Chart.yaml and one ConfigMap
 // template) at <root>/<name> and returns its directory.
 func WriteChart(t testing.TB, root, name, version string) string {
 	t.Helper()
 	dir := filepath.Join(root, name)
-	files := map[string]string{
-		"Chart.yaml":               "apiVersion: v2\nname: " + name + "\nversion: " + version + "\n",
-		"templates/configmap.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: " + name + "\n",
-	}
-	for f, content := range files {
-		p := filepath.Join(dir, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	WriteFile(t, dir, "Chart.yaml", "apiVersion: v2\nname: "+name+"\nversion: "+version+"\n")
+	WriteFile(t, dir, "templates/configmap.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: "+name+"\n")
 	return dir
 }
 
