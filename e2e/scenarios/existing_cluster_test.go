@@ -42,6 +42,7 @@ const refusalBound = 10 * time.Second
 // in no log or artifact. Then the label is removed and the cluster is
 // refused within seconds, unchanged.
 func TestExistingCluster(t *testing.T) {
+	t.Parallel() // see parallelNote
 	fleet := t.TempDir()
 	copyFleet(t, fleet, "helm")
 	opts := options(t, fleet, "")

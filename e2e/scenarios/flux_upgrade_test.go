@@ -47,6 +47,7 @@ func requireFluxBase(t *testing.T, opts fleetenv.Options) string {
 // not explained, no workload pod replaced, no request through the ingress
 // failed while the controllers rolled.
 func TestFluxUpgrade(t *testing.T) {
+	t.Parallel() // see parallelNote
 	opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", "helm"), "fluxup-")
 	requireKit(t, opts)
 	from := requireFluxBase(t, opts)

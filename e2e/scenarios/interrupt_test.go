@@ -187,6 +187,7 @@ func TestInterruptChild(t *testing.T) {
 	if prefix == "" {
 		t.Skip("runs only as the child of TestInterruptLeavesNothing")
 	}
+	t.Parallel() // alone in its process; see parallelNote
 	opts := options(t, filepath.Join(testsupport.RepoRoot(t), "fixtures", "fleets", "basic"), prefix)
 	_, _, took := bringUp(t, opts)
 	fmt.Printf("brought up in %s without being interrupted\n", took)
