@@ -57,11 +57,12 @@ func TestTestTimeoutLeavesNothing(t *testing.T) {
 	}
 }
 
-// buildE2E compiles the e2e suite into a test binary of t's.
+// buildE2E compiles the e2e suite into a test binary of t's, with
+// -trimpath as make test builds its tests, so that the two share compiles.
 func buildE2E(ctx context.Context, t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "e2e.test")
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./e2e/")
+	build := exec.CommandContext(ctx, "go", "test", "-trimpath", "-c", "-o", bin, "./e2e/")
 	build.Dir = testsupport.RepoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the e2e suite: %v\n%s", err, out)

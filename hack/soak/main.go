@@ -64,7 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "e2e.test")
-	build := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, "./e2e/")
+	// -trimpath as make test builds the tests: the compiles are shared.
+	build := exec.CommandContext(ctx, "go", "test", "-trimpath", "-c", "-o", bin, "./e2e/")
 	build.Stdout, build.Stderr = stderr, stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(stderr, "soak: building the e2e suite:", err)
