@@ -87,9 +87,6 @@ func TestParseRecipes(t *testing.T) {
 	}
 }
 
-// TestRecipesFileAsBashSeesIt parses the real recipes.sh and checks that it
-// finds exactly the functions bash defines when it sources the file, each
-// function's text ending where bash ends it.
 // readRecipes parses the kit's own recipes.sh.
 func readRecipes(t *testing.T) *recipeFile {
 	t.Helper()
@@ -104,6 +101,9 @@ func readRecipes(t *testing.T) *recipeFile {
 	return r
 }
 
+// TestRecipesFileAsBashSeesIt parses the real recipes.sh and checks that it
+// finds exactly the functions bash defines when it sources the file, each
+// function's text ending where bash ends it.
 func TestRecipesFileAsBashSeesIt(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
