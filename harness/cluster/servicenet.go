@@ -12,11 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -188,9 +192,10 @@ const dnsReadinessPeriod = 1
 // pointed at the API server's own address (APIServerEndpoint) it syncs as
 // soon as it runs. And its readiness probe runs every second instead of
 // kubeadm's 10 s, the time the DNS Service could otherwise stay without an
-// endpoint after CoreDNS is ready. Done right after create, before the
-// controller manager has made CoreDNS's pods, so nothing restarts. A
-// cluster without that Deployment is left alone.
+// endpoint after CoreDNS is ready. Done right after create, mostly before
+// the controller manager has made CoreDNS's pods; when not, the pods roll
+// and waitClusterDNS waits the roll out. A cluster without that Deployment
+// is left alone.
 func (s serviceNetwork) quickenClusterDNS(ctx context.Context) error {
 	apiServer, err := s.apiServerEndpoint(ctx)
 	if err != nil {
@@ -226,7 +231,8 @@ func (s serviceNetwork) quickenClusterDNS(ctx context.Context) error {
 // clusterDNSDeployment is the Deployment kubeadm runs CoreDNS as.
 var clusterDNSDeployment = types.NamespacedName{Namespace: metav1.NamespaceSystem, Name: "coredns"}
 
-// waitClusterDNS waits until the cluster DNS Service has a ready endpoint.
+// waitClusterDNS waits until the cluster DNS Service has a ready endpoint
+// and CoreDNS has rolled out (untilClusterDNSReady).
 // A cluster without that Service (a CNI or DNS of its own) is not waited
 // for: its DNS is not ours to judge.
 func (s serviceNetwork) waitClusterDNS(ctx context.Context) error {
@@ -241,7 +247,8 @@ func (s serviceNetwork) waitClusterDNS(ctx context.Context) error {
 }
 
 // untilClusterDNSReady waits until the cluster DNS Service has a ready
-// endpoint, or reports that there is no such Service.
+// endpoint and kubeadm's CoreDNS Deployment has rolled out, or reports that
+// there is no such Service.
 func untilClusterDNSReady(ctx context.Context, cs kubernetes.Interface) (absent bool, err error) {
 	spec := poll.Every(serviceAPIPoll).For("a ready endpoint of Service " + clusterDNS.String())
 	err = poll.Until(ctx, spec, func(ctx context.Context) (bool, error) {
@@ -257,12 +264,42 @@ func untilClusterDNSReady(ctx context.Context, cs kubernetes.Interface) (absent 
 		if err != nil {
 			return false, err
 		}
-		if hasReadyEndpoint(slices.Items) {
-			return true, nil
+		if !hasReadyEndpoint(slices.Items) {
+			return false, fmt.Errorf("Service %s has no ready endpoint (CoreDNS pods not Ready)", clusterDNS)
 		}
-		return false, fmt.Errorf("Service %s has no ready endpoint (CoreDNS pods not Ready)", clusterDNS)
+		return clusterDNSRolledOut(ctx, cs)
 	})
 	return absent, err
+}
+
+// clusterDNSRolledOut reports whether kubeadm's CoreDNS Deployment, if
+// there is one, is Current in kstatus's terms. On a loaded machine the
+// controller manager can make CoreDNS's pods before quickenClusterDNS's
+// patch, which then rolls them: until the old pods are gone, the cluster
+// is not settled (a snapshot of it would see them vanish).
+func clusterDNSRolledOut(ctx context.Context, cs kubernetes.Interface) (bool, error) {
+	d, err := cs.AppsV1().Deployments(clusterDNSDeployment.Namespace).Get(ctx, clusterDNSDeployment.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+	if err != nil {
+		return false, fmt.Errorf("reading Deployment %s: %w", clusterDNSDeployment, err)
+	}
+	obj := &unstructured.Unstructured{Object: u}
+	// A typed client's objects carry no kind, and kstatus judges by kind.
+	obj.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	st, err := status.Compute(obj)
+	if err != nil {
+		return false, fmt.Errorf("computing the status of Deployment %s: %w", clusterDNSDeployment, err)
+	}
+	if st.Status != status.CurrentStatus {
+		return false, fmt.Errorf("Deployment %s is %s: %s", clusterDNSDeployment, st.Status, st.Message)
+	}
+	return true, nil
 }
 
 // hasReadyEndpoint reports whether any endpoint of the slices is ready

@@ -133,6 +133,43 @@ func TestUntilClusterDNSReady(t *testing.T) {
 	}
 }
 
+// TestUntilClusterDNSReadyWaitsOutARoll: a ready endpoint is not enough
+// while CoreDNS's Deployment still rolls (old pods about to go); the wait
+// names the Deployment and kstatus's reason, and ends once it is Current.
+func TestUntilClusterDNSReadyWaitsOutARoll(t *testing.T) {
+	dnsService := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: clusterDNS.Namespace, Name: clusterDNS.Name}}
+	dnsSlice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: clusterDNS.Namespace, Name: "kube-dns-x",
+			Labels: map[string]string{discoveryv1.LabelServiceName: clusterDNS.Name}},
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{"10.244.0.3"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)}}},
+	}
+	coredns := func(total, updated int32) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Namespace: clusterDNSDeployment.Namespace, Name: clusterDNSDeployment.Name, Generation: 2},
+			Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](2)},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: 2, Replicas: total, UpdatedReplicas: updated,
+				ReadyReplicas: total, AvailableReplicas: total, Conditions: []appsv1.DeploymentCondition{
+					{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
+				}},
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), shortBound)
+	defer cancel()
+	_, err := untilClusterDNSReady(ctx, fake.NewClientset(dnsService, dnsSlice, coredns(3, 1)))
+	var pe *poll.Error
+	if !errors.As(err, &pe) || pe.Last == nil {
+		t.Fatalf("CoreDNS rolling: error = %v; want a *poll.Error with the last observation", err)
+	}
+	if want := "Deployment kube-system/coredns is InProgress: "; !strings.HasPrefix(pe.Last.Error(), want) {
+		t.Errorf("CoreDNS rolling: last %q; want it to start with %q", pe.Last, want)
+	}
+	done, cancelDone := context.WithTimeout(t.Context(), time.Minute)
+	defer cancelDone()
+	if _, err := untilClusterDNSReady(done, fake.NewClientset(dnsService, dnsSlice, coredns(2, 2))); err != nil {
+		t.Errorf("CoreDNS rolled out: %v; want nil", err)
+	}
+}
+
 // quickenClusterDNS points CoreDNS at the API server's own endpoint and
 // shortens its readiness period; a cluster without the Deployment is left
 // alone, with a line in the log saying so.
