@@ -14,19 +14,17 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	"golang.org/x/sync/errgroup"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 
+	"github.com/flux-fleet/flux-fleet/harness/internal/typedstatus"
 	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
@@ -285,14 +283,7 @@ func clusterDNSRolledOut(ctx context.Context, cs kubernetes.Interface) (bool, er
 	if err != nil {
 		return false, err
 	}
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
-	if err != nil {
-		return false, fmt.Errorf("reading Deployment %s: %w", clusterDNSDeployment, err)
-	}
-	obj := &unstructured.Unstructured{Object: u}
-	// A typed client's objects carry no kind, and kstatus judges by kind.
-	obj.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
-	st, err := status.Compute(obj)
+	st, err := typedstatus.Compute(d)
 	if err != nil {
 		return false, fmt.Errorf("computing the status of Deployment %s: %w", clusterDNSDeployment, err)
 	}

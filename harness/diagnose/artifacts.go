@@ -10,18 +10,16 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
+	"github.com/flux-fleet/flux-fleet/harness/internal/typedstatus"
 	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
@@ -276,13 +274,8 @@ type workloadSummary struct {
 
 func summarizeWorkload(obj runtime.Object, kind, ns, name, ready string, podSpec *corev1.PodSpec) workloadSummary {
 	ws := workloadSummary{Kind: kind, Namespace: ns, Name: name, Ready: ready}
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	if err == nil {
-		u := &unstructured.Unstructured{Object: m}
-		u.SetGroupVersionKind(kindGVK[kind])
-		if res, err := status.Compute(u); err == nil {
-			ws.Status, ws.Message = string(res.Status), res.Message
-		}
+	if res, err := typedstatus.Compute(obj); err == nil {
+		ws.Status, ws.Message = string(res.Status), res.Message
 	}
 	if podSpec != nil {
 		var imgs []string
@@ -292,13 +285,6 @@ func summarizeWorkload(obj runtime.Object, kind, ns, name, ready string, podSpec
 		ws.Images = strings.Join(imgs, ",")
 	}
 	return ws
-}
-
-var kindGVK = map[string]schema.GroupVersionKind{
-	"Deployment":  appsv1.SchemeGroupVersion.WithKind("Deployment"),
-	"StatefulSet": appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
-	"DaemonSet":   appsv1.SchemeGroupVersion.WithKind("DaemonSet"),
-	"Pod":         corev1.SchemeGroupVersion.WithKind("Pod"),
 }
 
 func (c *clients) collectWorkloads(ctx context.Context, root string) error {

@@ -18,10 +18,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/internal/typedstatus"
 	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
@@ -238,13 +238,9 @@ func deploymentState(ctx context.Context, c client.Client, key client.ObjectKey)
 	if err := c.Get(ctx, key, &d); err != nil {
 		return false, "", false, err
 	}
-	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&d)
+	st, err := typedstatus.Compute(&d)
 	if err != nil {
-		return false, "", false, err
-	}
-	st, err := status.Compute(&unstructured.Unstructured{Object: u})
-	if err != nil {
-		return false, "", false, err
+		return false, "", false, fmt.Errorf("judging Deployment %s: %w", key, err)
 	}
 	available := false
 	var parts []string

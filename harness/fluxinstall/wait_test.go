@@ -70,6 +70,14 @@ func TestWaitDeployments(t *testing.T) {
 			wantErr: []string{"context deadline exceeded", "MinimumReplicasUnavailable"},
 		},
 		{
+			// Available while an old pod is still running: kstatus's
+			// Deployment rules call it InProgress, the generic ones Current.
+			name:    "available but still rolling out waits until the deadline",
+			objs:    []client.Object{rolling(deployment(corev1.ConditionTrue, 1))},
+			timeout: 1200 * time.Millisecond,
+			wantErr: []string{"context deadline exceeded", "Deployment flux-system/source-controller not available", "Pending termination: 1"},
+		},
+		{
 			name:    "missing Deployment",
 			timeout: 1200 * time.Millisecond,
 			wantErr: []string{"flux-system/source-controller", "not found"},
@@ -97,6 +105,13 @@ func TestWaitDeployments(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rolling makes d a Deployment mid-rollout: a second replica, the old
+// one, still counted.
+func rolling(d *appsv1.Deployment) *appsv1.Deployment {
+	d.Status.Replicas = 2
+	return d
 }
 
 func TestStuckAtInstall(t *testing.T) {
