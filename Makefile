@@ -17,10 +17,10 @@ PLAIN_FLEET ?= fixtures/fleets/basic
 # (CI's) reuses the Go build cache of an earlier one (docs/timings.md).
 GO_BUILD_FLAGS ?= -trimpath
 GO_TEST_FLAGS ?= $(GO_BUILD_FLAGS) -count=1 -v -p 1 -timeout 75m
-# The second lane: the scenarios, the longest package; the other lane runs
-# every other package and then the e2e suite on the plain-manifest fleet,
-# which together take about as long (docs/timings.md). The second lane's
-# lines carry LANE_PREFIX in the interleaved log.
+# The second lane: the scenarios, the longest package, then the e2e suite on
+# the plain-manifest fleet; the other lane runs every other package, which
+# together take about as long (docs/timings.md). The second lane's lines
+# carry LANE_PREFIX in the interleaved log.
 LANE_PKGS ?= ./e2e/scenarios/
 LANE_PREFIX ?= [scenarios lane]
 
@@ -33,16 +33,17 @@ LOAD_KIT = E2E_KIT="$$(go run ./hack/kit -print)"; export E2E_KIT
 all: test
 
 ## test: everything CI runs — offline kit, lint, unit + offline validation, real-kind harness and e2e tests.
-## Two lanes at once: $(LANE_PKGS) (lines prefixed $(LANE_PREFIX)); and every other package, the e2e
-## suite on $(TEST_FLEET) first, then the e2e suite on the plain-manifest fleet. Each lane runs one
+## Two lanes at once: $(LANE_PKGS), then the e2e suite on the plain-manifest fleet (lines prefixed
+## $(LANE_PREFIX)); and every other package, the e2e suite on $(TEST_FLEET) first. Each lane runs one
 ## package at a time; the run fails if either lane does.
 test: offline-images host-tools lint
-	@echo "== go test, two lanes: $(LANE_PREFIX) $(LANE_PKGS); the rest with ./e2e/ on $(TEST_FLEET), then ./e2e/ on $(PLAIN_FLEET) (staging)"
+	@echo "== go test, two lanes: $(LANE_PREFIX) $(LANE_PKGS), then ./e2e/ on $(PLAIN_FLEET) (staging); the rest with ./e2e/ on $(TEST_FLEET)"
 	$(LOAD_KIT); \
-	( { export E2E_WORKDIR=.work/lane-scenarios; \
-	    E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) $(LANE_PKGS); } 2>&1 | sed -u 's/^/$(LANE_PREFIX) /' ) & lane=$$!; \
+	( { lst=0; \
+	    E2E_WORKDIR=.work/lane-scenarios E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) $(LANE_PKGS) || lst=$$?; \
+	    E2E_WORKDIR=.work/lane-plain E2E_FLEET="$(PLAIN_FLEET)" E2E_ENVS=staging E2E_CLUSTER_PREFIX=plain- go test $(GO_TEST_FLAGS) ./e2e/ || lst=$$?; \
+	    exit "$$lst"; } 2>&1 | sed -u 's/^/$(LANE_PREFIX) /' ) & lane=$$!; \
 	status=0; E2E_FLEET="$(TEST_FLEET)" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -vxF "$$(go list $(LANE_PKGS))") || status=$$?; \
-	E2E_WORKDIR=.work/lane-plain E2E_FLEET="$(PLAIN_FLEET)" E2E_ENVS=staging E2E_CLUSTER_PREFIX=plain- go test $(GO_TEST_FLAGS) ./e2e/ || status=$$?; \
 	wait "$$lane" || status=$$?; \
 	echo "== go test lanes finished (exit $$status)"; exit "$$status"
 
