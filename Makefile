@@ -17,11 +17,12 @@ PLAIN_FLEET ?= fixtures/fleets/basic
 # (CI's) reuses the Go build cache of an earlier one (docs/timings.md).
 GO_BUILD_FLAGS ?= -trimpath
 GO_TEST_FLAGS ?= $(GO_BUILD_FLAGS) -count=1 -v -p 1 -timeout 75m
-# The second lane: the scenarios, the longest package, then the e2e suite on
-# the plain-manifest fleet; the other lane runs every other package, which
-# together take about as long (docs/timings.md). The second lane's lines
-# carry LANE_PREFIX in the interleaved log.
-LANE_PKGS ?= ./e2e/scenarios/
+# The second lane: the scenarios, the longest package, and the readiness
+# wait's cluster tests, then the e2e suite on the plain-manifest fleet; the
+# other lane runs every other package, which together take about as long
+# (docs/timings.md). The second lane's lines carry LANE_PREFIX in the
+# interleaved log.
+LANE_PKGS ?= ./e2e/scenarios/ ./harness/readiness/
 LANE_PREFIX ?= [scenarios lane]
 
 # Hands the harness the offline kit's profile file (E2E_KIT); evaluated when
