@@ -3,14 +3,30 @@ package readiness
 import (
 	"fmt"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/onsi/gomega/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 )
+
+// typedKinds maps the Go types a matcher may be handed, the Flux kinds and
+// client-go's built-ins, to their API kinds. It is only read.
+var typedKinds = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(sourcev1.AddToScheme(s))
+	utilruntime.Must(kustomizev1.AddToScheme(s))
+	utilruntime.Must(helmv2.AddToScheme(s))
+	return s
+}()
 
 // toUnstructured accepts unstructured objects and any typed API object (Flux
 // types, client.Object) and returns its unstructured form.
@@ -32,9 +48,9 @@ func toUnstructured(actual any) (*unstructured.Unstructured, error) {
 		}
 		u := &unstructured.Unstructured{Object: m}
 		if u.GetKind() == "" {
-			// Typed objects read from a client often have an empty TypeMeta.
-			if gvks := o.GetObjectKind().GroupVersionKind(); !gvks.Empty() {
-				u.SetGroupVersionKind(gvks)
+			// Typed objects read from a client have an empty TypeMeta.
+			if gvks, _, err := typedKinds.ObjectKinds(o); err == nil {
+				u.SetGroupVersionKind(gvks[0])
 			} else {
 				u.SetKind(fmt.Sprintf("%T", actual))
 			}

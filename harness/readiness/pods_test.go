@@ -7,6 +7,7 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -122,6 +123,23 @@ func TestMatchers(t *testing.T) {
 
 	_, err = BeReady().Match("not an object")
 	g.Expect(err).To(HaveOccurred())
+}
+
+// A controller-runtime client returns typed objects without apiVersion and
+// kind: the matchers name them by their API kind all the same, not by the
+// Go type.
+func TestMatchersNameKindlessTypedObjects(t *testing.T) {
+	g := NewWithT(t)
+	ks := &kustomizev1.Kustomization{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "infra", Generation: 1},
+		Status: kustomizev1.KustomizationStatus{ObservedGeneration: 1,
+			Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionFalse, Reason: "DependencyNotReady", Message: "waiting"}}},
+	}
+	g.Expect(BeReady().FailureMessage(ks)).To(Equal("expected object to be Ready, but Kustomization/flux-system/infra: Ready=False DependencyNotReady: waiting"))
+	repo := &sourcev1.GitRepository{ObjectMeta: metav1.ObjectMeta{Namespace: "flux-system", Name: "fleet"}}
+	g.Expect(HaveCondition("Ready", metav1.ConditionTrue).FailureMessage(repo)).To(Equal("expected object to have condition Ready=True, but GitRepository/flux-system/fleet has no Ready condition"))
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"}}
+	g.Expect(HaveCondition("Ready", metav1.ConditionTrue).FailureMessage(pod)).To(Equal("expected object to have condition Ready=True, but Pod/apps/web has no Ready condition"))
 }
 
 // A pod from before the wait (the previous revision's, on a kept cluster)
