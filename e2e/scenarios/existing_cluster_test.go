@@ -154,13 +154,14 @@ func bringUpTime(run *fleetenv.Run) time.Duration {
 
 // foreignCluster creates a kind cluster from the kit as if it were someone
 // else's, with the fleet server's image in its nodes, and deletes it when
-// the test ends.
+// the test ends. Its name is fixed, as every scenario's is: a run that was
+// killed leaves a cluster the next run recreates, not one nobody deletes.
 func foreignCluster(t *testing.T, opts fleetenv.Options, image string) *cluster.Cluster {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(contextBeforeTestTimeout(t), cluster.DefaultCreateTimeout)
 	defer cancel()
 	c, err := cluster.Create(ctx, cluster.Spec{
-		Name:       "ff-foreign-" + randomHex(t, 3),
+		Name:       "ff-foreign",
 		NodeImage:  opts.Kit.NodeImage,
 		KindConfig: opts.Kit.KindConfig,
 		WorkDir:    t.TempDir(),
