@@ -131,7 +131,7 @@ func (p *plan) run(ctx context.Context) (*Cluster, error) {
 
 	start := time.Now()
 	if err := p.runCreate(ctx); err != nil {
-		// kind removed its nodes already (no retain); the file may remain.
+		// runCreate deleted the nodes; the file may remain.
 		_ = removeIfExists(c.KubeconfigPath)
 		return nil, fmt.Errorf("creating kind cluster %s: %w", c.Name, err)
 	}
@@ -223,6 +223,8 @@ func (p *plan) runCreate(ctx context.Context) error {
 		kindcluster.CreateWithKubeconfigPath(c.KubeconfigPath),
 		kindcluster.CreateWithDisplayUsage(false),
 		kindcluster.CreateWithDisplaySalutation(false),
+		// Failed nodes are kept for failedCreate to read, then deleted.
+		kindcluster.CreateWithRetain(true),
 	}
 	if p.spec.NodeImage != "" {
 		opts = append(opts, kindcluster.CreateWithNodeImage(p.spec.NodeImage))
@@ -234,7 +236,10 @@ func (p *plan) runCreate(ctx context.Context) error {
 	go func() { done <- c.provider.Create(c.Name, opts...) }()
 	select {
 	case err := <-done:
-		return err
+		if err != nil {
+			return p.failedCreate(err)
+		}
+		return nil
 	case <-ctx.Done():
 	}
 	c.log.printf("cluster %s: creation interrupted (%v): deleting the partial cluster", c.Name, context.Cause(ctx))
@@ -242,6 +247,21 @@ func (p *plan) runCreate(ctx context.Context) error {
 		return fmt.Errorf("%s; deleting the partial cluster failed: %w: %w", abortedMessage, context.Cause(ctx), err)
 	}
 	return fmt.Errorf("%s (partial cluster deleted): %w", abortedMessage, context.Cause(ctx))
+}
+
+// failedCreate adds to kind's error why the nodes went down, when their
+// logs say, and deletes the nodes kind kept.
+func (p *plan) failedCreate(kindErr error) error {
+	c := p.c
+	if why := explainFailedNodes(context.Background(), c.Name); why != "" {
+		kindErr = fmt.Errorf("%w (%s)", kindErr, why)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := deleteNodes(ctx, c.provider, c.Name, c.KubeconfigPath); err != nil {
+		return fmt.Errorf("%w; deleting its nodes failed: %w", kindErr, err)
+	}
+	return kindErr
 }
 
 // abortedMessage starts the error of a create interrupted while kind was
