@@ -5,6 +5,7 @@
 # - Leaves a running engine alone when it already runs privileged containers.
 # - On a host whose capability bounding set lacks CAP_SYS_RESOURCE, registers the
 #   runc wrapper (hack/kit/runc-drop-sys-resource) as the default runtime.
+# - Raises the host's inotify limits to what kind advises when they are lower.
 # - Starts dockerd when none is running and waits until it answers.
 # Never restarts a dockerd it did not start.
 set -euo pipefail
@@ -39,6 +40,24 @@ if [ -f "$wrapper_dst" ] && ! cmp -s "$here/runc-drop-sys-resource" "$wrapper_ds
   log "updating the runc wrapper"
   install -m 0755 "$here/runc-drop-sys-resource" "$wrapper_dst"
 fi
+
+# kind nodes draw on the host's inotify limits, which are not namespaced: each
+# node's systemd, kubelet and containerd hold about two dozen instances, so at
+# the usual default of 128 a fifth running node's systemd cannot start. kind's
+# known issues ("too many open files") advise 512 instances and 524288
+# watches. Only ever raised, never lowered.
+raise_inotify() {
+  local key=$1 want=$2 file=/proc/sys/fs/inotify/$1 have
+  have=$(cat "$file" 2>/dev/null) || return 0
+  [ "$have" -lt "$want" ] || return 0
+  if [ "$(id -u)" = 0 ] && echo "$want" >"$file" 2>/dev/null; then
+    log "raised fs.inotify.$key from $have to $want: kind nodes share the host's inotify limits"
+  else
+    log "WARNING: fs.inotify.$key is $have, too low for more than a few kind nodes at once; raise it: sudo sysctl fs.inotify.$key=$want"
+  fi
+}
+raise_inotify max_user_instances 512
+raise_inotify max_user_watches 524288
 
 if engine_answers; then
   if need_cap_workaround && ! docker info --format '{{json .Runtimes}}' | grep -q runc-drop-sys-resource; then
