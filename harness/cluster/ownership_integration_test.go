@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/yaml"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
@@ -32,6 +34,63 @@ func containers(t *testing.T, name string) []string {
 	return ids
 }
 
+// fixtureLabel marks the foreign cluster this test makes: not flux-fleet's
+// marker, so the harness must still refuse it, but the test's own, so that
+// a run killed during the test leaves a cluster the next run deletes.
+const fixtureLabel = "flux-fleet-test/foreign-fixture"
+
+// fixtureConfig is the kit's kind config with fixtureLabel on every node.
+func fixtureConfig(t *testing.T, raw []byte) *v1alpha4.Cluster {
+	t.Helper()
+	var cfg v1alpha4.Cluster
+	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
+		t.Fatalf("decoding the kit's kind config: %v", err)
+	}
+	if len(cfg.Nodes) == 0 {
+		cfg.Nodes = []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}}
+	}
+	for i := range cfg.Nodes {
+		if cfg.Nodes[i].Labels == nil {
+			cfg.Nodes[i].Labels = map[string]string{}
+		}
+		cfg.Nodes[i].Labels[fixtureLabel] = "true"
+	}
+	return &cfg
+}
+
+// deleteFixtureLeftover deletes a cluster named name that an earlier,
+// killed run of this test left (its nodes carry fixtureLabel), and fails
+// the test for one that is someone else's.
+func deleteFixtureLeftover(t *testing.T, provider *kindcluster.Provider, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-a", "--filter", "label=io.x-k8s.kind.cluster="+name, "--format", "{{.Names}}").Output()
+	if err != nil {
+		t.Fatalf("listing the node containers of %s: %v", name, err)
+	}
+	nodes := strings.Fields(string(out))
+	if len(nodes) == 0 {
+		return
+	}
+	for _, node := range nodes {
+		// kind keeps each node's kubelet labels in its kubeadm config;
+		// docker cp reads a stopped container's files too.
+		conf, err := exec.CommandContext(ctx, "docker", "cp", node+":/kind/kubeadm.conf", "-").Output()
+		if err != nil {
+			t.Fatalf("a cluster named %s exists and its node %s cannot be read (%v): delete it if it is not someone's (kind delete cluster --name %s)", name, node, err, name)
+		}
+		if !strings.Contains(string(conf), fixtureLabel+"=true") {
+			t.Fatalf("a cluster named %s exists and this test did not make it (node %s lacks the label %s): delete it (kind delete cluster --name %s)", name, node, fixtureLabel, name)
+		}
+	}
+	t.Logf("deleting cluster %s, left by a run of this test that was killed", name)
+	// An explicit kubeconfig path keeps kind away from the user's.
+	if err := provider.Delete(name, filepath.Join(t.TempDir(), "leftover.kubeconfig")); err != nil {
+		t.Fatalf("deleting the leftover cluster %s: %v", name, err)
+	}
+}
+
 // TestIntegrationForeignClusterLeftAlone makes a kind cluster the way a
 // user would (kind's library, no harness, so no marker) under the name the
 // harness wants, and checks that the harness refuses it with the exact
@@ -43,10 +102,11 @@ func TestIntegrationForeignClusterLeftAlone(t *testing.T) {
 	staging, production := prefix+"staging", prefix+"production"
 	foreignKubeconfig := filepath.Join(t.TempDir(), "foreign.kubeconfig")
 	provider := kindcluster.NewProvider(kindcluster.ProviderWithDocker())
+	deleteFixtureLeftover(t, provider, staging)
 
 	start := time.Now()
 	err := provider.Create(staging,
-		kindcluster.CreateWithRawConfig(kit.KindConfig),
+		kindcluster.CreateWithV1Alpha4Config(fixtureConfig(t, kit.KindConfig)),
 		kindcluster.CreateWithNodeImage(kit.NodeImage),
 		kindcluster.CreateWithKubeconfigPath(foreignKubeconfig),
 		kindcluster.CreateWithDisplayUsage(false),
