@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/redact"
 )
 
 // When a node cannot start, kind's error names only the command that then
@@ -74,6 +76,8 @@ func explainFailedNodes(ctx context.Context, name string) string {
 // when its log says it ran out of inotify instances; else, for a node that
 // went down, its state and last log lines; else "".
 func explainNode(node, state, log, inotifyLimit string, runningNodes int) string {
+	// kind hands each node the host's proxy settings, credentials included.
+	log = string(redact.URLCredentials([]byte(log)))
 	var lines []string
 	for line := range strings.Lines(terminalEscape.ReplaceAllString(log, "")) {
 		if line = strings.TrimSpace(line); line != "" {

@@ -52,3 +52,20 @@ func TestExplainNodeQuotesNoEscapes(t *testing.T) {
 		t.Errorf("explainNode = %q", got)
 	}
 }
+
+// A node's log can carry the proxy settings kind hands every node; the
+// explanation quotes it with their credentials redacted.
+func TestExplainNodeRedactsProxyCredentials(t *testing.T) {
+	const secret = "planted-proxy-secret"
+	log := "INFO: starting init\nFailed to reach http://user:" + secret + "@proxy.example:3128: refused\n"
+	for _, state := range []string{"exited", "running"} {
+		got := explainNode("n", state, log+"kubelet: inotify_init: too many open files\n", "128", 1)
+		got += explainNode("n", state, log, "128", 1)
+		if strings.Contains(got, secret) {
+			t.Errorf("state %s: the explanation quotes the planted proxy credential: %s", state, got)
+		}
+	}
+	if got := explainNode("n", "exited", log, "128", 1); !strings.Contains(got, "http://<redacted>@proxy.example:3128") {
+		t.Errorf("explanation %q: want the proxy URL with its credentials redacted", got)
+	}
+}

@@ -11,21 +11,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/redact"
 )
 
 // Redacted replaces a value the artifacts must not carry.
-const Redacted = "<redacted>"
+const Redacted = redact.Redacted
 
 // inspectFile is the name kind's log export gives each node container's
 // `docker inspect` output; its Config.Env holds the node's environment,
 // proxy settings with their credentials included.
 const inspectFile = "inspect.json"
-
-// urlCredentials matches the user information of a URL (scheme://user:pass@),
-// the form proxy settings carry credentials in.
-var urlCredentials = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.-]*://)[^/\s@"']+@`)
 
 // RedactKindLogs makes a directory written by kind's log export
 // (cluster.ExportLogs) fit to upload: in every inspect.json each Config.Env
@@ -110,7 +107,7 @@ func redactInspect(data []byte) ([]byte, error) {
 	var containers []map[string]json.RawMessage
 	if err := json.Unmarshal(data, &containers); err != nil {
 		if !bytes.Contains(data, []byte(`"Env"`)) {
-			return urlCredentials.ReplaceAll(data, []byte("${1}"+Redacted+"@")), nil
+			return redact.URLCredentials(data), nil
 		}
 		return nil, fmt.Errorf("not a docker inspect document: %w", err)
 	}
@@ -140,7 +137,7 @@ func redactInspect(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = urlCredentials.ReplaceAll(out, []byte("${1}"+Redacted+"@"))
+	out = redact.URLCredentials(out)
 	return append(out, '\n'), nil
 }
 
@@ -177,7 +174,7 @@ func scrubURLCredentials(path string, w io.Writer) (bool, error) {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 {
 			if bytes.Contains(line, []byte("://")) && bytes.IndexByte(line, '@') >= 0 {
-				if out := urlCredentials.ReplaceAll(line, []byte("${1}"+Redacted+"@")); !bytes.Equal(out, line) {
+				if out := redact.URLCredentials(line); !bytes.Equal(out, line) {
 					line, changed = out, true
 				}
 			}
