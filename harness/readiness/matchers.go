@@ -3,30 +3,15 @@ package readiness
 import (
 	"fmt"
 
-	helmv2 "github.com/fluxcd/helm-controller/api/v2"
-	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/onsi/gomega/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/internal/typedstatus"
 )
-
-// typedKinds maps the Go types a matcher may be handed, the Flux kinds and
-// client-go's built-ins, to their API kinds. It is only read.
-var typedKinds = func() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(sourcev1.AddToScheme(s))
-	utilruntime.Must(kustomizev1.AddToScheme(s))
-	utilruntime.Must(helmv2.AddToScheme(s))
-	return s
-}()
 
 // toUnstructured accepts unstructured objects and any typed API object (Flux
 // types, client.Object) and returns its unstructured form.
@@ -42,18 +27,17 @@ func toUnstructured(actual any) (*unstructured.Unstructured, error) {
 	case unstructured.Unstructured:
 		return &o, nil
 	case runtime.Object:
+		if u, err := typedstatus.Unstructured(o); err == nil {
+			return u, nil
+		}
+		// A type neither client-go nor Flux defines: named by its Go type.
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 		if err != nil {
 			return nil, fmt.Errorf("converting %T to unstructured: %w", actual, err)
 		}
 		u := &unstructured.Unstructured{Object: m}
 		if u.GetKind() == "" {
-			// Typed objects read from a client have an empty TypeMeta.
-			if gvks, _, err := typedKinds.ObjectKinds(o); err == nil {
-				u.SetGroupVersionKind(gvks[0])
-			} else {
-				u.SetKind(fmt.Sprintf("%T", actual))
-			}
+			u.SetKind(fmt.Sprintf("%T", actual))
 		}
 		return u, nil
 	default:
