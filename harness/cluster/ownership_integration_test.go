@@ -13,7 +13,6 @@ import (
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
-	"sigs.k8s.io/yaml"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
@@ -42,20 +41,12 @@ const fixtureLabel = "flux-fleet-test/foreign-fixture"
 // fixtureConfig is the kit's kind config with fixtureLabel on every node.
 func fixtureConfig(t *testing.T, raw []byte) *v1alpha4.Cluster {
 	t.Helper()
-	var cfg v1alpha4.Cluster
-	if err := yaml.UnmarshalStrict(raw, &cfg); err != nil {
+	cfg, err := cluster.ParseKindConfig(raw)
+	if err != nil {
 		t.Fatalf("decoding the kit's kind config: %v", err)
 	}
-	if len(cfg.Nodes) == 0 {
-		cfg.Nodes = []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}}
-	}
-	for i := range cfg.Nodes {
-		if cfg.Nodes[i].Labels == nil {
-			cfg.Nodes[i].Labels = map[string]string{}
-		}
-		cfg.Nodes[i].Labels[fixtureLabel] = "true"
-	}
-	return &cfg
+	cluster.WithNodeLabels(cfg, map[string]string{fixtureLabel: "true"})
+	return cfg
 }
 
 // deleteFixtureLeftover deletes a cluster named name that an earlier,
@@ -63,25 +54,21 @@ func fixtureConfig(t *testing.T, raw []byte) *v1alpha4.Cluster {
 // the test for one that is someone else's.
 func deleteFixtureLeftover(t *testing.T, provider *kindcluster.Provider, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", "ps", "-a", "--filter", "label=io.x-k8s.kind.cluster="+name, "--format", "{{.Names}}").Output()
-	if err != nil {
-		t.Fatalf("listing the node containers of %s: %v", name, err)
-	}
-	nodes := strings.Fields(string(out))
+	nodes := containers(t, name)
 	if len(nodes) == 0 {
 		return
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
 	for _, node := range nodes {
 		// kind keeps each node's kubelet labels in its kubeadm config;
 		// docker cp reads a stopped container's files too.
 		conf, err := exec.CommandContext(ctx, "docker", "cp", node+":/kind/kubeadm.conf", "-").Output()
 		if err != nil {
-			t.Fatalf("a cluster named %s exists and its node %s cannot be read (%v): delete it if it is not someone's (kind delete cluster --name %s)", name, node, err, name)
+			t.Fatalf("a cluster named %s exists and its node container %s cannot be read (%v): delete it if it is not someone's (kind delete cluster --name %s)", name, node, err, name)
 		}
 		if !strings.Contains(string(conf), fixtureLabel+"=true") {
-			t.Fatalf("a cluster named %s exists and this test did not make it (node %s lacks the label %s): delete it (kind delete cluster --name %s)", name, node, fixtureLabel, name)
+			t.Fatalf("a cluster named %s exists and this test did not make it (node container %s lacks the label %s): delete it (kind delete cluster --name %s)", name, node, fixtureLabel, name)
 		}
 	}
 	t.Logf("deleting cluster %s, left by a run of this test that was killed", name)
