@@ -18,15 +18,15 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
-// fluxUpgradeFrom is the base the nightly asks for when the kit holds none:
+// fluxUpgradeFrom is the base the skip message names when the kit holds none:
 // the previous minor. Offline here, the kit's base is whichever flux2
 // release it could build (docs/upgrades.md says which and why).
 const fluxUpgradeFrom = "v2.8.0"
 
 // requireFluxBase returns the kit's base Flux, or skips with the command
 // that builds one: it is opt-in, not in make test's default kit.
-// E2E_REQUIRE_FLUX_BASE=true (the nightly's flux-upgrade job) makes a
-// missing base a failure.
+// E2E_REQUIRE_FLUX_BASE=true makes a missing base a failure, for a runner
+// whose kit is built with one (the nightly uses make e2e-flux-upgrade).
 func requireFluxBase(t *testing.T, opts fleetenv.Options) string {
 	t.Helper()
 	if base, ok := opts.Kit.FluxBase(); ok {

@@ -28,11 +28,13 @@ const (
 	RuleKitCacheSave  = "kit-cache-save"  // a kit cache saved off main
 	RuleSummaryNeeds  = "summary-needs"   // the nightly summary not after every job, or not always
 	RuleClustersNotes = "clusters-notice" // no notice when no existing cluster is configured
+	RuleScenariosPkg  = "e2e-scenarios"   // a job's go test takes e2e/scenarios along with the e2e suite
 )
 
 var (
 	secretExpr = regexp.MustCompile(`\$\{\{[^}]*\bsecrets\s*[.\[]`)
 	kitHashRun = regexp.MustCompile(`go run \./hack/kit -hash\b`)
+	e2eTree    = regexp.MustCompile(`\bgo(testsum)? .*\./e2e/\.\.\.`)
 	stepOutput = regexp.MustCompile(`steps\.([A-Za-z0-9_-]+)\.outputs\.([A-Za-z0-9_-]+)`)
 )
 
@@ -51,6 +53,7 @@ func Check(path string, w *actionlint.Workflow) []Finding {
 		for _, st := range job.Steps {
 			checkSecrets(st, add)
 			checkKitCache(job, st, add)
+			checkE2EPackage(st, add)
 		}
 	}
 	checkSummary(w, add)
@@ -123,6 +126,15 @@ func checkSecrets(st *actionlint.Step, add addFunc) {
 		case strings.Contains(script, "set -x") || regexp.MustCompile(`\becho\b[^\n]*\$\{?`+regexp.QuoteMeta(name)+`\b`).MatchString(script):
 			add(st.Pos, RuleKubeconfig, "step %q prints the kubeconfig secret %s", str(st.Name), name)
 		}
+	}
+}
+
+// checkE2EPackage: a job runs the e2e suite as ./e2e/, not ./e2e/...,
+// which adds e2e/scenarios: those need the offline kit, fail without it
+// under CI, and already run in make test on every pull request.
+func checkE2EPackage(st *actionlint.Step, add addFunc) {
+	if e2eTree.MatchString(runScript(st)) {
+		add(st.Pos, RuleScenariosPkg, "step %q runs ./e2e/...: run the e2e suite as ./e2e/ (e2e/scenarios runs in make test)", str(st.Name))
 	}
 }
 

@@ -205,6 +205,7 @@ func TestProjectRulesCatchBrokenWorkflows(t *testing.T) {
 			"  summary:\n    needs: [e2e]\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", RuleSummaryNeeds},
 		{"summary misses a job", header + "  e2e:\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n" +
 			"  summary:\n    if: always()\n    runs-on: ubuntu-latest\n    steps:\n      - run: 'true'\n", RuleSummaryNeeds},
+		{"scenarios run by a nightly job", job("      - run: gotestsum -- -count=1 ./e2e/...\n"), RuleScenariosPkg},
 		{"no notice without clusters", job("      - env:\n          C: ${{ vars.E2E_EXISTING_CLUSTERS }}\n        run: '[ -n \"$C\" ] || exit 0'\n"), RuleClustersNotes},
 	}
 	for _, tt := range tests {

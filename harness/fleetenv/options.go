@@ -108,7 +108,7 @@ func (o Options) ClusterName(env string) string { return o.ClusterPrefix + env }
 
 // OptionsFromEnv reads the run configuration from the E2E_* variables
 // alone: ResolveOptions without flags, for programs with flags of their own
-// (hack/bench, hack/soak) and tests that set variables.
+// (hack/bench) and tests that set variables.
 func OptionsFromEnv(root string) (Options, error) {
 	return ResolveOptions(context.Background(), root, nil, os.LookupEnv)
 }

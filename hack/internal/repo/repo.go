@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 )
 
-// FleetDirVar names the fleet directory when -fleet is empty (make passes
-// FLEET= through it).
+// FleetDirVar names the fleet directory when -fleet is empty, for the
+// commands run by hand (make always passes -fleet).
 const FleetDirVar = "FLEET_DIR"
 
 // Root walks up from the working directory to the directory holding go.mod.
@@ -32,8 +32,7 @@ func Root() (string, error) {
 }
 
 // FleetDir is the fleet directory a command works on: flag when set, else
-// $FLEET_DIR, else the repository root. An empty flag (as make passes
-// without FLEET=) means the default.
+// $FLEET_DIR, else the repository root. An empty flag means the default.
 func FleetDir(flag string) (string, error) {
 	if flag != "" {
 		return flag, nil
