@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 )
@@ -68,25 +69,52 @@ func imageID(ctx context.Context, image string) (string, error) {
 	return id, nil
 }
 
-// removeOtherTags removes the tags of repository other than keep: the node
-// images a build superseded, which are large. An image still in use stays
-// (docker refuses), as before.
-func removeOtherTags(ctx context.Context, log *logger, repository, keep string) {
-	out, err := docker(ctx, "images", repository, "--format", "{{.Repository}}:{{.Tag}}")
-	if err != nil {
-		log.printf("not removing superseded %s images: %v", repository, err)
+// removeSuperseded removes prev, an image this kit directory's previous
+// profile named, now that the new profile names cur in its place. Only
+// what this kit recorded goes: the repository's other tags may be another
+// kit directory's on the same engine. An image in use stays (docker refuses).
+func removeSuperseded(ctx context.Context, log *logger, prev, cur string) {
+	if prev == "" || prev == cur {
 		return
 	}
-	for _, img := range strings.Fields(out) {
-		if img == keep {
-			continue
-		}
-		if _, err := docker(ctx, "rmi", img); err != nil {
-			log.printf("superseded %s left in place: %v", img, err)
-			continue
-		}
-		log.printf("removed superseded %s", img)
+	repo := repository(prev)
+	if repo != repository(cur) {
+		// Not a build of the same image: nothing says this kit replaced it.
+		log.printf("not removing %s: the new profile names %s instead, from another repository", prev, cur)
+		return
 	}
+	log.printf("removing %s: superseded in this kit's profile by %s", prev, cur)
+	if _, err := docker(ctx, "rmi", prev); err != nil {
+		log.printf("superseded %s left in place: %v", prev, err)
+	}
+	logOtherTags(ctx, log, repo, prev, cur)
+}
+
+// logOtherTags says how many of repository's tags besides mine were left
+// alone, so that disk use on a shared engine is explained, not a mystery.
+func logOtherTags(ctx context.Context, log *logger, repo string, mine ...string) {
+	out, err := docker(ctx, "images", repo, "--format", "{{.Repository}}:{{.Tag}}")
+	if err != nil {
+		log.printf("not counting the other %s images: %v", repo, err)
+		return
+	}
+	n := 0
+	for _, img := range strings.Fields(out) {
+		if !slices.Contains(mine, img) && !strings.HasSuffix(img, ":<none>") {
+			n++
+		}
+	}
+	if n > 0 {
+		log.printf("left %d other %s image(s) alone: this kit's profile never named them (other kit directories' or older)", n, repo)
+	}
+}
+
+// repository is image without its tag.
+func repository(image string) string {
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		return image[:i]
+	}
+	return image
 }
 
 // pruneUntagged removes the kit's images that rebuilt ones left untagged.

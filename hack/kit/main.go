@@ -26,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -277,6 +278,9 @@ func (b *builder) holdingLock(ctx context.Context, fn func() error) error {
 // runStages is the build proper, run holding the lock.
 func (b *builder) runStages(ctx context.Context) error {
 	start := time.Now()
+	// Read before the stages, while the lock keeps the profile this kit's
+	// own: its images are the only ones a build may remove.
+	prev := b.previousImages()
 	timings, err := runPlan(ctx, b, b.plan())
 	if err != nil {
 		return err
@@ -289,6 +293,7 @@ func (b *builder) runStages(ctx context.Context) error {
 	for _, remove := range b.afterProfile {
 		remove(ctx)
 	}
+	b.removeSupersededImages(ctx, prev)
 	// Rebuilt images leave their predecessors untagged: drop those of the kit.
 	pruneUntagged(ctx, b.log)
 
@@ -326,6 +331,36 @@ func (b *builder) writeProfile() (string, error) {
 		return "", fmt.Errorf("the profile just written does not load: %w", err)
 	}
 	return path, nil
+}
+
+// kitImages are the images of a profile that a later build replaces and
+// then removes: the node images and the fleet server image.
+type kitImages struct{ node, nodeBare, server string }
+
+// previousImages reads the images this kit directory's profile names
+// before this build replaces it. No profile yet names none; neither does
+// an unreadable one (said in the log), so that nothing goes that this kit
+// cannot show it recorded.
+func (b *builder) previousImages() kitImages {
+	path := filepath.Join(b.kitDir, kitprofile.ProfileFile)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return kitImages{}
+	}
+	p, err := kitprofile.Load(path)
+	if err != nil {
+		b.log.printf("no superseded image will be removed: reading this kit's previous profile: %v", err)
+		return kitImages{}
+	}
+	return kitImages{node: p.NodeImage, nodeBare: p.NodeImageBare, server: p.FleetServerImage}
+}
+
+// removeSupersededImages removes the images of prev, the previous profile,
+// that the profile just written replaced; never one it still names. The
+// preloaded node image goes before the bare one it is built from.
+func (b *builder) removeSupersededImages(ctx context.Context, prev kitImages) {
+	removeSuperseded(ctx, b.log, prev.node, b.out.nodeImage)
+	removeSuperseded(ctx, b.log, prev.nodeBare, b.out.nodeBare)
+	removeSuperseded(ctx, b.log, prev.server, b.out.serverImage)
 }
 
 // contentHash hashes every artifact of the run's stages without building

@@ -43,7 +43,6 @@ func (b *builder) fleetServerImage(ctx context.Context) error {
 	if err := b.recipe(ctx, "fleet-server-image", "build_fleet_server_image", image, h, b.gitImage); err != nil {
 		return fmt.Errorf("building %s: %w", image, err)
 	}
-	b.supersede(func(ctx context.Context) { removeOtherTags(ctx, b.log, "fleet-kit/fleet-server", image) })
 	return nil
 }
 

@@ -364,7 +364,6 @@ func (b *builder) nodeImage(ctx context.Context) error {
 	if err := b.recipe(ctx, "node-image", "build_node_image", h, image, k8s, crictl, kindDir); err != nil {
 		return fmt.Errorf("building %s: %w", image, err)
 	}
-	b.supersede(func(ctx context.Context) { removeOtherTags(ctx, b.log, "fleet-kit/node", image) })
 	return nil
 }
 
@@ -477,6 +476,5 @@ func (b *builder) preloadedNodeImage(ctx context.Context) error {
 	if err := b.recipe(ctx, "node-image-preloaded", "build_preloaded_node_image", append([]string{b.out.nodeBare, image, h}, b.bakedImages()...)...); err != nil {
 		return fmt.Errorf("building %s: %w", image, err)
 	}
-	b.supersede(func(ctx context.Context) { removeOtherTags(ctx, b.log, "fleet-kit/node-preloaded", image) })
 	return nil
 }
