@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -35,6 +36,18 @@ const (
 	// record that is being written at that moment.
 	holderReadTries = 5
 	holderReadPause = 20 * time.Millisecond
+	// maxHolderRecord bounds reading a holder record: any user can plant a
+	// huge file under a record's name.
+	maxHolderRecord = 64 << 10
+	// holdOpenFlags keep an open in the hold directory, where any user can
+	// plant entries, from following a symbolic link or waiting on a FIFO.
+	holdOpenFlags = syscall.O_NOFOLLOW | syscall.O_NONBLOCK | syscall.O_CLOEXEC
+)
+
+// Reasons openRegular refuses a path, wrapped in an *fs.PathError.
+var (
+	errSymlink    = errors.New("is a symbolic link: refusing to follow it")
+	errNotRegular = errors.New("is not a regular file")
 )
 
 // HolderInfo is the record a run writes into the hold file of each cluster
@@ -116,25 +129,77 @@ func safeFileName(s string) string {
 }
 
 // ensureSharedDir creates dir and, when absent, its parent with
-// sharedDirMode. A directory someone else made is used as it is.
+// sharedDirMode. A directory someone else made is used as it is, unless it
+// is a symbolic link.
 func ensureSharedDir(dir string) error {
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		err := os.Mkdir(d, 0o700)
 		switch {
 		case err == nil:
-			// Mkdir's mode passes through the umask; Chmod's does not.
-			if err := os.Chmod(d, sharedDirMode); err != nil {
+			if err := shareDir(d); err != nil {
 				return fmt.Errorf("opening hold directory %s to all users: %w", d, err)
 			}
 		case errors.Is(err, fs.ErrExist):
-			if fi, serr := os.Stat(d); serr != nil || !fi.IsDir() {
-				return fmt.Errorf("hold directory %s: exists and is not a directory", d)
+			if err := checkHoldDir(d); err != nil {
+				return err
 			}
 		default:
 			return fmt.Errorf("creating hold directory %s: %w", d, err)
 		}
 	}
 	return nil
+}
+
+// shareDir gives the directory just made at d sharedDirMode. Mkdir's mode
+// passes through the umask; Chmod's does not. It goes through a descriptor
+// opened without following links: os.Chmod would follow a symbolic link
+// put in d's place since the Mkdir.
+func shareDir(d string) error {
+	f, err := os.OpenFile(d, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(sharedDirMode)
+}
+
+// checkHoldDir accepts an existing hold directory, whoever made it, but not
+// a symbolic link in its place: that could send holds anywhere.
+func checkHoldDir(d string) error {
+	fi, err := os.Lstat(d)
+	switch {
+	case err != nil:
+		return fmt.Errorf("checking hold directory %s: %w", d, err)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("hold directory %s %w", d, errSymlink)
+	case !fi.IsDir():
+		return fmt.Errorf("hold directory %s: exists and is not a directory", d)
+	}
+	return nil
+}
+
+// openRegular opens path with flag and holdOpenFlags and returns it and its
+// fstat only if it is a regular file. Refusals are *fs.PathError wrapping
+// errSymlink or errNotRegular; other errors are os.OpenFile's.
+func openRegular(path string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
+	f, err := os.OpenFile(path, flag|holdOpenFlags, perm)
+	switch {
+	case errors.Is(err, syscall.ELOOP): // O_NOFOLLOW met a link
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: errSymlink}
+	case errors.Is(err, syscall.ENXIO): // a FIFO or socket opened for writing
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
+	case err != nil:
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // takeHold holds name in dir for info's run, or returns a *HeldError naming
@@ -165,14 +230,14 @@ func takeHold(dir, name string, info HolderInfo) (*hold, error) {
 // openHoldFile opens (creating) the hold file for writing, else, when it
 // belongs to another user, read-only: flock works on either.
 func openHoldFile(path string) (f *os.File, writable bool, err error) {
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, _, err = openRegular(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err == nil {
 		return f, true, nil
 	}
 	if !errors.Is(err, fs.ErrPermission) {
 		return nil, false, fmt.Errorf("opening hold file %s: %w", path, err)
 	}
-	f, rerr := os.Open(path)
+	f, _, rerr := openRegular(path, os.O_RDONLY, 0)
 	if rerr != nil {
 		return nil, false, fmt.Errorf("opening hold file %s: %w (read-only: %v)", path, err, rerr)
 	}
@@ -188,17 +253,27 @@ func writeHolder(f *os.File, writable bool, path string, info HolderInfo) error 
 	}
 	line = append(line, '\n')
 	if !writable {
-		side := path + "." + strconv.Itoa(os.Getuid())
-		if err := os.WriteFile(side, line, 0o644); err != nil {
-			return fmt.Errorf("writing the holder record %s: %w", side, err)
-		}
-		return nil
+		return writeSideRecord(path+"."+strconv.Itoa(os.Getuid()), line)
 	}
 	if err := f.Truncate(0); err != nil {
 		return fmt.Errorf("writing the holder record %s: %w", path, err)
 	}
 	if _, err := f.WriteAt(line, 0); err != nil {
 		return fmt.Errorf("writing the holder record %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeSideRecord replaces the holder record at side with line, never
+// through a symbolic link another user planted there.
+func writeSideRecord(side string, line []byte) error {
+	f, _, err := openRegular(side, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("writing the holder record %s: %w", side, err)
+	}
+	_, werr := f.Write(line)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		return fmt.Errorf("writing the holder record %s: %w", side, err)
 	}
 	return nil
 }
@@ -225,22 +300,16 @@ func readHolder(path string) (HolderInfo, error) {
 	var newestMod time.Time
 	var errs []error
 	for _, p := range append([]string{path}, sides...) {
-		fi, err := os.Stat(p)
-		if err != nil {
+		h, mod, err := readRecord(p)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		raw, err := os.ReadFile(p)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		var h HolderInfo
-		if err := json.Unmarshal(raw, &h); err != nil {
-			errs = append(errs, fmt.Errorf("holder record %s: %w", p, err))
-			continue
-		}
-		if fi.ModTime().After(newestMod) {
-			newest, newestMod = h, fi.ModTime()
+		if mod.After(newestMod) {
+			newest, newestMod = h, mod
 		}
 	}
 	if newestMod.IsZero() {
@@ -248,6 +317,28 @@ func readHolder(path string) (HolderInfo, error) {
 		return HolderInfo{}, errors.Join(errs...)
 	}
 	return newest, nil
+}
+
+// readRecord reads the holder record at p and its modification time, at
+// most maxHolderRecord bytes of a regular file.
+func readRecord(p string) (HolderInfo, time.Time, error) {
+	f, fi, err := openRegular(p, os.O_RDONLY, 0)
+	if err != nil {
+		return HolderInfo{}, time.Time{}, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxHolderRecord+1))
+	if err != nil {
+		return HolderInfo{}, time.Time{}, fmt.Errorf("reading holder record %s: %w", p, err)
+	}
+	if len(raw) > maxHolderRecord {
+		return HolderInfo{}, time.Time{}, fmt.Errorf("holder record %s: larger than %d bytes", p, maxHolderRecord)
+	}
+	var h HolderInfo
+	if err := json.Unmarshal(raw, &h); err != nil {
+		return HolderInfo{}, time.Time{}, fmt.Errorf("holder record %s: %w", p, err)
+	}
+	return h, fi.ModTime(), nil
 }
 
 // takeHolds holds every name, in sorted order: of two runs wanting
