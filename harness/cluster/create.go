@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
+	"github.com/flux-fleet/flux-fleet/harness/internal/redact"
 	"github.com/flux-fleet/flux-fleet/harness/poll"
 )
 
@@ -129,8 +130,17 @@ func (p *plan) run(ctx context.Context) (*Cluster, error) {
 		return nil, fmt.Errorf("creating kubeconfig directory for %s: %w", c.Name, err)
 	}
 
+	// kind writes (and merges into) its kubeconfig by path: it gets one in
+	// a directory of its own; writeKubeconfig then replaces the file the
+	// user reads, link or not, without following it.
+	kindDir, err := os.MkdirTemp("", "flux-fleet-kind-"+c.Name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("creating kind cluster %s: a private directory for kind's kubeconfig: %w", c.Name, err)
+	}
+	defer os.RemoveAll(kindDir)
+
 	start := time.Now()
-	if err := p.runCreate(ctx); err != nil {
+	if err := p.runCreate(ctx, filepath.Join(kindDir, "kubeconfig")); err != nil {
 		// runCreate deleted the nodes; the file may remain.
 		_ = removeIfExists(c.KubeconfigPath)
 		return nil, fmt.Errorf("creating kind cluster %s: %w", c.Name, err)
@@ -215,12 +225,13 @@ func (p *plan) cleanupAfterFailure() {
 // runCreate runs kind's create, which takes no context, in a goroutine so a
 // cancelled ctx can abort it by deleting the nodes underneath it. kind's
 // own readiness wait is off: it would spin on deleted nodes until its
-// deadline, where waitNodesReady follows ctx.
-func (p *plan) runCreate(ctx context.Context) error {
+// deadline, where waitNodesReady follows ctx. kind writes its kubeconfig
+// to kindKubeconfig.
+func (p *plan) runCreate(ctx context.Context, kindKubeconfig string) error {
 	c := p.c
 	opts := []kindcluster.CreateOption{
 		kindcluster.CreateWithV1Alpha4Config(p.cfg),
-		kindcluster.CreateWithKubeconfigPath(c.KubeconfigPath),
+		kindcluster.CreateWithKubeconfigPath(kindKubeconfig),
 		kindcluster.CreateWithDisplayUsage(false),
 		kindcluster.CreateWithDisplaySalutation(false),
 		// Failed nodes are kept for failedCreate to read, then deleted.
@@ -237,7 +248,8 @@ func (p *plan) runCreate(ctx context.Context) error {
 	select {
 	case err := <-done:
 		if err != nil {
-			return p.failedCreate(err)
+			// kind's error quotes its docker commands, proxy settings included.
+			return p.failedCreate(redactedError{err})
 		}
 		return nil
 	case <-ctx.Done():
@@ -298,3 +310,10 @@ func (p *plan) abortCreate(done <-chan error) error {
 	err := deleteNodes(last, c.provider, c.Name, c.KubeconfigPath)
 	return errors.Join(err, removeIfExists(c.KubeconfigPath))
 }
+
+// redactedError is err with the credentials its text may quote (a node's
+// proxy settings, docker run -e HTTPS_PROXY=...) replaced.
+type redactedError struct{ err error }
+
+func (e redactedError) Error() string { return string(redact.URLCredentials([]byte(e.err.Error()))) }
+func (e redactedError) Unwrap() error { return e.err }

@@ -11,6 +11,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+
+	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
 )
 
 // requestTimeout bounds every request of the clients the waits poll with,
@@ -54,12 +56,10 @@ func writeKubeconfig(ctx context.Context, provider *kindcluster.Provider, name, 
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("creating kubeconfig directory for %s: %w", name, err)
 	}
-	if err := os.WriteFile(path, []byte(raw), 0o600); err != nil {
-		return nil, fmt.Errorf("writing kubeconfig of cluster %s: %w", name, err)
-	}
-	// WriteFile keeps the mode of an existing file.
-	if err := os.Chmod(path, 0o600); err != nil {
-		return nil, fmt.Errorf("restricting kubeconfig of cluster %s: %w", name, err)
+	// A new 0600 file renamed over path: whatever stood there, a link to
+	// someone's file included, is replaced, never written through.
+	if err := privatefile.Write(path, []byte(raw)); err != nil {
+		return nil, fmt.Errorf("kubeconfig of cluster %s: %w", name, err)
 	}
 	cfg, err := clientcmd.RESTConfigFromKubeConfig([]byte(raw))
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
+	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
 	"github.com/flux-fleet/flux-fleet/harness/kitprofile"
 )
 
@@ -153,6 +154,11 @@ func (r *resolver) dir(s setting, def string) string {
 	dir := absFrom(r.root, s.or(def))
 	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
 		r.failf(s, "%s exists and is not a directory", dir)
+	}
+	// Kubeconfigs and artifacts are written by path: nobody the run does
+	// not trust may control a directory on the way.
+	if err := privatefile.CurrentTrust().CheckTrusted(dir); err != nil {
+		r.failf(s, "%v", err)
 	}
 	return dir
 }

@@ -163,15 +163,20 @@ func checkOptions() []option {
 	}
 }
 
+// trustedDirNote says why a directory on the way may be refused.
+const trustedDirNote = "Refused when a directory on the way to it is another user's, or writable by every user without the sticky bit: " +
+	"that user could swap what the run writes (kubeconfigs with admin credentials) for links elsewhere. " +
+	"Running as root through sudo, the user who ran sudo counts as yours (so `sudo make test` works in your own checkout)."
+
 func fileOptions() []option {
 	return []option{
 		{flag: "workdir", env: "E2E_WORKDIR", def: ".work", field: "WorkDir",
 			meaning: "directory for kubeconfigs (`<cluster>.kubeconfig`, mode 0600) and, by default, artifacts",
-			details: "Created when missing; relative paths are taken from the repository root.",
+			details: "Created when missing; relative paths are taken from the repository root. " + trustedDirNote,
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.WorkDir = r.dir(s, ".work") }},
 		{flag: "artifacts", env: "E2E_ARTIFACTS", def: "<workdir>/artifacts", field: "ArtifactsDir",
 			meaning: "directory for the diagnostics of failed environments",
-			details: "Created when missing; relative paths are taken from the repository root.",
+			details: "Created when missing; relative paths are taken from the repository root. " + trustedDirNote,
 			resolve: func(_ context.Context, r *resolver, s setting) {
 				r.opts.ArtifactsDir = r.dir(s, filepath.Join(r.opts.WorkDir, "artifacts"))
 			}},

@@ -154,6 +154,11 @@ func TestOptionsFromEnvRejects(t *testing.T) {
 	}
 	const ws = "leading or trailing whitespace (env files often carry it unseen): remove it"
 	long := strings.Repeat("a", 43)
+	open := filepath.Join(root, "open")
+	mkdirs(t, root, "open")
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -191,6 +196,9 @@ func TestOptionsFromEnvRejects(t *testing.T) {
 			`E2E_FLUX_COMPONENTS="source-controller,image-controller": unknown Flux component "image-controller": want some of source-controller, kustomize-controller, helm-controller, *`}},
 		{"empty component list", map[string]string{"E2E_FLUX_COMPONENTS": ","}, []string{`E2E_FLUX_COMPONENTS=",": names no component: want a comma-separated list such as source-controller,kustomize-controller`}},
 		{"work directory that is a file", map[string]string{"E2E_WORKDIR": file}, []string{`E2E_WORKDIR="` + file + `": ` + file + ` exists and is not a directory`}},
+		{"work directory below one every user may write", map[string]string{"E2E_WORKDIR": "open/work"}, []string{
+			`E2E_WORKDIR="open/work": ` + filepath.Join(open, "work") + `: directory ` + open + ` is writable by every user (mode -rwxrwxrwx, no sticky bit), who could replace what the run writes there (kubeconfigs with admin credentials, artifacts) with links elsewhere: choose a directory no other user can write, or run as its owner`,
+			`E2E_ARTIFACTS (unset, default "<workdir>/artifacts"): ` + filepath.Join(open, "work", "artifacts") + `: directory ` + open + ` is writable by every user*`}},
 		{"artifacts directory that is a file", map[string]string{"E2E_ARTIFACTS": file}, []string{`E2E_ARTIFACTS="` + file + `": ` + file + ` exists and is not a directory`}},
 		{"request budget with a stray space", map[string]string{"E2E_MAX_FAILED_REQUESTS": " 3"}, []string{`E2E_MAX_FAILED_REQUESTS=" 3": ` + ws}},
 		{"negative request budget", map[string]string{"E2E_MAX_FAILED_REQUESTS": "-2"}, []string{`E2E_MAX_FAILED_REQUESTS="-2": want a number*`}},

@@ -66,3 +66,31 @@ func assertMode(t *testing.T, path string, want os.FileMode) {
 		t.Errorf("%s has mode %v, want %v", path, got, want)
 	}
 }
+
+// A link planted where a file goes (a kubeconfig, say) is replaced: the file
+// it leads to is neither written nor made readable to the link's owner.
+func TestWriteReplacesALinkWithoutFollowingIt(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "someone-elses")
+	if err := os.WriteFile(victim, []byte("theirs\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "staging.kubeconfig")
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(path, []byte("credentials\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(victim); string(got) != "theirs\n" {
+		t.Errorf("the link's target now holds %q: Write followed the link", got)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		t.Errorf("%s is still a link", path)
+	}
+	assertMode(t, path, FileMode)
+}
