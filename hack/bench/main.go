@@ -134,12 +134,9 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if logPath == "" {
 		logPath = filepath.Join(base.WorkDir, name+".log")
 	}
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return fmt.Errorf("creating the log's directory: %w", err)
-	}
-	logFile, err := os.Create(logPath)
+	logFile, err := createRunLog(logPath)
 	if err != nil {
-		return fmt.Errorf("creating the bench log: %w", err)
+		return err
 	}
 	defer logFile.Close()
 	runLog := io.Writer(logFile)
@@ -175,6 +172,25 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	fmt.Fprint(out, report(samples, ways))
 	printReports(out, reports)
 	return updateTimingsDoc(out, filepath.Join(root, timingsDocPath), cfg, samples, ways)
+}
+
+// createRunLog creates (or empties) the bench's log at path, readable by
+// its owner only, in a directory created 0700 when missing: the log carries
+// the runs' errors, which may quote credentials.
+func createRunLog(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the bench log's directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("creating the bench log: %w", err)
+	}
+	// An older log at path keeps its mode through O_TRUNC.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("making the bench log %s private: %w", path, err)
+	}
+	return f, nil
 }
 
 // runArtifactsDir is where bring-up n (from 1) of way w writes its records,

@@ -3,7 +3,6 @@ package diagnose
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,24 +24,26 @@ const Redacted = redact.Redacted
 const inspectFile = "inspect.json"
 
 // RedactKindLogs makes a directory written by kind's log export
-// (cluster.ExportLogs) fit to upload: in every inspect.json each Config.Env
+// (cluster.ExportRedactedLogs runs it before the logs move into the
+// artifacts) fit to upload: in every inspect.json each Config.Env
 // entry keeps its name and its value becomes "<redacted>"; in every file,
 // the credentials of a URL (http://user:pass@proxy) become "<redacted>";
 // files are made 0600 and directories 0700, dir included. Symbolic links
 // are left alone, never followed. A file that cannot be made safe is
-// removed and named in the returned error.
-func RedactKindLogs(ctx context.Context, dir string) error {
+// removed and named in the returned error. It is local file work and runs
+// to its end whatever became of the run: stopping halfway would leave the
+// rest unredacted.
+func RedactKindLogs(dir string) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil // the export wrote nothing
 	}
 	var errs []error
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	// The callback records every failure and goes on, so WalkDir itself
+	// returns none.
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("reading kind logs %s: %w", path, err))
 			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return err
 		}
 		switch {
 		case d.IsDir():
@@ -56,9 +57,6 @@ func RedactKindLogs(ctx context.Context, dir string) error {
 		}
 		return nil
 	})
-	if err != nil {
-		errs = append(errs, fmt.Errorf("redacting kind logs in %s: %w", dir, err))
-	}
 	return errors.Join(errs...)
 }
 
@@ -173,7 +171,9 @@ func scrubURLCredentials(path string, w io.Writer) (bool, error) {
 	for {
 		line, err := r.ReadBytes('\n')
 		if len(line) > 0 {
-			if bytes.Contains(line, []byte("://")) && bytes.IndexByte(line, '@') >= 0 {
+			// Credentials come before an '@', with a scheme or without
+			// (HTTPS_PROXY=user:pass@proxy).
+			if bytes.IndexByte(line, '@') >= 0 {
 				if out := redact.URLCredentials(line); !bytes.Equal(out, line) {
 					line, changed = out, true
 				}

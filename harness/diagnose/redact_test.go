@@ -94,10 +94,11 @@ func writeKindLogs(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		filepath.Join(nodeDir, "inspect.json"):        string(inspect) + "\n",
-		filepath.Join(dir, "docker-info.txt"):         "Server:\n HTTP Proxy: http://fleet:" + planted + "@proxy.example:3128\n No Proxy: localhost\n",
-		filepath.Join(dir, "kind-version.txt"):        "kind v0.33.0",
-		filepath.Join(nodeDir, "journal.log"):         "kubelet started\nfetching https://registry.example/v2/ as https://user@registry.example/v2/\n",
+		filepath.Join(nodeDir, "inspect.json"): string(inspect) + "\n",
+		filepath.Join(dir, "docker-info.txt"):  "Server:\n HTTP Proxy: http://fleet:" + planted + "@proxy.example:3128\n No Proxy: localhost\n",
+		filepath.Join(dir, "kind-version.txt"): "kind v0.33.0",
+		filepath.Join(nodeDir, "journal.log"): "kubelet started\nfetching https://registry.example/v2/ as https://user@registry.example/v2/\n" +
+			"Environment: HTTPS_PROXY=fleet:" + planted + "@proxy.example:3128\n",
 		filepath.Join(nodeDir, "pods", "kubelet.log"): "no credentials here: https://registry.example/v2/\n",
 	}
 	for path, content := range files {
@@ -145,7 +146,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(kindLogs, "staging-control-plane", "pods", "link.log")); err != nil {
 		t.Fatal(err)
 	}
-	if err := RedactKindLogs(ctx, kindLogs); err != nil {
+	if err := RedactKindLogs(kindLogs); err != nil {
 		t.Fatalf("RedactKindLogs: %v", err)
 	}
 
@@ -172,6 +173,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 		{filepath.Join(artifacts, "record-staging.json"), `"REDIS_PASSWORD": "` + digest + `"`},
 		{filepath.Join(kindLogs, "docker-info.txt"), "HTTP Proxy: http://<redacted>@proxy.example:3128\n"},
 		{filepath.Join(kindLogs, "staging-control-plane", "journal.log"), "as https://<redacted>@registry.example/v2/\n"},
+		{filepath.Join(kindLogs, "staging-control-plane", "journal.log"), "HTTPS_PROXY=<redacted>@proxy.example:3128\n"},
 	} {
 		if !strings.Contains(all[want.file], want.text) {
 			t.Errorf("%s lacks %q:\n%s", want.file, want.text, all[want.file])
@@ -286,7 +288,7 @@ func TestRedactKindLogsWithholdsUnreadableInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err := RedactKindLogs(context.Background(), dir)
+	err := RedactKindLogs(dir)
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "not a docker inspect document") || !strings.Contains(err.Error(), "file removed") {
 		t.Fatalf("RedactKindLogs = %v, want an error naming %s, why, and that it was removed", err, bad)
 	}
@@ -294,13 +296,13 @@ func TestRedactKindLogsWithholdsUnreadableInspect(t *testing.T) {
 		t.Errorf("%s was kept: %v", bad, statErr)
 	}
 	// docker's own error message holds no environment: kept as written.
-	if err := RedactKindLogs(context.Background(), filepath.Dir(gone)); err != nil {
+	if err := RedactKindLogs(filepath.Dir(gone)); err != nil {
 		t.Fatalf("RedactKindLogs of an error message: %v", err)
 	}
 	if data, _ := os.ReadFile(gone); string(data) != errText {
 		t.Errorf("docker's error message became %q", data)
 	}
-	if err := RedactKindLogs(context.Background(), filepath.Join(t.TempDir(), "never-exported")); err != nil {
+	if err := RedactKindLogs(filepath.Join(t.TempDir(), "never-exported")); err != nil {
 		t.Errorf("RedactKindLogs of a directory the export never wrote: %v", err)
 	}
 }

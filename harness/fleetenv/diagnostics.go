@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/diagnose"
+	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
 )
 
 // diagnoseTimeout bounds the diagnostics of one environment.
@@ -60,22 +61,33 @@ func (d *diagnostics) summarize(ctx context.Context, e *Environment) string {
 		summary += fmt.Sprintf("\n(summary incomplete: %v)", err)
 	}
 	dir := filepath.Join(d.opts.ArtifactsDir, time.Now().Format("20060102-150405"))
-	if err := os.MkdirAll(d.opts.ArtifactsDir, 0o700); err != nil {
+	if err := makePrivateDirs(dir, filepath.Join(dir, e.Name)); err != nil {
 		summary += fmt.Sprintf("\n(artifacts not written: %v)", err)
 	}
 	if err := diagnose.CollectArtifactsWith(ctx, e.Name, e.Config(), dir, diagnose.Options{RawValues: d.opts.RawValues}); err != nil {
 		summary += fmt.Sprintf("\n(artifacts incomplete: %v)", err)
 	}
+	// The nodes' environment (proxy credentials) is redacted before the
+	// logs reach the artifacts; logs that cannot be redacted are not kept.
 	kindLogs := filepath.Join(dir, e.Name, "kind-logs")
-	if err := e.Cluster.ExportLogs(ctx, kindLogs); err != nil {
-		summary += fmt.Sprintf("\n(kind node logs not exported: %v)", err)
-	}
-	// Even after a failed export: whatever kind wrote may carry the nodes'
-	// environment (proxy credentials).
-	if err := diagnose.RedactKindLogs(ctx, kindLogs); err != nil {
-		summary += fmt.Sprintf("\n(kind node logs withheld in part: %v)", err)
+	if err := e.Cluster.ExportRedactedLogs(ctx, kindLogs, diagnose.RedactKindLogs); err != nil {
+		summary += fmt.Sprintf("\n(kind node logs not exported, or withheld: %v)", err)
 	}
 	return summary + fmt.Sprintf("\nartifacts: %s\nkubeconfig: %s", filepath.Join(dir, e.Name), e.Cluster.KubeconfigPath)
+}
+
+// makePrivateDirs creates each of dirs (and their parents) 0700, and makes
+// each 0700 if it existed: artifacts are for their owner until uploaded.
+func makePrivateDirs(dirs ...string) error {
+	for _, dir := range dirs {
+		if err := os.MkdirAll(dir, privatefile.DirMode); err != nil {
+			return fmt.Errorf("creating directory %s: %w", dir, err)
+		}
+		if err := os.Chmod(dir, privatefile.DirMode); err != nil {
+			return fmt.Errorf("making directory %s private: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // all diagnoses every environment not diagnosed yet.
