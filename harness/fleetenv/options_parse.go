@@ -6,7 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -71,6 +71,10 @@ type resolver struct {
 	opts     Options
 	fleetOK  bool // FleetDir has the fleet layout, so its environments can be looked up
 	errs     []error
+	// loadedKit is the profile -kit names, read once (loadKit).
+	loadedKit *loadedKit
+	// kubeContexts are the contexts of the kubeconfig files, sorted.
+	kubeContexts []string
 	// lookupEnv reads variables that are no option's own ($KUBECONFIG).
 	lookupEnv func(string) (string, bool)
 }
@@ -126,9 +130,21 @@ func (r *resolver) bool(s setting, def bool) bool {
 	return b
 }
 
+// durationSyntax is what time.ParseDuration reads. It says "invalid
+// duration" for bad syntax and overflow alike: a value of this form it
+// refuses is out of range.
+var durationSyntax = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// maxDuration is the longest duration, in whole seconds.
+var maxDuration = time.Duration(math.MaxInt64).Truncate(time.Second)
+
 func (r *resolver) duration(s setting, def time.Duration) time.Duration {
-	d, err := time.ParseDuration(s.or(def.String()))
+	v := s.or(def.String())
+	d, err := time.ParseDuration(v)
 	switch {
+	case err != nil && durationSyntax.MatchString(v):
+		r.failf(s, "out of range: want at most %s, such as 10m", maxDuration)
+		return def
 	case err != nil:
 		r.failf(s, "not a duration: want a number with a unit, such as 10m or 90s")
 		return def
@@ -266,12 +282,33 @@ func (r *resolver) kit(s setting) kitprofile.Profile {
 	if !s.set() {
 		return kitprofile.Profile{}
 	}
-	p, err := kitprofile.Load(absFrom(r.root, s.value()))
+	p, err := r.loadKit()
 	if err != nil {
 		r.failf(s, "%v", err)
 		return kitprofile.Profile{}
 	}
 	return p
+}
+
+// loadedKit is the outcome of loading the kit profile.
+type loadedKit struct {
+	profile kitprofile.Profile
+	err     error
+}
+
+// loadKit loads the profile -kit names, once: -server-image, read before
+// -kit, needs it too. A profile missing essentials is an error, not "no
+// kit", so that a broken kit never sends the run to registries.
+func (r *resolver) loadKit() (kitprofile.Profile, error) {
+	if r.loadedKit == nil {
+		path := absFrom(r.root, r.settings["kit"].value())
+		p, err := kitprofile.Load(path)
+		if err == nil {
+			err = p.CheckWhole(path)
+		}
+		r.loadedKit = &loadedKit{p, err}
+	}
+	return r.loadedKit.profile, r.loadedKit.err
 }
 
 // fluxComponents reads names flux2 can install; unset, the kit's, and with
@@ -359,34 +396,61 @@ func (r *resolver) usesKubeconfig(s setting) bool {
 }
 
 // kubeconfig reads the kubeconfig files of -clusters=kubeconfig, by
-// default $KUBECONFIG; each must exist. Only paths are read here.
+// default $KUBECONFIG; each must be a kubeconfig, whose contexts are kept
+// for contexts to check.
 func (r *resolver) kubeconfig(s setting) string {
 	if !r.usesKubeconfig(s) {
 		return ""
 	}
-	value := s.value()
+	value, from := s.value(), ""
 	if value == "" {
-		value, _ = r.lookupEnv("KUBECONFIG")
-		value = strings.TrimSpace(value)
+		env, _ := r.lookupEnv("KUBECONFIG")
+		value, from = strings.TrimSpace(env), fmt.Sprintf("$KUBECONFIG=%q ", env)
 	}
 	if value == "" {
 		r.failf(s, "-clusters=kubeconfig needs a kubeconfig: set it here or in $KUBECONFIG")
 		return ""
 	}
 	var files []string
+	ok := true
 	for _, f := range filepath.SplitList(value) {
 		if f == "" {
 			continue
 		}
 		f = absFrom(r.root, f)
-		if fi, err := os.Stat(f); err != nil || fi.IsDir() {
-			r.failf(s, "kubeconfig %s is not a readable file", f)
-			// Its contexts cannot be checked: contexts adds no errors.
-			return ""
-		}
 		files = append(files, f)
+		ok = r.kubeconfigFile(s, f) && ok
 	}
+	if len(files) == 0 {
+		r.failf(s, "%snames no kubeconfig file: want a file, or a list of files as $KUBECONFIG takes", from)
+		return ""
+	}
+	if !ok {
+		// Its contexts cannot be checked: contexts adds no errors.
+		return ""
+	}
+	slices.Sort(r.kubeContexts)
+	r.kubeContexts = slices.Compact(r.kubeContexts)
 	return strings.Join(files, string(filepath.ListSeparator))
+}
+
+// kubeconfigFile reads one kubeconfig file's contexts into r.kubeContexts,
+// so that a file that is none is blamed on this option, not on -contexts.
+// An error names the file, never its content.
+func (r *resolver) kubeconfigFile(s setting, file string) bool {
+	if fi, err := os.Stat(file); err != nil || fi.IsDir() {
+		r.failf(s, "kubeconfig %s is not a readable file", file)
+		return false
+	}
+	config, err := clientcmd.LoadFromFile(file)
+	if err != nil {
+		r.failf(s, "reading kubeconfig %s: %v", file, err)
+		return false
+	}
+	for name := range config.Contexts {
+		r.kubeContexts = append(r.kubeContexts, name)
+	}
+	return true
 }
 
 // contexts reads env=context pairs: every environment gets a context (by
@@ -407,11 +471,7 @@ func (r *resolver) contexts(s setting) map[string]string {
 			contexts[env] = ctx
 		}
 	}
-	known, err := kubeconfigContexts(r.opts.Kubeconfig)
-	if err != nil {
-		r.failf(s, "%v", err)
-		return contexts
-	}
+	known := r.kubeContexts
 	byContext := map[string]string{}
 	for _, env := range r.opts.Envs {
 		ctx := cmp.Or(contexts[env], env)
@@ -425,18 +485,6 @@ func (r *resolver) contexts(s setting) map[string]string {
 		}
 	}
 	return contexts
-}
-
-// kubeconfigContexts names the contexts of the kubeconfig files, sorted;
-// an error names the files, never their content.
-func kubeconfigContexts(kubeconfig string) ([]string, error) {
-	raw, err := (&clientcmd.ClientConfigLoadingRules{Precedence: filepath.SplitList(kubeconfig)}).Load()
-	if err != nil {
-		return nil, fmt.Errorf("reading kubeconfig %s: %w", kubeconfig, err)
-	}
-	names := slices.Collect(maps.Keys(raw.Contexts))
-	slices.Sort(names)
-	return names, nil
 }
 
 // serverMode reads where the servers run; by default on this machine for
@@ -459,12 +507,24 @@ func (r *resolver) serverMode(s setting) ServerMode {
 // clusters have no image.
 func (r *resolver) serverImage(s setting) string {
 	switch {
-	case r.opts.Servers == ServersCluster && !s.set() && !r.settings["kit"].set():
-		r.failf(s, "-servers=cluster needs the fleet server's image: set it, or use the offline kit (E2E_KIT), which builds one")
 	case s.set() && !imageRef.MatchString(s.value()):
 		r.failf(s, "not an image reference: want [registry/]repository[:tag][@digest], such as fleet-kit/fleet-server:v1")
+	case s.set() || r.opts.Servers != ServersCluster:
+	case !r.settings["kit"].set():
+		r.failf(s, "-servers=cluster needs the fleet server's image: set it, or use the offline kit (E2E_KIT), which builds one")
+	default:
+		r.checkKitServerImage(s)
 	}
 	return s.value()
+}
+
+// checkKitServerImage: with the image unset the kit's is used, and a kit
+// built before it had one has none. A kit that does not load says so itself.
+func (r *resolver) checkKitServerImage(s setting) {
+	kit := r.settings["kit"]
+	if p, err := r.loadKit(); err == nil && p.ServerImage() == "" {
+		r.failf(s, "-servers=cluster needs the fleet server's image, and the kit profile %s has no %s: set it, or rebuild the kit (go run ./hack/kit), which builds one", kit, kitprofile.ServerImageVar)
+	}
 }
 
 // imageRef is the characters of an image reference; the registry checks

@@ -112,7 +112,7 @@ func clusterOptions() []option {
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Servers = r.serverMode(s) }},
 		{flag: "server-image", env: "E2E_SERVER_IMAGE", defNote: "the kit's `FLEET_SERVER_IMAGE`", field: "ServerImage",
 			meaning: "image of the in-cluster fleet server, for `-servers=cluster`",
-			details: "Required for `-servers=cluster` without a kit. The clusters pull it (IfNotPresent): from a registry they reach, or loaded into their nodes beforehand.",
+			details: "Required for `-servers=cluster` unless the kit has one (kits built before the fleet server have none). The clusters pull it (IfNotPresent): from a registry they reach, or loaded into their nodes beforehand.",
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.ServerImage = r.serverImage(s) }},
 		{flag: "ready-timeout", env: "E2E_TIMEOUT", def: "10m", field: "Timeout",
 			meaning: "how long one environment may take to become Ready, and a re-sync to converge",
@@ -131,7 +131,7 @@ func kitOptions() []option {
 	return []option{
 		{flag: "kit", env: kitprofile.PathVar, defNote: "unset (no kit)", field: "Kit",
 			meaning: "the offline kit's profile file, which `go run ./hack/kit -print` names; make sets it",
-			details: "The profile carries the node image, kind config, Flux manifests, preloaded images and extra charts of a run without a registry. It is the kit's `profile.env`: `NAME=value` lines (`FLEET_NODE_IMAGE`, `FLEET_KIND_CONFIG`, …) that `go run ./hack/kit` writes; a bad line is an error naming the file and line. Relative paths are taken from the repository root.",
+			details: "The profile carries the node image, kind config, Flux manifests, preloaded images and extra charts of a run without a registry. It is the kit's `profile.env`: `NAME=value` lines (`FLEET_NODE_IMAGE`, `FLEET_KIND_CONFIG`, …) that `go run ./hack/kit` writes; a bad line is an error naming the file and line, and so is a profile without the node image, kind config or Flux manifests (empty or truncated). Relative paths are taken from the repository root.",
 			resolve: func(_ context.Context, r *resolver, s setting) { r.opts.Kit = r.kit(s) }},
 		{flag: "flux-components", env: "E2E_FLUX_COMPONENTS", defNote: "the kit's, else flux2's default four", field: "FluxComponents",
 			meaning: "Flux controllers to install, comma-separated",

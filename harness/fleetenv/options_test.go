@@ -25,10 +25,11 @@ import (
 // update rewrites the generated configuration docs (TestGeneratedDocs).
 var update = flag.Bool("update", false, "rewrite README.md's option table and docs/configuration.md from the option table")
 
-// optionVars are every variable ResolveOptions reads, and the kit profile's
-// variables, which it must not read; all are cleared for each case.
+// optionVars are every variable ResolveOptions reads ($KUBECONFIG too), and
+// the kit profile's variables, which it must not read; all are cleared for
+// each case.
 func optionVars() []string {
-	var vars []string
+	vars := []string{"KUBECONFIG"}
 	for _, o := range optionTable() {
 		vars = append(vars, o.env)
 	}
@@ -68,7 +69,9 @@ func TestOptionsFromEnv(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(chart, "Chart.yaml"), []byte("apiVersion: v2\nname: c\nversion: 0.1.0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	kitProfile := writeFile(t, filepath.Join(t.TempDir(), "profile.env"), "# a kit\n"+kitprofile.FluxManifestsVar+"="+manifests+"\n"+
+	kindConfig := writeFile(t, filepath.Join(t.TempDir(), "kind.yaml"), "kind: Cluster\n")
+	kitProfile := writeFile(t, filepath.Join(t.TempDir(), "profile.env"), "# a kit\n"+kitprofile.NodeImageVar+"=n:1\n"+
+		kitprofile.KindConfigVar+"="+kindConfig+"\n"+kitprofile.FluxManifestsVar+"="+manifests+"\n"+
 		kitprofile.PreloadImagesVar+"=a:1,b:2\n"+kitprofile.FluxComponentsVar+"=source-controller,kustomize-controller,helm-controller\n"+
 		kitprofile.ExtraChartsVar+"="+chart+"\n")
 	tests := []struct {
@@ -159,6 +162,16 @@ func TestOptionsFromEnvRejects(t *testing.T) {
 	if err := os.Chmod(open, 0o777); err != nil {
 		t.Fatal(err)
 	}
+	// A file that is no kubeconfig, as /etc/passwd, and one without the
+	// context of production.
+	notKubeconfig := writeFile(t, filepath.Join(t.TempDir(), "passwd"), "root:x:0:0:root:/root:/bin/bash\n")
+	notKubeconfig2 := writeFile(t, filepath.Join(t.TempDir(), "hosts"), "127.0.0.1 localhost\n")
+	stagingOnly := kubeconfigFor(t, t.TempDir(), "planted-token", "staging")
+	kubeconfigRun := func(env map[string]string) map[string]string {
+		env["E2E_CLUSTERS"], env["E2E_SERVER_IMAGE"] = "kubeconfig", "fleet-kit/fleet-server:x"
+		return env
+	}
+	const contextsUnset = `E2E_CONTEXTS (unset, default "each environment's context is named like it")`
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -168,6 +181,21 @@ func TestOptionsFromEnvRejects(t *testing.T) {
 		{"duration without a unit", map[string]string{"E2E_TIMEOUT": "5"}, []string{`E2E_TIMEOUT="5": not a duration: want a number with a unit, such as 10m or 90s`}},
 		{"duration with a space inside", map[string]string{"E2E_POD_FAILURE_GRACE": "5 m"}, []string{`E2E_POD_FAILURE_GRACE="5 m": not a duration: want a number with a unit, such as 10m or 90s`}},
 		{"negative duration", map[string]string{"E2E_TIMEOUT": "-1s"}, []string{`E2E_TIMEOUT="-1s": not positive: want a duration above zero, such as 10m`}},
+		{"duration out of range", map[string]string{"E2E_TIMEOUT": "99999999999h"}, []string{`E2E_TIMEOUT="99999999999h": out of range: want at most 2562047h47m16s, such as 10m`}},
+		{"duration whose number overflows", map[string]string{"E2E_POD_FAILURE_GRACE": "99999999999999999999ns"}, []string{
+			`E2E_POD_FAILURE_GRACE="99999999999999999999ns": out of range: want at most 2562047h47m16s, such as 10m`}},
+		{"duration with an unknown unit", map[string]string{"E2E_TIMEOUT": "5d"}, []string{`E2E_TIMEOUT="5d": not a duration: want a number with a unit, such as 10m or 90s`}},
+		{"kubeconfig list of no file", kubeconfigRun(map[string]string{"E2E_KUBECONFIG": ":::"}), []string{
+			`E2E_KUBECONFIG=":::": names no kubeconfig file: want a file, or a list of files as $KUBECONFIG takes`}},
+		{"$KUBECONFIG of no file", kubeconfigRun(map[string]string{"KUBECONFIG": ":"}), []string{
+			`E2E_KUBECONFIG (unset, default "$KUBECONFIG"): $KUBECONFIG=":" names no kubeconfig file: want a file, or a list of files as $KUBECONFIG takes`}},
+		{"kubeconfig that is no kubeconfig", kubeconfigRun(map[string]string{"E2E_KUBECONFIG": notKubeconfig}), []string{
+			`E2E_KUBECONFIG="` + notKubeconfig + `": reading kubeconfig ` + notKubeconfig + `: *`}},
+		{"every kubeconfig of a list that is none", kubeconfigRun(map[string]string{"KUBECONFIG": notKubeconfig + ":" + stagingOnly + ":" + notKubeconfig2}), []string{
+			`E2E_KUBECONFIG (unset, default "$KUBECONFIG"): reading kubeconfig ` + notKubeconfig + `: *`,
+			`E2E_KUBECONFIG (unset, default "$KUBECONFIG"): reading kubeconfig ` + notKubeconfig2 + `: *`}},
+		{"kubeconfig without an environment's context", kubeconfigRun(map[string]string{"E2E_KUBECONFIG": stagingOnly}), []string{
+			contextsUnset + `: environment "production": kubeconfig ` + stagingOnly + ` has no context "production" (it has: staging)`}},
 		{"boolean that is not one", map[string]string{"E2E_REUSE": "maybe"}, []string{`E2E_REUSE="maybe": not a boolean: want true or false`}},
 		{"boolean yes", map[string]string{"E2E_PREFLIGHT": "yes"}, []string{`E2E_PREFLIGHT="yes": not a boolean: want true or false`}},
 		{"boolean with a trailing space", map[string]string{"E2E_OFFLINE_CHECKS": "true "}, []string{`E2E_OFFLINE_CHECKS="true ": ` + ws}},
@@ -243,7 +271,8 @@ func TestKitProfileErrors(t *testing.T) {
 	}{
 		{"no such file", "", `E2E_KIT="` + missing + `": kit profile ` + missing + ` does not exist (build the kit: go run ./hack/kit)`},
 		{"garbled line", "# kit\nFLEET_NODE_IMAGE n:1\n", `E2E_KIT="%s": %s:2: "FLEET_NODE_IMAGE n:1" is not NAME=value`},
-		{"unknown variable", "FLEET_NODE_IMAGE=n:1\nE2E_ENVS=staging\n", `E2E_KIT="%s": %s:2: unknown variable E2E_ENVS`},
+		{"unknown variable", "FLEET_NODE_IMAGE=n:1\nE2E_ENVS=staging\n", `E2E_KIT="%s": %s:2: unknown variable "E2E_ENVS"`},
+		{"blank before =", "FLEET_NODE_IMAGE =n:1\n", `E2E_KIT="%s": %s:1: unknown variable "FLEET_NODE_IMAGE "`},
 		{"extra chart that is not a chart", "FLEET_NODE_IMAGE=n:1\n\nFLEET_EXTRA_CHARTS=" + root + "\n", `E2E_KIT="%s": %s:3: FLEET_EXTRA_CHARTS: ` + root + ` is not a chart directory`},
 		{"manifests dir without manifests", "FLEET_FLUX_MANIFESTS=" + root + "\n", `E2E_KIT="%s": %s:1: FLEET_FLUX_MANIFESTS=` + root + ` is not an offline manifests directory`},
 		{"kind config missing", "FLEET_KIND_CONFIG=" + filepath.Join(root, "nope.yaml") + "\n", `E2E_KIT="%s": %s:1: FLEET_KIND_CONFIG: open ` + filepath.Join(root, "nope.yaml") + ": no such file or directory"},
@@ -262,6 +291,55 @@ func TestKitProfileErrors(t *testing.T) {
 			lines := strings.Split(err.Error(), "\n")
 			if len(lines) != 2 || !strings.HasPrefix(lines[0], `E2E_KEEP="sometimes": unknown keep policy`) || !strings.HasPrefix(lines[1], want) {
 				t.Fatalf("error:\n%v\nwant the E2E_KEEP problem, then a line starting\n%s", err, want)
+			}
+		})
+	}
+}
+
+// TestIncompleteKit: a kit profile that loads but lacks what a run needs is
+// an error naming -kit or E2E_KIT, the file and what it lacks, not "no kit"
+// (which would send the run to registries), and the server image the run
+// takes from the kit must be in it.
+func TestIncompleteKit(t *testing.T) {
+	root := t.TempDir()
+	mkdirs(t, root, "clusters/staging", "clusters/production")
+	dir := t.TempDir()
+	empty := writeFile(t, filepath.Join(dir, "empty.env"), "")
+	truncated := writeFile(t, filepath.Join(dir, "truncated.env"), kitprofile.NodeImageVar+"=x\n")
+	noServer, _ := wholeKit(t)
+	withServer, want := wholeKit(t)
+	want.FleetServerImage = "fleet-kit/fleet-server:0123456789ab"
+	if err := want.Write(withServer); err != nil {
+		t.Fatal(err)
+	}
+	const rebuild = ": it is empty, truncated or not the kit's (rebuild the kit: go run ./hack/kit)"
+	const imageUnset = "E2E_SERVER_IMAGE (unset, default \"the kit's `FLEET_SERVER_IMAGE`\")"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want []string // nil: resolves, with the kit's server image
+	}{
+		{"empty profile", map[string]string{"E2E_KIT": empty}, nil, []string{
+			`E2E_KIT="` + empty + `": kit profile ` + empty + ` has no FLEET_NODE_IMAGE, FLEET_KIND_CONFIG, FLEET_FLUX_MANIFESTS` + rebuild}},
+		{"node image only, by flag", nil, []string{"-kit=" + truncated}, []string{
+			`-kit="` + truncated + `": kit profile ` + truncated + ` has no FLEET_KIND_CONFIG, FLEET_FLUX_MANIFESTS` + rebuild}},
+		{"incomplete kit with servers in the clusters: the kit's error alone", map[string]string{"E2E_KIT": truncated, "E2E_SERVERS": "cluster"}, nil, []string{
+			`E2E_KIT="` + truncated + `": kit profile ` + truncated + ` has no FLEET_KIND_CONFIG, FLEET_FLUX_MANIFESTS` + rebuild}},
+		{"servers in the clusters, kit without a server image", map[string]string{"E2E_KIT": noServer, "E2E_SERVERS": "cluster"}, nil, []string{
+			imageUnset + `: -servers=cluster needs the fleet server's image, and the kit profile E2E_KIT="` + noServer + `" has no FLEET_SERVER_IMAGE: set it, or rebuild the kit (go run ./hack/kit), which builds one`}},
+		{"servers in the clusters, the kit's server image", map[string]string{"E2E_KIT": withServer, "E2E_SERVERS": "cluster"}, nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := resolve(t, root, tc.env, tc.args)
+			if tc.want == nil {
+				if err != nil || o.FleetServerImage() != want.FleetServerImage {
+					t.Fatalf("FleetServerImage() = %q, %v; want the kit's %q", o.FleetServerImage(), err, want.FleetServerImage)
+				}
+				return
+			}
+			if err == nil || err.Error() != strings.Join(tc.want, "\n") {
+				t.Fatalf("error:\n%v\nwant\n%s", err, strings.Join(tc.want, "\n"))
 			}
 		})
 	}

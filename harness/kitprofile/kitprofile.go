@@ -144,7 +144,8 @@ func Load(path string) (Profile, error) {
 	lines := map[string]int{}
 	err = scanAssignments(path, raw, func(line int, name, value string) error {
 		if !known[name] {
-			return fmt.Errorf("unknown variable %s", name)
+			// Quoted: a stray blank, a byte order mark or binary would not show.
+			return fmt.Errorf("unknown variable %q", name)
 		}
 		if err := checkWord(value); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
@@ -358,6 +359,17 @@ func (p Profile) Missing() []string {
 		out = append(out, FluxManifestsVar)
 	}
 	return out
+}
+
+// CheckWhole reports a profile the harness cannot run offline from (see
+// Missing): an error naming path and what is missing, and how to rebuild.
+// Load does not check it, since hack/kit reads an old profile to rebuild it.
+func (p Profile) CheckWhole(path string) error {
+	missing := p.Missing()
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("kit profile %s has no %s: it is empty, truncated or not the kit's (rebuild the kit: go run ./hack/kit)", path, strings.Join(missing, ", "))
 }
 
 // Unset lists which of the named profile variables have no value in p, in

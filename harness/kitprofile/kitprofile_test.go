@@ -222,6 +222,33 @@ func TestLoadRejectsPartialFluxBase(t *testing.T) {
 	}
 }
 
+// TestCheckWhole: Load reads an empty or truncated profile (hack/kit reads
+// an old one before it rebuilds it); CheckWhole, which the harness calls,
+// names the file and what the profile lacks.
+func TestCheckWhole(t *testing.T) {
+	if err := wholeProfile(t).CheckWhole("profile.env"); err != nil {
+		t.Errorf("CheckWhole of a whole profile: %v", err)
+	}
+	for _, tc := range []struct{ name, file, want string }{
+		{"empty", "", "has no FLEET_NODE_IMAGE, FLEET_KIND_CONFIG, FLEET_FLUX_MANIFESTS: it is empty, truncated or not the kit's (rebuild the kit: go run ./hack/kit)"},
+		{"node image only", "FLEET_NODE_IMAGE=x\n", "has no FLEET_KIND_CONFIG, FLEET_FLUX_MANIFESTS: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), ProfileFile)
+			if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			p, err := Load(path)
+			if err != nil {
+				t.Fatalf("Load: %v; want an incomplete profile to load", err)
+			}
+			if err := p.CheckWhole(path); err == nil || !strings.Contains(err.Error(), "kit profile "+path+" "+tc.want) {
+				t.Fatalf("CheckWhole: err = %v, want it to contain %q", err, "kit profile "+path+" "+tc.want)
+			}
+		})
+	}
+}
+
 func TestWriteLoadRoundTrip(t *testing.T) {
 	want := wholeProfile(t)
 	path := filepath.Join(t.TempDir(), ProfileFile)
@@ -327,7 +354,13 @@ func TestLoadRejects(t *testing.T) {
 		name, file, wantErr string
 	}{
 		{"not an assignment", "# c\nFLEET_NODE_IMAGE\n", ":2: \"FLEET_NODE_IMAGE\" is not NAME=value"},
-		{"unknown variable", "FLEET_NODE_IMAGES=n:1\n", ":1: unknown variable FLEET_NODE_IMAGES"},
+		{"unknown variable", "FLEET_NODE_IMAGES=n:1\n", `:1: unknown variable "FLEET_NODE_IMAGES"`},
+		// What is not plain shows quoted: a blank, a byte order mark, no name, binary.
+		{"blank before =", "FLEET_NODE_IMAGE =n:1\n", `:1: unknown variable "FLEET_NODE_IMAGE "`},
+		{"byte order mark", "\ufeffFLEET_NODE_IMAGE=n:1\n", `:1: unknown variable "\ufeffFLEET_NODE_IMAGE"`},
+		{"line starting with =", "=n:1\n", `:1: unknown variable ""`},
+		{"binary with =", "\x7fELF\x02\x01=\xff\n", `:1: unknown variable "\x7fELF\x02\x01"`},
+		{"binary without =", "\x7fELF\x02\x01\x00\xff\n", `:1: "\x7fELF\x02\x01\x00\xff" is not NAME=value`},
 		{"set twice", "FLEET_NODE_IMAGE=\nFLEET_NODE_IMAGE=n:1\n", ":2: FLEET_NODE_IMAGE is set twice"},
 		{"quoted value", "FLEET_NODE_IMAGE=\"n:1\"\n", ":1: FLEET_NODE_IMAGE: value"},
 		{"missing kind config", "FLEET_KIND_CONFIG=/nonexistent/kind.yaml\n", ":1: " + KindConfigVar + ": open /nonexistent/kind.yaml"},
