@@ -58,6 +58,11 @@ func parseFlags(cmd *cli.Command, args []string) (*flags, bool) {
 		fmt.Fprintf(cmd.Stderr, "diff: -o %q: want text, markdown or json\n", f.format)
 		return nil, false
 	}
+	// A bound already past would fail the first git call with a misleading cause.
+	if f.timeout <= 0 {
+		fmt.Fprintf(cmd.Stderr, "diff: -timeout %s: want a positive duration\n", f.timeout)
+		return nil, false
+	}
 	return f, true
 }
 

@@ -106,3 +106,29 @@ func TestWorkingTreeEdits(t *testing.T) {
 		t.Error("colour codes in output that is not a terminal")
 	}
 }
+
+// TestTimeoutBound: a bound that is not positive is a usage error, and one
+// that runs out is named as the cause, not the git call it cut short.
+func TestTimeoutBound(t *testing.T) {
+	fleet := testsupport.RepoRoot(t)
+	tests := []struct {
+		name       string
+		args       []string
+		stderrHead string
+	}{
+		{"zero", []string{"-timeout", "0"}, "diff: -timeout 0s: want a positive duration\n"},
+		{"negative", []string{"-timeout", "-5s"}, "diff: -timeout -5s: want a positive duration\n"},
+		{"ran out", []string{"-timeout", "1ns"}, "diff: -timeout 1ns ran out while finding the git checkout of fleet directory " + fleet + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runDiff(t, append(tt.args, "-fleet", fleet)...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2\nstdout:\n%s", code, stdout)
+			}
+			if !strings.HasPrefix(stderr, tt.stderrHead) {
+				t.Errorf("stderr does not start with %q:\n%s", tt.stderrHead, stderr)
+			}
+		})
+	}
+}

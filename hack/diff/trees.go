@@ -34,13 +34,25 @@ func (f *flags) trees(ctx context.Context, work string) (base, head renderdiff.T
 		return base, head, err
 	}
 	if base, err = co.export(ctx, f.base, filepath.Join(work, "base")); err != nil {
-		return base, head, err
+		return base, head, f.stopped(ctx, err, "exporting revision "+f.base)
 	}
 	if f.head == "" {
 		return base, renderdiff.Tree{Label: "working tree", FleetDir: co.fleet, ChartDirs: co.charts}, nil
 	}
 	head, err = co.export(ctx, f.head, filepath.Join(work, "head"))
-	return base, head, err
+	return base, head, f.stopped(ctx, err, "exporting revision "+f.head)
+}
+
+// stopped names the end of the run instead of err when ctx is done: git
+// killed by the bound fails like a missing checkout or revision.
+func (f *flags) stopped(ctx context.Context, err error, doing string) error {
+	switch {
+	case err == nil || ctx.Err() == nil:
+		return err
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("-timeout %s ran out while %s", f.timeout, doing)
+	}
+	return fmt.Errorf("%s: %w", doing, ctx.Err())
 }
 
 // locate finds the fleet directory, its chart directories and their checkout.
@@ -54,6 +66,9 @@ func (f *flags) locate(ctx context.Context) (*checkout, error) {
 		return nil, fmt.Errorf("fleet directory: %w", err)
 	}
 	out, err := exec.CommandContext(ctx, "git", "-C", co.fleet, "rev-parse", "--show-toplevel").Output()
+	if err != nil && ctx.Err() != nil {
+		return nil, f.stopped(ctx, err, "finding the git checkout of fleet directory "+dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fleet directory %s is not in a git checkout (a diff compares revisions): %w", dir, gitErr(err))
 	}

@@ -5,6 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
 
 func TestRunExitCodes(t *testing.T) {
@@ -39,4 +42,48 @@ func TestRunExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTimeout: the run ends at -timeout with an error naming the bound and
+// the fleet, even when the validation ignores its context (kustomize does).
+func TestTimeout(t *testing.T) {
+	t.Setenv("FLEET_DIR", "")
+	cases := []struct {
+		name   string
+		args   []string
+		stderr string
+	}{
+		{"expired", []string{"-q", "-fleet", "../../fixtures/fleets/basic", "-timeout", "1ns"},
+			"validate: validating fleet ../../fixtures/fleets/basic took longer than -timeout 1ns\n"},
+		{"zero", []string{"-q", "-timeout", "0s"}, "validate: -timeout 0s: want a positive duration\n"},
+		{"negative", []string{"-q", "-timeout", "-1m"}, "validate: -timeout -1m0s: want a positive duration\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tc.args, &stdout, &stderr); code != 2 {
+				t.Errorf("exit code %d, want 2\nstdout:\n%s", code, stdout.String())
+			}
+			if !strings.HasPrefix(stderr.String(), tc.stderr) {
+				t.Errorf("stderr = %q, want it to start with %q", stderr.String(), tc.stderr)
+			}
+		})
+	}
+	t.Run("validation ignoring its context", func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		start := time.Now()
+		_, err := within(context.Background(), "fleet", 10*time.Millisecond, func(context.Context) (*validate.Result, error) {
+			<-release // a build that never looks at ctx
+			return &validate.Result{}, nil
+		})
+		const want = "validating fleet fleet took longer than -timeout 10ms"
+		if err == nil || err.Error() != want {
+			t.Errorf("within = %v, want %q", err, want)
+		}
+		// Measured against a generous bound: the machine is shared.
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("within returned after %s, the bound was 10ms", took)
+		}
+	})
 }

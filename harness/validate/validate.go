@@ -170,12 +170,28 @@ func LoadWith(ctx context.Context, fleetDir string, opts Options) (*Fleet, error
 	for _, t := range targets {
 		fleet.FluxVersions = append(fleet.FluxVersions, t.version)
 	}
+	// A file whose aliases expand to millions of nodes would hold the build
+	// for minutes and gigabytes. Which environments read it is only known by
+	// building them, so none is built while the fleet holds one.
+	bombs := findAliasBombs(abs)
+	envCount := 0
 	for _, entry := range entries {
-		if !entry.IsDir() {
+		if !isEnvDir(abs, entry) {
 			continue
 		}
+		envCount++
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("loading fleet %s: %w", fleetDir, err)
+		}
+		if entry.Type()&os.ModeSymlink != 0 {
+			fleet.Findings = append(fleet.Findings, Finding{Env: entry.Name(), File: "clusters/" + entry.Name(), Reason: linkedEnvReason})
+			continue
+		}
+		if len(bombs) > 0 {
+			for _, bomb := range bombs {
+				fleet.Findings = append(fleet.Findings, Finding{Env: entry.Name(), File: bomb.file, Reason: bomb.reason()})
+			}
+			continue
 		}
 		b := &builder{root: abs, env: &Env{
 			Name:     entry.Name(),
@@ -192,10 +208,27 @@ func LoadWith(ctx context.Context, fleetDir string, opts Options) (*Fleet, error
 			fleet.Findings = append(fleet.Findings, checkTarget(b.env, t)...)
 		}
 	}
-	if len(fleet.Envs) == 0 {
+	if envCount == 0 {
 		return nil, fmt.Errorf("fleet %s has no environment directory under clusters/", fleetDir)
 	}
 	return fleet, nil
+}
+
+// linkedEnvReason: source-controller leaves symbolic links out of the
+// artifact it serves (fluxcd/pkg/artifact v0.18.0 storage/archive.go:
+// "Ignore anything that is not a file or directories e.g. symlinks").
+const linkedEnvReason = "is a symbolic link, which source-controller leaves out of the artifact it serves: " +
+	"kustomize-controller would find no such path; make it a directory"
+
+// isEnvDir reports whether a clusters/ entry is an environment: a directory,
+// or a symbolic link to one, which the e2e harness would deploy, so that it
+// is reported (linkedEnvReason) rather than skipped.
+func isEnvDir(fleetDir string, entry os.DirEntry) bool {
+	if entry.Type()&os.ModeSymlink == 0 {
+		return entry.IsDir()
+	}
+	fi, err := os.Stat(filepath.Join(fleetDir, "clusters", entry.Name()))
+	return err == nil && fi.IsDir()
 }
 
 // Validate loads the fleet, checks it against the Flux release in go.mod

@@ -27,9 +27,12 @@ type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // Main runs a command with the process's arguments and streams, its
 // context cancelled by Ctrl-C so that network waits end, and exits with
-// the code run returns.
+// the code run returns. A second Ctrl-C kills the process.
 func Main(run RunFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// Once the first Ctrl-C has cancelled ctx, restore the default handling:
+	// work that ignores ctx (kustomize builds) must not make the process deaf.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

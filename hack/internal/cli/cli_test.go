@@ -116,6 +116,11 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(stderr, "cancelled")
 			return 7
 		}
+		if len(args) > 0 && args[0] == "busy" {
+			for { // work that never looks at ctx
+				time.Sleep(time.Millisecond)
+			}
+		}
 		return 3
 	})
 }
@@ -172,4 +177,52 @@ func runChild(t *testing.T, bound time.Duration, interrupt bool, args ...string)
 		t.Fatalf("running the child: %v", err)
 	}
 	return string(line[:n]) + string(rest), cmd.ProcessState.ExitCode()
+}
+
+// TestSecondInterruptKills: a run busy in code that ignores its context
+// (kustomize builds) must still die on the second Ctrl-C.
+func TestSecondInterruptKills(t *testing.T) {
+	const bound = 20 * time.Second // far above a process start, below a test timeout
+	cmd := exec.Command(os.Args[0], "busy")
+	cmd.Env = append(os.Environ(), mainChildVar+"=1")
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", os.Args[0], err)
+	}
+	line := make([]byte, 256)
+	_, _ = pipe.Read(line) // the child's first line: Main has set up the signal context
+	exited := make(chan error, 1)
+	go func() {
+		_, _ = io.Copy(io.Discard, pipe)
+		exited <- cmd.Wait()
+	}()
+	// The first SIGINT cancels the context; the next ones, sent until the
+	// child exits, find the default handling restored.
+	deadline := time.After(bound)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	for sent := 0; ; {
+		select {
+		case <-exited:
+			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+				t.Errorf("child ended with %s, want killed by SIGINT", cmd.ProcessState)
+			}
+			t.Logf("child killed after %d SIGINTs in %s", sent, time.Since(start))
+			return
+		case <-deadline:
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("the child survived %d SIGINTs over %s", sent, bound)
+		case <-tick.C:
+			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				t.Fatalf("interrupting the child: %v", err)
+			}
+			sent++
+		}
+	}
 }
