@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -39,7 +40,8 @@ const refusalBound = 10 * time.Second
 // fixture fleet comes up through the in-cluster fleet server, traffic and
 // redis work through the API server, an edit re-syncs; the teardown leaves
 // exactly the objects that were there before; the user's kubeconfig appears
-// in no log or artifact. Then the label is removed and the cluster is
+// in no log or artifact. Then a namespace of the owner's that the fleet
+// declares too is planted, and the label removed: each time the cluster is
 // refused within seconds, unchanged.
 func TestExistingCluster(t *testing.T) {
 	t.Parallel() // see parallelNote
@@ -90,10 +92,28 @@ func TestExistingCluster(t *testing.T) {
 	assertSameObjects(t, "the teardown", before, listObjects(t, foreign))
 	assertTokenNowhere(t, token, log.String(), opts.ArtifactsDir, opts.WorkDir)
 
+	// The owner's own namespace that the fleet also declares: taking it
+	// over would have the teardown delete it with everything in it.
+	plantOwnersNamespace(t, foreign, "redis")
+	err = refusedRun(t, opts, foreign, "a namespace the fleet declares")
+	if !strings.Contains(err.Error(), "it already holds Namespace/redis, which the fleet declares for staging") {
+		t.Errorf("a cluster holding the owner's Namespace redis: %v; want a refusal naming Namespace/redis", err)
+	}
+
 	setOptIn(t, foreign, false)
-	unmarked := listObjects(t, foreign)
+	err = refusedRun(t, opts, foreign, "an unmarked cluster")
+	if !strings.Contains(err.Error(), "kubectl --context "+kubeContext+" label namespace kube-system "+cluster.AllowLabel+"=true") {
+		t.Errorf("an unmarked cluster: %v; want the kubectl command to opt in", err)
+	}
+}
+
+// refusedRun runs the flow on foreign, which must refuse it at its clusters
+// step within refusalBound and change nothing; it returns the refusal.
+func refusedRun(t *testing.T, opts fleetenv.Options, foreign *cluster.Cluster, what string) error {
+	t.Helper()
+	objects := listObjects(t, foreign)
 	refused := fleetenv.New(opts, testWriter{t})
-	err = refused.Up(contextBeforeTestTimeout(t))
+	err := refused.Up(contextBeforeTestTimeout(t))
 	_ = refused.Down(context.Background())
 	var took time.Duration
 	for _, s := range refused.Timings() {
@@ -102,14 +122,33 @@ func TestExistingCluster(t *testing.T) {
 		}
 	}
 	var refusal *cluster.RefusedError
-	if !errors.As(err, &refusal) || !strings.Contains(err.Error(), "kubectl --context "+kubeContext+" label namespace kube-system "+cluster.AllowLabel+"=true") {
-		t.Fatalf("an unmarked cluster: %v; want a *cluster.RefusedError with the kubectl command to opt in", err)
+	if !errors.As(err, &refusal) {
+		t.Fatalf("%s: %v; want a *cluster.RefusedError", what, err)
 	}
 	if took > refusalBound {
-		t.Errorf("the unmarked cluster was refused after %s, want within %s", took, refusalBound)
+		t.Errorf("%s was refused after %s, want within %s", what, took, refusalBound)
 	}
-	assertSameObjects(t, "the refusal", unmarked, listObjects(t, foreign))
-	t.Logf("unmarked cluster refused in %s: %v", took.Round(10*time.Millisecond), err)
+	assertSameObjects(t, "the refusal of "+what, objects, listObjects(t, foreign))
+	t.Logf("%s refused in %s: %v", what, took.Round(10*time.Millisecond), err)
+	return err
+}
+
+// plantOwnersNamespace makes a namespace with a ConfigMap in it, as the
+// cluster's owner would, without any Flux label.
+func plantOwnersNamespace(t *testing.T, c *cluster.Cluster, name string) {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := cs.CoreV1().Namespaces().Create(t.Context(), ns, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("planting Namespace %s: %v", name, err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owners-data", Namespace: name}, Data: map[string]string{"keep": "me"}}
+	if _, err := cs.CoreV1().ConfigMaps(name).Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("planting ConfigMap %s/owners-data: %v", name, err)
+	}
 }
 
 // crashFixLoop is the reproduce-fix-re-run loop on the existing cluster, as

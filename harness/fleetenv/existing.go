@@ -59,6 +59,9 @@ func connectClusters(ctx context.Context, r *Run) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	if err := checkEveryFleetObjectFree(ctx, r, envs); err != nil {
+		return err
+	}
 	for i, e := range envs {
 		switch {
 		case found[i] && r.opts.Reuse:
@@ -72,6 +75,25 @@ func connectClusters(ctx context.Context, r *Run) error {
 		// No images are loaded: a cluster the harness did not create pulls them.
 		r.state.recordEnvironment(e, startClusterWork(ctx, e.Cluster, nil))
 		r.log.printf("%-11s context %s (%s), opted in", e.Name, e.Cluster.Context, e.Cluster.RESTConfig.Host)
+	}
+	return nil
+}
+
+// checkEveryFleetObjectFree runs checkFleetObjectsFree on every
+// environment before any is changed.
+func checkEveryFleetObjectFree(ctx context.Context, r *Run, envs []*Environment) error {
+	trees, err := r.work.treesToServe(ctx)
+	if err != nil {
+		return err
+	}
+	declared, err := declaredByEnv(ctx, trees)
+	if err != nil {
+		return err
+	}
+	for _, e := range envs {
+		if err := checkFleetObjectsFree(ctx, e, declared[e.Name]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
