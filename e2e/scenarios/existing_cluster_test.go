@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -61,6 +63,8 @@ func TestExistingCluster(t *testing.T) {
 	token := "planted-" + randomHex(t, 16)
 	kubeconfig, kubeContext := plantedKubeconfig(t, foreign, token)
 	setOptIn(t, foreign, true)
+	// A killed run's Lease, expired: the run below takes it over.
+	plantRunLease(t, foreign, "dead-host/1/killed-run", 2*time.Minute)
 	before := listObjects(t, foreign)
 
 	opts.Clusters, opts.Kubeconfig, opts.Servers = fleetenv.ProviderKubeconfig, kubeconfig, fleetenv.ServersCluster
@@ -79,6 +83,11 @@ func TestExistingCluster(t *testing.T) {
 		t.Fatalf("the Helm fixture fleet did not converge on the existing cluster: %v", e.Ready)
 	}
 	checkTrafficAndRedis(t, e)
+	// A second run on the same context while this one is live.
+	err = refusedRun(t, opts, foreign, "a cluster another run holds")
+	if !strings.Contains(err.Error(), "another flux-fleet run holds it (Lease kube-system/flux-fleet-run, renewed") {
+		t.Errorf("a second run on a held cluster: %v; want a refusal naming the holding run", err)
+	}
 	resync, err := run.Publisher().Republish(contextBeforeTestTimeout(t))
 	if err != nil || e.Ready != nil {
 		t.Errorf("re-sync on the existing cluster: %v (ready: %v)", err, e.Ready)
@@ -90,6 +99,9 @@ func TestExistingCluster(t *testing.T) {
 		t.Fatalf("teardown: %v", err)
 	}
 	assertSameObjects(t, "the teardown", before, listObjects(t, foreign))
+	if _, err := kubeClient(t, foreign).CoordinationV1().Leases(cluster.RunLeaseNamespace).Get(t.Context(), cluster.RunLeaseName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("Lease %s/%s after the teardown: %v; want it released (gone)", cluster.RunLeaseNamespace, cluster.RunLeaseName, err)
+	}
 	assertTokenNowhere(t, token, log.String(), opts.ArtifactsDir, opts.WorkDir)
 
 	// The owner's own namespace that the fleet also declares: taking it
@@ -131,6 +143,30 @@ func refusedRun(t *testing.T, opts fleetenv.Options, foreign *cluster.Cluster, w
 	assertSameObjects(t, "the refusal of "+what, objects, listObjects(t, foreign))
 	t.Logf("%s refused in %s: %v", what, took.Round(10*time.Millisecond), err)
 	return err
+}
+
+// plantRunLease makes the run Lease as a run that renewed it age ago and
+// died would have left it.
+func plantRunLease(t *testing.T, c *cluster.Cluster, holder string, age time.Duration) {
+	t.Helper()
+	renewed := metav1.NewMicroTime(time.Now().Add(-age))
+	seconds := int32(60)
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: cluster.RunLeaseName, Namespace: cluster.RunLeaseNamespace},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &seconds, RenewTime: &renewed},
+	}
+	if _, err := kubeClient(t, c).CoordinationV1().Leases(cluster.RunLeaseNamespace).Create(t.Context(), lease, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("planting a dead run's Lease: %v", err)
+	}
+}
+
+func kubeClient(t *testing.T, c *cluster.Cluster) kubernetes.Interface {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(c.RESTConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }
 
 // plantOwnersNamespace makes a namespace with a ConfigMap in it, as the

@@ -139,6 +139,7 @@ type Cluster struct {
 	// hand holds nothing.
 	held    bool
 	hold    *hold
+	lease   *runLease // HoldExisting's, on a cluster the harness did not create
 	mu      sync.Mutex
 	deleted bool // by Delete: a Guard has nothing left to do
 }

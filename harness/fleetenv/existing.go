@@ -45,8 +45,13 @@ var (
 // before any is changed, so that one refused cluster leaves all of them as
 // they were. What an earlier run installed is re-synced with Options.Reuse,
 // else removed first, as a kind cluster would be created anew.
-func connectClusters(ctx context.Context, r *Run) error {
+func connectClusters(ctx context.Context, r *Run) (err error) {
 	envs := make([]*Environment, len(r.opts.Envs))
+	defer func() {
+		if err != nil {
+			releaseLeases(envs)
+		}
+	}()
 	found := make([]bool, len(r.opts.Envs))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, env := range r.opts.Envs {
@@ -113,7 +118,21 @@ func connectEnv(ctx context.Context, o Options, env string, r *Run) (e *Environm
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", env, err)
 	}
+	// Last: nothing after it can fail and leave the Lease held.
+	if err := c.HoldExisting(ctx, r.guard.RunID, o.WorkDir); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", env, err)
+	}
 	return &Environment{Name: env, Cluster: c, Clients: clients}, earlier, nil
+}
+
+// releaseLeases gives back the run Leases of envs (nil entries skipped),
+// for a clusters step that failed: the next run need not wait them out.
+func releaseLeases(envs []*Environment) {
+	for _, e := range envs {
+		if e != nil && e.Cluster != nil {
+			_ = e.Cluster.ReleaseExisting(context.Background())
+		}
+	}
 }
 
 // uninstall removes from e's cluster what the harness installed, in the

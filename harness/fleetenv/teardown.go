@@ -57,7 +57,7 @@ func (r *Run) downExisting(ctx context.Context, keep bool) error {
 	for _, env := range r.opts.Envs {
 		e, srv := r.Env(env), servers[env]
 		if e != nil && e.Cluster != nil && e.Cluster.Existing() {
-			errs = append(errs, r.leaveExisting(ctx, e, srv, keep))
+			errs = append(errs, r.leaveExisting(ctx, e, srv, keep), e.Cluster.ReleaseExisting(ctx))
 		}
 		if srv != nil {
 			errs = append(errs, srv.Close())
