@@ -290,6 +290,20 @@ func clusterDNSRolledOut(ctx context.Context, cs kubernetes.Interface) (bool, er
 	if st.Status != status.CurrentStatus {
 		return false, fmt.Errorf("Deployment %s is %s: %s", clusterDNSDeployment, st.Status, st.Message)
 	}
+	// A Deployment's status does not count pods that are terminating: an
+	// old CoreDNS pod can outlive a Current roll out by its grace period.
+	if d.Spec.Selector == nil {
+		return true, nil
+	}
+	pods, err := cs.CoreV1().Pods(clusterDNSDeployment.Namespace).List(ctx, metav1.ListOptions{LabelSelector: metav1.FormatLabelSelector(d.Spec.Selector)})
+	if err != nil {
+		return false, err
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			return false, fmt.Errorf("Deployment %s rolled out, its old pod %s still terminating", clusterDNSDeployment, p.Name)
+		}
+	}
 	return true, nil
 }
 

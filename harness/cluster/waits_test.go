@@ -168,6 +168,24 @@ func TestUntilClusterDNSReadyWaitsOutARoll(t *testing.T) {
 	if _, err := untilClusterDNSReady(done, fake.NewClientset(dnsService, dnsSlice, coredns(2, 2))); err != nil {
 		t.Errorf("CoreDNS rolled out: %v; want nil", err)
 	}
+
+	// Rolled out, but an old pod still terminating: a snapshot taken now
+	// would see it vanish (seen in CI as a pod "removed" by a teardown).
+	selected := coredns(2, 2)
+	selected.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}}
+	old := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: clusterDNSDeployment.Namespace, Name: "coredns-old-x",
+		Labels: map[string]string{"k8s-app": "kube-dns"}, DeletionTimestamp: ptr.To(metav1.Now()), Finalizers: []string{"test"}}}
+	ctx2, cancel2 := context.WithTimeout(t.Context(), shortBound)
+	defer cancel2()
+	_, err = untilClusterDNSReady(ctx2, fake.NewClientset(dnsService, dnsSlice, selected, old))
+	if !errors.As(err, &pe) || pe.Last == nil || pe.Last.Error() != "Deployment kube-system/coredns rolled out, its old pod coredns-old-x still terminating" {
+		t.Errorf("CoreDNS with a terminating pod: %v; want the wait to name the pod", err)
+	}
+	selected = coredns(2, 2)
+	selected.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": "kube-dns"}}
+	if _, err := untilClusterDNSReady(done, fake.NewClientset(dnsService, dnsSlice, selected)); err != nil {
+		t.Errorf("CoreDNS rolled out, no pod terminating: %v; want nil", err)
+	}
 }
 
 // quickenClusterDNS points CoreDNS at the API server's own endpoint and
