@@ -12,13 +12,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/hack/internal/cli"
 	"github.com/flux-fleet/flux-fleet/hack/internal/repo"
 	"github.com/flux-fleet/flux-fleet/harness/preflight"
+	"helm.sh/helm/v4/pkg/chart/common"
 )
 
 func main() { cli.Main(run) }
@@ -35,6 +38,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !cmd.Parse(args) {
 		return cli.ExitError
 	}
+	if err := checkFlags(*kubeVersion, *timeout, *requestTimeout); err != nil {
+		return cmd.Error(err, "")
+	}
 	dir, err := repo.FleetDir(*fleet)
 	if err != nil {
 		return cmd.Error(err, "pass -fleet DIR")
@@ -49,6 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return cmd.Error(err, "pass -kube-version")
 		}
 	}
+	// The run's own bound, so that its end is told from another error.
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	report, err := preflight.Run(ctx, preflight.Options{
 		FleetDir:       dir,
 		Envs:           cli.List(*envs),
@@ -59,10 +68,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		RequestTimeout: *requestTimeout,
 	})
 	if err != nil {
-		return cmd.Error(err, "")
+		return cmd.Error(ranOut(ctx, *timeout, err), "")
 	}
 	if report.OnlyUnreachable() {
 		fmt.Fprintln(stdout, "every finding is an unreachable source or registry: check the network (or proxy) before the fleet")
 	}
 	return cli.Result(report.OK())
+}
+
+// checkFlags refuses the flag values preflight.Run would refuse or read as
+// its defaults, naming the flag rather than the library's Options field.
+func checkFlags(kubeVersion string, timeout, requestTimeout time.Duration) error {
+	if kubeVersion != "" {
+		// The parser preflight.Run renders with.
+		if _, err := common.ParseKubeVersion(kubeVersion); err != nil {
+			return fmt.Errorf("-kube-version %q: want a Kubernetes version such as v1.37.2: %w", kubeVersion, err)
+		}
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("-timeout %s: want a positive duration such as 3m", timeout)
+	}
+	if requestTimeout <= 0 {
+		return fmt.Errorf("-request-timeout %s: want a positive duration such as 15s", requestTimeout)
+	}
+	return nil
+}
+
+// ranOut names -timeout when the run's bound (ctx) ended it: the library
+// then fails with "<what it was doing>: context deadline exceeded".
+func ranOut(ctx context.Context, timeout time.Duration, err error) error {
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	doing, cut := strings.CutSuffix(strings.TrimPrefix(err.Error(), "preflight: "), ": "+context.DeadlineExceeded.Error())
+	if !cut {
+		return err // an error of its own, not the bound's
+	}
+	return fmt.Errorf("-timeout %s ran out while %s", timeout, doing)
 }

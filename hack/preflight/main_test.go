@@ -84,7 +84,10 @@ func TestRunExitCodes(t *testing.T) {
 		{"unknown flag", []string{"-nope"}, 2, "", "flag provided but not defined: -nope"},
 		{"extra argument", []string{"staging"}, 2, "", `unexpected arguments ["staging"]`},
 		{"missing fleet", []string{"-fleet", "../../does-not-exist"}, 2, "", "preflight: resolving fleet directory ../../does-not-exist"},
-		{"bad kube version", []string{"-fleet", fleet, "-kube-version", "one"}, 2, "", `Options.KubeVersion "one"`},
+		{"bad kube version", []string{"-fleet", fleet, "-kube-version", "banana"}, 2, "",
+			`preflight: -kube-version "banana": want a Kubernetes version such as v1.37.2: could not parse "banana" as version` + "\n"},
+		{"zero timeout", []string{"-fleet", fleet, "-timeout", "0"}, 2, "", "preflight: -timeout 0s: want a positive duration such as 3m\n"},
+		{"timeout ran out", []string{"-fleet", "../../fixtures/fleets/basic", "-timeout", "1ns"}, 2, "", "preflight: -timeout 1ns ran out while "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

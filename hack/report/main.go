@@ -44,7 +44,7 @@ func run(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if !cmd.Parse(args) {
 		return cli.ExitError
 	}
-	if merge.dirs != "" {
+	if merge.given(cmd) {
 		return runMerge(cmd, merge, *markdown, *appendMD, stdout)
 	}
 	if *in == "" {

@@ -80,10 +80,15 @@ func TestPrintsMarkdownByDefault(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	bad := filepath.Join(t.TempDir(), "report.json")
+	dir := t.TempDir()
+	bad, v1 := filepath.Join(dir, "report.json"), filepath.Join(dir, "v1.json")
 	if err := os.WriteFile(bad, []byte(`{"version": 9}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(v1, []byte(`{"version": 1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runReport := writeRunReport(t)
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -91,6 +96,11 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no report", nil, "report: no report given (pass -in path/to/report.json)\n"},
 		{"other version", []string{"-in", bad}, "report: run report " + bad + ": version 9, this harness reads version 1\n"},
+		{"not a run report", []string{"-in", v1}, "report: run report " + v1 + ": no run.id; no run.started; no run.verdict\n"},
+		{"merge of no directory", []string{"-merge", ",,"}, "report: -merge \",,\" names no directory (pass -merge DIR[,DIR...])\n"},
+		{"merge of empty list", []string{"-merge", ""}, "report: -merge \"\" names no directory (pass -merge DIR[,DIR...])\n"},
+		{"run report as last green night", []string{"-merge", dir, "-last-green", runReport},
+			"report: night " + runReport + ": no green, no shards (it is a run report, not a merged night)\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCommand(tc.args...)

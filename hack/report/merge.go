@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -33,10 +34,23 @@ func newMergeFlags(cmd *cli.Command) *mergeFlags {
 	return m
 }
 
+// given reports whether -merge was passed, even empty, so that a list that
+// names no directory is refused rather than read as the -in mode.
+func (m *mergeFlags) given(cmd *cli.Command) bool {
+	given := false
+	cmd.Flags.Visit(func(f *flag.Flag) { given = given || f.Name == "merge" })
+	return given
+}
+
 // runMerge is the merge mode: read the shards, merge, compare with the last
 // green night, write the markdown and, when asked, the night.
 func runMerge(cmd *cli.Command, m *mergeFlags, markdown string, appendMD bool, stdout io.Writer) int {
-	shards, err := report.ReadShards(cli.List(m.dirs)...)
+	dirs := cli.List(m.dirs)
+	if len(dirs) == 0 {
+		// Merging no directory would report a night with no shard uploaded.
+		return cmd.Error(fmt.Errorf("-merge %q names no directory", m.dirs), "pass -merge DIR[,DIR...]")
+	}
+	shards, err := report.ReadShards(dirs...)
 	if err != nil {
 		return cmd.Error(err, "")
 	}

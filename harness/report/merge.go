@@ -212,7 +212,36 @@ func ReadNight(path string) (*Night, error) {
 	if n.Version != NightVersion {
 		return nil, fmt.Errorf("night %s: version %d, this harness reads version %d", path, n.Version, NightVersion)
 	}
+	if err := checkNightFields(data); err != nil {
+		return nil, fmt.Errorf("night %s: %w", path, err)
+	}
 	return &n, nil
+}
+
+// nightFields are the fields WriteNight always writes: a run report, also
+// version 1, has neither and would compare as a night of no shard.
+var nightFields = []string{"green", "shards"}
+
+// checkNightFields says which of nightFields data, a JSON object, lacks.
+func checkNightFields(data []byte) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(data, &fields); err != nil {
+		return fmt.Errorf("not a merged night: %w", err)
+	}
+	var missing []string
+	for _, f := range nightFields {
+		if _, ok := fields[f]; !ok {
+			missing = append(missing, "no "+f)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := strings.Join(missing, ", ")
+	if _, ok := fields["run"]; ok {
+		msg += " (it is a run report, not a merged night)"
+	}
+	return errors.New(msg)
 }
 
 // ShardChanges is what changed in one shard between two nights.

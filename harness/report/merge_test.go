@@ -282,3 +282,16 @@ func TestReadNightRefusesOtherVersions(t *testing.T) {
 		t.Errorf("ReadNight: %v, want %s", err, want)
 	}
 }
+
+// TestReadNightRefusesARunReport: a run report is version 1 too, and was
+// compared as a night of no shard, "run , commit ".
+func TestReadNightRefusesARunReport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	if err := Write(path, greenReport()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadNight(path)
+	if want := "night " + path + ": no green, no shards (it is a run report, not a merged night)"; err == nil || err.Error() != want {
+		t.Errorf("ReadNight: %v, want %s", err, want)
+	}
+}
