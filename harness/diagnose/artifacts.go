@@ -42,6 +42,8 @@ func CollectArtifacts(ctx context.Context, env string, cfg *rest.Config, dir str
 // dir/<env>: flux/<kind>/<ns>_<name>.yaml (with status; values and post-build
 // substitutions as digests, see record.RedactValues), events.yaml,
 // controllers/<deployment>.log (flux-system), pods/<ns>_<pod>_<container>.log
+// (statuses, events and controller logs scrubbed of those values, which
+// Helm's errors quote: see record.Scrubber)
 // for failing pods, workloads.yaml and secrets.txt (names only). Files are
 // 0600 and directories 0700. Every part is attempted; failures are joined
 // into the returned error.
@@ -63,9 +65,11 @@ func (c *clients) collect(ctx context.Context, env, root string, opts Options) e
 			errs = append(errs, err)
 		}
 	}
-	add(c.collectFlux(ctx, root, opts))
-	add(c.collectEvents(ctx, root))
-	add(c.collectControllerLogs(ctx, root))
+	objs, scrub, lerrs := c.listFluxScrubbed(ctx, opts.RawValues)
+	add(errors.Join(lerrs...))
+	add(c.collectFlux(root, objs, opts))
+	add(c.collectEvents(ctx, root, scrub))
+	add(c.collectControllerLogs(ctx, root, scrub))
 	add(c.collectPodLogs(ctx, root))
 	add(c.collectWorkloads(ctx, root))
 	add(c.collectSecretNames(ctx, root))
@@ -103,8 +107,9 @@ func writeYAML(path string, v any) error {
 	return privatefile.Write(path, data)
 }
 
-func (c *clients) collectFlux(ctx context.Context, root string, opts Options) error {
-	objs, errs := c.listFlux(ctx)
+// collectFlux writes objs (as listFluxScrubbed returns them).
+func (c *clients) collectFlux(root string, objs []*unstructured.Unstructured, opts Options) error {
+	var errs []error
 	for _, u := range objs {
 		u = u.DeepCopy()
 		u.SetManagedFields(nil)
@@ -166,11 +171,12 @@ func redactValues(obj map[string]any) {
 	_ = unstructured.SetNestedStringMap(obj, ann, "metadata", "annotations")
 }
 
-func (c *clients) collectEvents(ctx context.Context, root string) error {
+func (c *clients) collectEvents(ctx context.Context, root string, scrub *record.Scrubbers) error {
 	list, err := c.Kube.CoreV1().Events("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing events: %w", err)
 	}
+	scrubEvents(scrub, list.Items)
 	sort.SliceStable(list.Items, func(i, j int) bool { return eventTime(&list.Items[i]).Before(eventTime(&list.Items[j])) })
 	for i := range list.Items {
 		list.Items[i].ManagedFields = nil
@@ -180,8 +186,9 @@ func (c *clients) collectEvents(ctx context.Context, root string) error {
 }
 
 // collectControllerLogs saves the logs of every Deployment in Flux's
-// namespace (all containers of each of its pods).
-func (c *clients) collectControllerLogs(ctx context.Context, root string) error {
+// namespace (all containers of each of its pods), scrubbed of every value of
+// the environment: helm-controller logs the errors it puts in conditions.
+func (c *clients) collectControllerLogs(ctx context.Context, root string, scrub *record.Scrubbers) error {
 	deps, err := c.Kube.AppsV1().Deployments(fluxobj.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing %s deployments: %w", fluxobj.Namespace, err)
@@ -214,7 +221,7 @@ func (c *clients) collectControllerLogs(ctx context.Context, root string) error 
 		if len(pods.Items) == 0 {
 			b.WriteString("(no pods)\n")
 		}
-		if err := privatefile.Write(filepath.Join(root, "controllers", d.Name+".log"), []byte(b.String())); err != nil {
+		if err := privatefile.Write(filepath.Join(root, "controllers", d.Name+".log"), []byte(scrub.All(b.String()))); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -77,13 +77,25 @@ func (c *clients) listFlux(ctx context.Context) ([]*unstructured.Unstructured, [
 
 // Summarize renders a one-screen explanation (about 60 lines) of the state of
 // env's cluster: the Flux tree with the reason of every object not Ready,
-// failing pods with their last log lines, and recent Warning events.
+// failing pods with their last log lines, and recent Warning events. What
+// controllers say about a HelmRelease or Kustomization is scrubbed of its
+// values (record.ValuesInPlay), since Helm's errors quote them.
 func Summarize(ctx context.Context, env string, cfg *rest.Config) (string, error) {
+	return SummarizeWith(ctx, env, cfg, Options{})
+}
+
+// SummarizeWith is Summarize; opts.RawValues leaves the messages as the
+// controllers wrote them.
+func SummarizeWith(ctx context.Context, env string, cfg *rest.Config, opts Options) (string, error) {
 	c, err := newClients(cfg)
 	if err != nil {
 		return "", fmt.Errorf("summarizing %s: %w", env, err)
 	}
-	return c.summarize(ctx, env)
+	return c.summarizeWith(ctx, env, opts)
+}
+
+func (c *clients) summarize(ctx context.Context, env string) (string, error) {
+	return c.summarizeWith(ctx, env, Options{})
 }
 
 // Line budgets per section keep the summary on one screen.
@@ -101,11 +113,13 @@ const (
 	notReadyAfter = time.Minute
 )
 
-func (c *clients) summarize(ctx context.Context, env string) (string, error) {
+// summarizeWith scrubs the messages it reads before anything truncates
+// them: a value cut in two would no longer be found.
+func (c *clients) summarizeWith(ctx context.Context, env string, opts Options) (string, error) {
 	var b strings.Builder
 	var errs []error
 
-	objs, lerrs := c.listFlux(ctx)
+	objs, scrub, lerrs := c.listFluxScrubbed(ctx, opts.RawValues)
 	errs = append(errs, lerrs...)
 	fmt.Fprintf(&b, "=== %s: Flux (%d objects, %d not ready) ===\n", env, len(objs), countNotReady(objs))
 	writeCapped(&b, renderTree(objs), treeLines)
@@ -135,6 +149,7 @@ func (c *clients) summarize(ctx context.Context, env string) (string, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listing events: %w", err))
 	} else {
+		scrubEvents(scrub, events.Items)
 		recent := recentWarnings(events.Items, eventLines)
 		fmt.Fprintf(&b, "=== %s: recent Warning events (newest first) ===\n", env)
 		for _, e := range recent {

@@ -6,13 +6,17 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -21,7 +25,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/readiness"
 	"github.com/flux-fleet/flux-fleet/harness/record"
+	"github.com/flux-fleet/flux-fleet/harness/report"
 )
 
 // planted is a password put into every place an artifact could copy it
@@ -36,10 +42,16 @@ func sha12(canonicalJSON string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])[:12]
 }
 
+// rejected is helm-controller's Ready message when the chart's schema
+// rejects the planted password: Helm quotes the value.
+const rejected = "Helm install failed for release redis/cache with chart redis@0.1.0: values don't meet the specifications " +
+	"of the schema(s) in the following chart(s):\nredis:\n- at '/auth/password': '" + planted + "' does not match pattern '^x'"
+
 // plantedObjects are a HelmRelease whose values (and client-side apply copy)
-// and a Kustomization whose post-build substitution hold the password.
+// and a Kustomization whose post-build substitution hold the password; the
+// HelmRelease's Ready condition quotes it, as helm-controller's does.
 func plantedObjects() []*unstructured.Unstructured {
-	hr := fluxObj("HelmRelease", "redis", "cache", "False", "InstallFailed", "install failed")
+	hr := fluxObj("HelmRelease", "redis", "cache", "False", "InstallFailed", rejected)
 	values := map[string]any{"auth": map[string]any{"password": planted, "enabled": true}, "replicas": int64(2)}
 	_ = unstructured.SetNestedField(hr.Object, values, "spec", "values")
 	applied, _ := json.Marshal(map[string]any{"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "spec": map[string]any{"values": values}})
@@ -118,6 +130,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 	artifacts := filepath.Join(t.TempDir(), "artifacts")
 	runDir := filepath.Join(artifacts, "20261126-060000")
 	c := fakeClients(t, plantedObjects()...)
+	plantEvent(t, c)
 
 	summary, err := c.summarize(ctx, "staging")
 	if err != nil {
@@ -133,6 +146,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatalf("record.Collect: %v", err)
 	}
+	writeReport(t, artifacts, summary)
 	if err := record.Write(filepath.Join(artifacts, record.FileName("staging", "")), rec); err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +174,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 	}
 	digest := sha12(`"` + planted + `"`)
 	hrFile := filepath.Join(runDir, "staging", "flux", "helmrelease", "redis_cache.yaml")
+	quoted := "at '/auth/password': '<" + digest + ">' does not match pattern '^x'"
 	ksFile := filepath.Join(runDir, "staging", "flux", "kustomization", "flux-system_secrets-infra.yaml")
 	for _, want := range []struct{ file, text string }{
 		{hrFile, "password: " + digest},
@@ -168,6 +183,9 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 		{hrFile, `"password":"` + digest + `"`}, // the last-applied copy
 		{hrFile, "team: cache"},
 		{ksFile, "REDIS_PASSWORD: " + digest},
+		{hrFile, quoted}, // the Ready condition, scrubbed
+		{filepath.Join(runDir, "staging", "events.yaml"), quoted},
+		{filepath.Join(artifacts, "report.json"), strings.NewReplacer("<", `\u003c`, ">", `\u003e`).Replace(quoted)},
 		{ksFile, "NGINX_REPLICAS: " + sha12(`"2"`)},
 		{filepath.Join(artifacts, "record-staging.json"), `"auth.password": "` + digest + `"`},
 		{filepath.Join(artifacts, "record-staging.json"), `"REDIS_PASSWORD": "` + digest + `"`},
@@ -315,7 +333,42 @@ func TestRedactValuesKeepsOtherFields(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("spec.values = %v, want %v", got, want)
 	}
-	if msg := fluxobj.Judge(hr, "").Message; msg != "install failed" {
+	if msg := fluxobj.Judge(hr, "").Message; msg != rejected {
 		t.Errorf("the status changed: Ready message %q", msg)
+	}
+}
+
+// plantEvent adds helm-controller's event for the rejected install.
+func plantEvent(t *testing.T, c *clients) {
+	t.Helper()
+	ev := &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: "redis", Name: "cache.1"}, Type: "Warning", Reason: "InstallFailed",
+		Message: rejected, InvolvedObject: corev1.ObjectReference{Kind: "HelmRelease", Namespace: "redis", Name: "cache"}, LastTimestamp: metav1.Now()}
+	if _, err := c.Kube.CoreV1().Events("redis").Create(context.Background(), ev, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeReport writes the run report as the harness does for a wait that
+// failed on the planted HelmRelease: its message in the failure, the
+// objects and a step error, the summary as the diagnosis, and the
+// environment's scrubbers read from the cluster after the wait.
+func writeReport(t *testing.T, dir, summary string) {
+	t.Helper()
+	fe := &readiness.FailureError{Env: "staging", Object: "HelmRelease/redis/cache", Reason: "InstallFailed", Message: rejected, Terminal: true}
+	b := report.NewBuilder(report.Run{ID: "run"})
+	b.SetReadiness("staging", &readiness.Report{}, fe)
+	b.AddStep("staging", "upgrade", time.Now(), time.Now(), fmt.Errorf("waiting: %w", fe))
+	b.SetDiagnosis("staging", summary)
+	scrub, err := record.ReadScrubbers(context.Background(), recordClients())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetScrubbers("staging", scrub)
+	r := b.Report(time.Now())
+	if f := r.Env("staging").Failure; f == nil || !strings.Contains(f.Message, "does not match pattern") {
+		t.Fatalf("report failure %+v, want the scrubbed schema message", f)
+	}
+	if err := report.WriteAll(dir, r); err != nil {
+		t.Fatal(err)
 	}
 }

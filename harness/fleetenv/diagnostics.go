@@ -56,7 +56,7 @@ func (d *diagnostics) once(ctx context.Context, env string) {
 // summarize is e's summary screen, with where its artifacts went and what
 // could not be collected.
 func (d *diagnostics) summarize(ctx context.Context, e *Environment) string {
-	summary, err := diagnose.Summarize(ctx, e.Name, e.Config())
+	summary, err := diagnose.SummarizeWith(ctx, e.Name, e.Config(), diagnose.Options{RawValues: d.opts.RawValues})
 	if err != nil {
 		summary += fmt.Sprintf("\n(summary incomplete: %v)", err)
 	}

@@ -2,10 +2,12 @@ package fleetenv
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
+	"github.com/flux-fleet/flux-fleet/harness/readiness"
 	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
@@ -38,10 +40,11 @@ func (rc *recorder) write(ctx context.Context, e *Environment) {
 	if ctx.Err() != nil || git == nil {
 		return
 	}
-	rec, err := rc.collect(ctx, e, git)
+	rec, scrub, err := rc.collectScrubbed(ctx, e, git)
 	if err != nil {
 		rc.log.printf("%-11s record incomplete: %v", e.Name, err)
 	}
+	rc.state.report.SetScrubbers(e.Name, scrub)
 	rc.state.report.SetDependencies(e.Name, rec)
 	if err := record.Write(rc.path(e.Name), rec); err != nil {
 		rc.log.printf("%-11s %v", e.Name, err)
@@ -60,15 +63,55 @@ func (rc *recorder) current(ctx context.Context, e *Environment) (*record.Record
 	return rc.collect(ctx, e, git)
 }
 
-// collect reads what e runs now, with the outcome of its last wait; on an
-// error the record holds what could be read.
+// collect is collectScrubbed without the scrubbers.
 func (rc *recorder) collect(ctx context.Context, e *Environment, git *gitserver.Server) (*record.Record, error) {
+	rec, _, err := rc.collectScrubbed(ctx, e, git)
+	return rec, err
+}
+
+// collectScrubbed reads what e runs now, with the outcome of its last wait,
+// and the scrubbers of its values (nil with raw values): the outcome quotes
+// controllers' messages, and Helm's errors quote values. On an error the
+// record holds what could be read.
+func (rc *recorder) collectScrubbed(ctx context.Context, e *Environment, git *gitserver.Server) (*record.Record, *record.Scrubbers, error) {
 	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
 	rec, err := record.CollectWith(ctx, e.Clients, e.Name, fleetRecord(git), record.Options{RawValues: rc.opts.RawValues})
+	var scrub *record.Scrubbers
+	if !rc.opts.RawValues {
+		var serr error
+		scrub, serr = record.ReadScrubbers(ctx, e.Clients)
+		err = errors.Join(err, serr)
+	}
 	rec.Outcome = "Ready"
 	if ready := rc.state.outcome(e.Name).err; ready != nil {
-		rec.Outcome = ready.Error()
+		rec.Outcome = scrubOutcome(ready, scrub)
 	}
-	return rec, err
+	return rec, scrub, err
+}
+
+// scrubOutcome is a wait's error with the messages it quotes scrubbed, each
+// with its object's values, so that a value does not blank out the names
+// around it; an error of another type is scrubbed with every value.
+func scrubOutcome(err error, s *record.Scrubbers) string {
+	if s == nil {
+		return err.Error()
+	}
+	var fe *readiness.FailureError
+	if errors.As(err, &fe) {
+		c := *fe
+		c.Message = s.Object(c.Object, c.Message)
+		return c.Error()
+	}
+	var nr *readiness.NotReadyError
+	if errors.As(err, &nr) {
+		c := *nr
+		c.Pending = make([]readiness.Pending, len(nr.Pending))
+		for i, p := range nr.Pending {
+			p.Message = s.Object(p.Object, p.Message)
+			c.Pending[i] = p
+		}
+		return c.Error()
+	}
+	return s.All(err.Error())
 }

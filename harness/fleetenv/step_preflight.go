@@ -53,6 +53,7 @@ func preflightOptions(o Options, t fleetTree, kube string, charts *chartserver.S
 		KnownImagesOnly: o.Offline(),
 		KubeVersion:     kube,
 		Timeout:         time.Minute,
+		RawValues:       o.RawValues,
 	}
 	if charts != nil {
 		user, pass := charts.Credentials()

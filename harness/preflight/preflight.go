@@ -59,6 +59,10 @@ type Options struct {
 	CacheDir string
 	// Out receives the report when Run ends; nil prints nothing.
 	Out io.Writer
+	// RawValues keeps HelmRelease values in findings as Helm quotes them;
+	// by default they appear as record.ValueDigest, since findings reach
+	// the run log and the uploaded report (E2E_ARTIFACTS_RAW_VALUES).
+	RawValues bool
 
 	// RequestTimeout bounds each network request; zero means 15s.
 	RequestTimeout time.Duration

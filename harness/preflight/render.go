@@ -29,6 +29,7 @@ import (
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/flux-fleet/flux-fleet/harness/record"
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
 
@@ -44,8 +45,39 @@ func (r *runner) release(ctx context.Context, env *validate.Env, hrObj *validate
 		rel.Digest, rel.Cached = rc.archive.digest, rc.archive.cached
 	}
 	findings = append(findings, r.render(ctx, env.Name, hrObj, hr, rc, rel)...)
+	if !r.opts.RawValues {
+		findings = scrubFindings(findings, valuesScrubber(env, hrObj, hr))
+	}
 	rel.Findings = append(rel.Findings, findings...)
 	return findings
+}
+
+// valuesScrubber hides what a HelmRelease's findings may quote (Helm's
+// schema errors quote a rejected value): its spec.values, already
+// substituted, and its Kustomization's inline substitutions, which may make
+// up only part of a value. valuesFiles and chart defaults are files of the
+// fleet or chart, not values the records digest.
+func valuesScrubber(env *validate.Env, hrObj *validate.Object, hr *helmv2.HelmRelease) *record.Scrubber {
+	trees := []any{hr.GetValues()}
+	if ks := env.Object(hrObj.Owner); ks != nil {
+		if subst, ok, _ := unstructured.NestedFieldNoCopy(ks.Raw, "spec", "postBuild", "substitute"); ok {
+			trees = append(trees, subst)
+		}
+	}
+	return record.NewScrubber(trees...)
+}
+
+// scrubFindings returns the findings with s applied to their reasons.
+func scrubFindings(findings []Finding, s *record.Scrubber) []Finding {
+	if s.Empty() {
+		return findings
+	}
+	out := make([]Finding, len(findings))
+	for i, f := range findings {
+		f.Reason = s.Scrub(f.Reason)
+		out[i] = f
+	}
+	return out
 }
 
 func (rc *resolvedChart) load() (*chart.Chart, error) {

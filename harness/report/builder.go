@@ -1,6 +1,7 @@
 package report
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -19,11 +20,14 @@ type Builder struct {
 	// after: per environment, what each object waits for (by Ref), merged
 	// into the objects by Report because readiness may be set later.
 	after map[string]map[string][]string
+	// scrub: per environment, the scrubbers of the values its messages may
+	// quote (SetScrubbers), applied by Report: they may come after the text.
+	scrub map[string][]*record.Scrubbers
 }
 
 // NewBuilder starts the report of a run; run.Verdict is computed by Report.
 func NewBuilder(run Run) *Builder {
-	return &Builder{r: Report{Version: Version, Run: run}, after: map[string]map[string][]string{}}
+	return &Builder{r: Report{Version: Version, Run: run}, after: map[string]map[string][]string{}, scrub: map[string][]*record.Scrubbers{}}
 }
 
 // env returns the environment named name, adding it in order of first
@@ -38,10 +42,12 @@ func (b *Builder) env(name string) *Environment {
 
 // AddStep records one finished step: env is "" for a step that serves
 // every environment (clusters, Flux install), else the environment's name.
+// The error is cut to its first line by Report, after scrubbing, so that no
+// value is cut in two.
 func (b *Builder) AddStep(env, name string, start, end time.Time, err error) {
 	s := Step{Name: name, Start: start, End: end}
 	if err != nil {
-		s.Error = firstLine(err.Error())
+		s.Error = strings.TrimSpace(err.Error())
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -121,9 +127,9 @@ func (b *Builder) AddDependency(env, object string, after ...string) {
 	b.after[env][object] = append(b.after[env][object], after...)
 }
 
-// AddCheck records one check's result, keeping its failure's first line.
+// AddCheck records one check's result; Report keeps its failure's first
+// line, after scrubbing.
 func (b *Builder) AddCheck(c Check) {
-	c.Failure = firstLine(c.Failure)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.r.Checks = append(b.r.Checks, c)
@@ -143,8 +149,71 @@ func (b *Builder) Report(finished time.Time) *Report {
 			o.After = slices.Compact(slices.Sorted(slices.Values(b.after[e.Name][o.Ref()])))
 		}
 	}
+	b.scrubReport(r)
 	judge(r)
 	return r
+}
+
+// SetScrubbers adds what hides env's values (HelmRelease values, post-build
+// substitutions) in the text the report copies from its cluster: each
+// object's messages, step errors, check failures. Earlier scrubbers stay,
+// for text from before the values changed. The diagnosis is left alone:
+// diagnose.Summarize scrubbed it, object by object.
+func (b *Builder) SetScrubbers(env string, s *record.Scrubbers) {
+	if s == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.scrub[env] = append(b.scrub[env], s)
+}
+
+// scrubReport applies the scrubbers to r (a clone), then cuts step errors
+// and check failures to their first line. The caller holds b.mu.
+func (b *Builder) scrubReport(r *Report) {
+	var every []*record.Scrubbers
+	for _, env := range slices.Sorted(maps.Keys(b.scrub)) {
+		every = append(every, b.scrub[env]...)
+	}
+	for i := range r.Steps {
+		r.Steps[i].Error = firstLine(scrubAll(every, r.Steps[i].Error))
+	}
+	for i := range r.Checks {
+		c := &r.Checks[i]
+		sc := every
+		if c.Env != "" {
+			sc = b.scrub[c.Env]
+		}
+		c.Failure = firstLine(scrubAll(sc, c.Failure))
+	}
+	for i := range r.Environments {
+		e := &r.Environments[i]
+		sc := b.scrub[e.Name]
+		for j := range e.Steps {
+			e.Steps[j].Error = firstLine(scrubAll(sc, e.Steps[j].Error))
+		}
+		for j := range e.Objects {
+			o := &e.Objects[j]
+			o.Reason, o.Message = scrubObject(sc, o.Ref(), o.Reason), scrubObject(sc, o.Ref(), o.Message)
+		}
+		if f := e.Failure; f != nil {
+			f.Reason, f.Message = scrubObject(sc, f.Object, f.Reason), scrubObject(sc, f.Object, f.Message)
+		}
+	}
+}
+
+func scrubAll(scrubbers []*record.Scrubbers, text string) string {
+	for _, s := range scrubbers {
+		text = s.All(text)
+	}
+	return text
+}
+
+func scrubObject(scrubbers []*record.Scrubbers, ref, text string) string {
+	for _, s := range scrubbers {
+		text = s.Object(ref, text)
+	}
+	return text
 }
 
 // cloneReport copies r deeply enough that the builder's later changes do

@@ -6,14 +6,17 @@
 // RenderMarkdown as a short job summary.
 //
 // The model has no field for HelmRelease values, substitutions or Secret
-// data, and SetChanges withholds every raw value: a report is uploaded like
-// the other artifacts and must never carry a secret.
+// data, SetChanges withholds every raw value, and messages copied from the
+// cluster are scrubbed of values they quote (Builder.SetScrubbers): a
+// report is uploaded like the other artifacts and must never carry a secret.
 package report
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
@@ -45,6 +48,9 @@ const (
 	// before its wait ran).
 	Unknown Verdict = "unknown"
 )
+
+// verdicts are every verdict a report is given, for Read to refuse others.
+var verdicts = []Verdict{Green, NotReady, FailedStep, FailedChecks, Unknown}
 
 // Report is one run.
 type Report struct {
@@ -83,7 +89,8 @@ type Environment struct {
 	Objects   []Object  `json:"objects,omitempty"`
 	// Failure is the object that decided a not-ready verdict.
 	Failure *Failure `json:"failure,omitempty"`
-	// Diagnosis is diagnose.Summarize's screen, already scrubbed by it.
+	// Diagnosis is diagnose.Summarize's screen; Summarize replaces the
+	// values each object's messages quote by their digests (record.Scrubbers).
 	Diagnosis string `json:"diagnosis,omitempty"`
 	// Changes are the record diff against Base, one line each.
 	Base    string   `json:"base,omitempty"`
@@ -194,5 +201,49 @@ func Read(path string) (*Report, error) {
 	if r.Version != Version {
 		return nil, fmt.Errorf("run report %s: version %d, this harness reads version %d", path, r.Version, Version)
 	}
+	if problems := r.problems(); len(problems) > 0 {
+		return nil, fmt.Errorf("run report %s: %s", path, strings.Join(problems, "; "))
+	}
 	return &r, nil
+}
+
+// problems lists what r lacks of what every written report has: the run's
+// id and start (the harness gives them) and the verdicts judge sets. Without
+// them another version-1 file (a night, "{}") would render as a run.
+func (r *Report) problems() []string {
+	var problems []string
+	if r.Run.ID == "" {
+		problems = append(problems, "no run.id")
+	}
+	if r.Run.Started.IsZero() {
+		problems = append(problems, "no run.started")
+	}
+	problems = appendVerdictProblem(problems, "run.verdict", r.Run.Verdict)
+	for i, e := range r.Environments {
+		if e.Name == "" {
+			problems = append(problems, fmt.Sprintf("no environments[%d].name", i))
+		}
+		problems = appendVerdictProblem(problems, fmt.Sprintf("environments[%d].verdict", i), e.Verdict)
+	}
+	return problems
+}
+
+// appendVerdictProblem adds why v, the verdict in field, is not one a
+// report is given, if it is not.
+func appendVerdictProblem(problems []string, field string, v Verdict) []string {
+	switch {
+	case v == "":
+		return append(problems, "no "+field)
+	case !slices.Contains(verdicts, v):
+		return append(problems, fmt.Sprintf("%s %q is none of %s", field, v, quoted(verdicts)))
+	}
+	return problems
+}
+
+func quoted(vs []Verdict) string {
+	q := make([]string, len(vs))
+	for i, v := range vs {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	return strings.Join(q, ", ")
 }

@@ -143,6 +143,36 @@ func TestWriteRead(t *testing.T) {
 	}
 }
 
+// TestReadRefusesWhatNoRunWrites: every report the harness writes has the
+// run's id and start and known verdicts; another version-1 file rendered as
+// "flux-fleet run 0001-01-01 00:00:00:".
+func TestReadRefusesWhatNoRunWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	known := `"green", "not ready", "failed step", "failed checks", "unknown"`
+	for _, tc := range []struct {
+		name string
+		edit func(*Report)
+		want string
+	}{
+		{"empty", func(r *Report) { *r = Report{Version: Version} }, "no run.id; no run.started; no run.verdict"},
+		{"bogus run verdict", func(r *Report) { r.Run.Verdict = "??" }, `run.verdict "??" is none of ` + known},
+		{"bad environment", func(r *Report) { r.Environments[1].Name, r.Environments[1].Verdict = "", "" },
+			"no environments[1].name; no environments[1].verdict"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := greenReport()
+			tc.edit(r)
+			if err := Write(path, r); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Read(path)
+			if want := "run report " + path + ": " + tc.want; err == nil || err.Error() != want {
+				t.Errorf("Read: %v\nwant %s", err, want)
+			}
+		})
+	}
+}
+
 func TestBuilderReportIsASnapshot(t *testing.T) {
 	b := newFixtureBuilder()
 	b.SetReadiness("staging", greenWait("staging"), nil)
