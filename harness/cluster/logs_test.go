@@ -7,47 +7,21 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // plantedProxy is the password of the proxy the fake nodes are configured
 // with; no exported log may carry it.
 const plantedProxy = "PLANTED-proxy-pw-3c9a"
 
-// fakeLogDocker puts a docker on PATH that answers kind's log export for one
-// node of cluster name: its inspect (Config.Env with proxy credentials)
-// takes delay, then touches done; every other command prints a line with
-// the credentials too. TMPDIR moves to a directory of the test's, returned.
-func fakeLogDocker(t *testing.T, name string, delay time.Duration) (tmpDir, done string) {
-	t.Helper()
-	bin, tmpDir := t.TempDir(), t.TempDir()
-	done = filepath.Join(t.TempDir(), "inspect-done")
-	script := `#!/bin/sh
-case "$1" in
-ps) echo "` + name + `-control-plane" ;;
-inspect)
-	if [ "$2" = "--format" ]; then echo control-plane; exit 0; fi
-	sleep ` + strconv.FormatFloat(delay.Seconds(), 'f', 3, 64) + `
-	echo '[{"Config":{"Env":["HTTP_PROXY=http://u:` + plantedProxy + `@proxy:3128"]}}]'
-	touch '` + done + `' ;;
-*) echo "HTTPS_PROXY=u:` + plantedProxy + `@proxy:3128" ;;
-esac
-`
-	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	t.Setenv("TMPDIR", tmpDir)
-	return tmpDir, done
-}
-
 // An export cut short by ctx leaves nothing in dir, then or after kind
 // finishes writing, and its temporary directory goes once kind returns.
 func TestExportLogsInterruptedWritesNothing(t *testing.T) {
-	tmpDir, done := fakeLogDocker(t, "hx-fake", 500*time.Millisecond)
+	tmpDir, done := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, 500*time.Millisecond)
 	dir := filepath.Join(t.TempDir(), "staging", "kind-logs")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -65,7 +39,7 @@ func TestExportLogsInterruptedWritesNothing(t *testing.T) {
 // redact sees kind's output before dir exists; dir gets it afterwards,
 // private, with the note of what kind could not gather.
 func TestExportRedactedLogsRedactsBeforeMoving(t *testing.T) {
-	tmpDir, _ := fakeLogDocker(t, "hx-fake", 0)
+	tmpDir, _ := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, 0)
 	dir := filepath.Join(t.TempDir(), "staging", "kind-logs")
 	c := &Cluster{Name: "hx-fake", log: newLineWriter(io.Discard)}
 	redacted := ""
@@ -109,7 +83,7 @@ func TestExportRedactedLogsRedactsBeforeMoving(t *testing.T) {
 
 // When redaction fails, nothing is kept.
 func TestExportRedactedLogsKeepsNothingUnredacted(t *testing.T) {
-	tmpDir, _ := fakeLogDocker(t, "hx-fake", 0)
+	tmpDir, _ := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, 0)
 	dir := filepath.Join(t.TempDir(), "kind-logs")
 	c := &Cluster{Name: "hx-fake", log: newLineWriter(io.Discard)}
 	err := c.ExportRedactedLogs(context.Background(), dir, func(string) error { return errors.New("cannot parse inspect.json") })

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -183,7 +184,7 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 		rel, _ := filepath.Rel(root, path)
 		t.Logf("artifact %s (%d bytes)", rel, len(data))
 	}
-	assertPrivate(t, root)
+	testsupport.AssertPrivateTree(t, root)
 }
 
 // assertNodeEnvRedacted checks a node container's inspect.json as kind

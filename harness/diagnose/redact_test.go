@@ -28,6 +28,7 @@ import (
 	"github.com/flux-fleet/flux-fleet/harness/readiness"
 	"github.com/flux-fleet/flux-fleet/harness/record"
 	"github.com/flux-fleet/flux-fleet/harness/report"
+	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
 
 // planted is a password put into every place an artifact could copy it
@@ -198,7 +199,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 		}
 	}
 	assertInspectRedacted(t, all[filepath.Join(kindLogs, "staging-control-plane", "inspect.json")])
-	assertPrivate(t, artifacts)
+	testsupport.AssertPrivateTree(t, artifacts)
 	if info, err := os.Stat(outside); err != nil || info.Mode().Perm() != 0o644 {
 		t.Errorf("the file behind a symbolic link was changed: %v %v", info.Mode(), err)
 	}
@@ -221,31 +222,6 @@ func assertInspectRedacted(t *testing.T, data string) {
 	gotJSON, _ := json.Marshal(got)
 	if string(gotJSON) != string(wantJSON) {
 		t.Errorf("inspect.json after redaction:\n%s\nwant:\n%s", gotJSON, wantJSON)
-	}
-}
-
-// assertPrivate checks that every directory under root is 0700 and every
-// file 0600.
-func assertPrivate(t *testing.T, root string) {
-	t.Helper()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := os.Lstat(path)
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir() && info.Mode().Perm() != 0o700:
-			t.Errorf("directory %s has mode %v, want 0700", path, info.Mode().Perm())
-		case info.Mode().IsRegular() && info.Mode().Perm() != 0o600:
-			t.Errorf("file %s has mode %v, want 0600", path, info.Mode().Perm())
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
