@@ -28,7 +28,7 @@ func waitForFleet(ctx context.Context, e *Environment, o Options, out io.Writer)
 	defer cancel()
 	report, err := readiness.WaitForFlux(ctx, e.Clients, readiness.Options{
 		Env:             e.Name,
-		Out:             out,
+		Out:             progressOut(out, e, o),
 		PodFailureGrace: o.PodFailureGrace,
 	})
 	return waitOutcome{report: report, err: err}
@@ -46,7 +46,11 @@ func (r *Run) waitAndRecord(ctx context.Context, e *Environment, start time.Time
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", e.Name, outcome.err)
 		}
-		r.log.printf("%-11s NOT READY after %s: %v", e.Name, since(start), outcome.err)
+		why := outcome.err.Error()
+		if !r.opts.RawValues {
+			why = scrubFluxText(e.Clients, why)
+		}
+		r.log.printf("%-11s NOT READY after %s: %s", e.Name, since(start), why)
 		r.MarkFailed()
 		r.diag.once(ctx, e.Name)
 		return nil
