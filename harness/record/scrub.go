@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -84,8 +86,15 @@ var secretKey = regexp.MustCompile(`(?i)pass|secret|token|key|cred|auth|cert|pri
 // would leave the reader unable to tell what failed. Under a key that
 // holds credentials (secretKey) they are replaced all the same; elsewhere
 // a secret of that shape is not hidden, the price of readable diagnostics
-// (docs/safety.md).
-func nameLike(v string) bool { return nameShape.MatchString(v) }
+// (docs/safety.md). A URL with a user or password in it
+// (postgres://app:pw@db) is never a name.
+func nameLike(v string) bool { return nameShape.MatchString(v) && !hasUserinfo(v) }
+
+// hasUserinfo reports whether v is a URL that carries a user name or password.
+func hasUserinfo(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && u.Scheme != "" && u.User != nil
+}
 
 // Scrub is NewScrubber(trees...).Scrub(msg).
 func Scrub(msg string, trees ...any) string { return NewScrubber(trees...).Scrub(msg) }
@@ -116,6 +125,10 @@ type scrubSegment struct {
 	done bool
 }
 
+// replaceIn replaces r in the segments not yet replaced, wherever it stands
+// as a whole word: a value that begins or ends with a letter or digit is not
+// replaced inside a longer word ("Warn" stays in "Warning"), since a value
+// is quoted whole or between punctuation, never glued to other letters.
 func replaceIn(segs []scrubSegment, r scrubRule) []scrubSegment {
 	var out []scrubSegment
 	for _, seg := range segs {
@@ -123,18 +136,50 @@ func replaceIn(segs []scrubSegment, r scrubRule) []scrubSegment {
 			out = append(out, seg)
 			continue
 		}
-		parts := strings.Split(seg.text, r.old)
-		for i, p := range parts {
-			if i > 0 {
-				out = append(out, scrubSegment{text: r.new, done: true})
+		text, from := seg.text, 0
+		for i := 0; i+len(r.old) <= len(text); {
+			j := strings.Index(text[i:], r.old)
+			if j < 0 {
+				break
 			}
-			if p != "" {
-				out = append(out, scrubSegment{text: p})
+			at := i + j
+			if !wholeWord(text, at, at+len(r.old)) {
+				i = at + 1
+				continue
 			}
+			if at > from {
+				out = append(out, scrubSegment{text: text[from:at]})
+			}
+			out = append(out, scrubSegment{text: r.new, done: true})
+			from = at + len(r.old)
+			i = from
+		}
+		if from < len(text) {
+			out = append(out, scrubSegment{text: text[from:]})
 		}
 	}
 	return out
 }
+
+// wholeWord reports whether text[start:end] is not glued to a letter or
+// digit on a side where it begins or ends with one.
+func wholeWord(text string, start, end int) bool {
+	first, _ := utf8.DecodeRuneInString(text[start:end])
+	last, _ := utf8.DecodeLastRuneInString(text[start:end])
+	if start > 0 && isWordRune(first) {
+		if before, _ := utf8.DecodeLastRuneInString(text[:start]); isWordRune(before) {
+			return false
+		}
+	}
+	if end < len(text) && isWordRune(last) {
+		if after, _ := utf8.DecodeRuneInString(text[end:]); isWordRune(after) {
+			return false
+		}
+	}
+	return true
+}
+
+func isWordRune(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r) }
 
 // writtenForms are the ways a message may spell v: as it is, Go-quoted (%q,
 // as Kubernetes and Helm errors quote), as jsonschema quotes it ('…' with '

@@ -18,6 +18,8 @@ func TestScrub(t *testing.T) {
 		"list":     []any{"second-secret"},
 		"image":    "ghcr.io/stefanprodan/podinfo:6.9.2",
 		"host":     "Db.Internal",
+		"logLevel": "Warn",
+		"database": "postgres://app:s3cret@db:5432/app",
 	}
 	d := func(v string) string { return "<" + ValueDigest(v) + ">" }
 	tests := []struct{ in, want string }{
@@ -29,6 +31,11 @@ func TestScrub(t *testing.T) {
 		// A name-shaped value is kept unless its key holds credentials.
 		{"pull ghcr.io/stefanprodan/podinfo:6.9.2 failed", "pull ghcr.io/stefanprodan/podinfo:6.9.2 failed"},
 		{"host Db.Internal", "host " + d("Db.Internal")},
+		// A value is replaced as a whole word, never inside a longer one.
+		{"Warning: level Warn, Warn.", "Warning: level " + d("Warn") + ", " + d("Warn") + "."},
+		{"xhunter2 hunter2x hunter2", "xhunter2 hunter2x " + d("hunter2")},
+		// A URL with credentials is not a name, whatever its key.
+		{"dial postgres://app:s3cret@db:5432/app: refused", "dial " + d("postgres://app:s3cret@db:5432/app") + ": refused"},
 	}
 	s := NewScrubber(values)
 	for _, tt := range tests {
