@@ -28,7 +28,8 @@ func waitForFleet(ctx context.Context, e *Environment, o Options, out io.Writer)
 	defer cancel()
 	report, err := readiness.WaitForFlux(ctx, e.Clients, readiness.Options{
 		Env:             e.Name,
-		Out:             progressOut(out, e, o),
+		Out:             out,
+		RawValues:       o.RawValues,
 		PodFailureGrace: o.PodFailureGrace,
 	})
 	return waitOutcome{report: report, err: err}
@@ -46,11 +47,8 @@ func (r *Run) waitAndRecord(ctx context.Context, e *Environment, start time.Time
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w", e.Name, outcome.err)
 		}
-		why := outcome.err.Error()
-		if !r.opts.RawValues {
-			why = scrubFluxText(e.Clients, why)
-		}
-		r.log.printf("%-11s NOT READY after %s: %s", e.Name, since(start), why)
+		// The wait's messages come with their values replaced (readiness.Options.RawValues).
+		r.log.printf("%-11s NOT READY after %s: %v", e.Name, since(start), outcome.err)
 		r.MarkFailed()
 		r.diag.once(ctx, e.Name)
 		return nil

@@ -38,6 +38,12 @@ type Options struct {
 	// Require lists objects that must exist (and be Ready) before the wait can
 	// succeed; default the root Kustomization flux-system/flux-system.
 	Require []fluxobj.ObjectRef
+	// RawValues keeps controllers' messages as they are. By default the
+	// values of HelmReleases and Kustomization substitutions that a message
+	// about a Flux object quotes (Helm's errors quote rejected values) are
+	// replaced by their digests (record.Scrubbers) before any part of the
+	// message is printed or kept in an error.
+	RawValues bool
 }
 
 func (o Options) withDefaults() Options {

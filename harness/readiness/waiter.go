@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
+	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
 // workloadResources are the inventory kinds whose kstatus is waited on.
@@ -84,6 +85,10 @@ type run struct {
 	failingFrom map[string]time.Time // key: object + reason
 	pods        *podTracker
 	firstEval   bool
+	// scrub and scrubOf: the Scrubbers of the Flux objects as last seen,
+	// and the resource versions they were made from.
+	scrub   *record.Scrubbers
+	scrubOf string
 }
 
 // Wait runs the wait; see WaitForFlux.
@@ -280,7 +285,13 @@ type pass struct {
 	pending   int
 	next      time.Time
 	inventory []fluxobj.ObjectRef
+	scrub     *record.Scrubbers // nil with Options.RawValues
 }
+
+// shown is a controller's message about the object key as a progress line
+// shows it: its values replaced first, then flattened and cut short, so
+// that no cut leaves part of a value standing.
+func (p *pass) shown(key, msg string) string { return oneLine(p.scrub.Object(key, msg), 200) }
 
 // recheckBy moves the next evaluation to t when that is earlier.
 func (p *pass) recheckBy(t time.Time) {
@@ -293,7 +304,7 @@ func (p *pass) recheckBy(t time.Time) {
 // done when nothing is pending, or the earliest grace deadline to re-check.
 // Flux objects come first: their inventories name the workloads to judge.
 func (r *run) evaluate(now time.Time) (done bool, next time.Time, err error) {
-	p := &pass{now: now, first: r.firstEval}
+	p := &pass{now: now, first: r.firstEval, scrub: r.scrubbers()}
 	r.firstEval = false
 	if err := r.judgeFluxObjects(p); err != nil {
 		return false, p.next, err
@@ -345,14 +356,14 @@ func (r *run) judgeFlux(p *pass, kind string, u *unstructured.Unstructured) erro
 	}
 	switch v.Phase {
 	case fluxobj.Failed:
-		return r.fail(p.now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: v.Terminal})
+		return r.fail(p, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: v.Terminal})
 	case fluxobj.Ready:
 		r.markReady(p.now, key, p.first, true)
 		return nil
 	}
 	if kind == helmv2.HelmReleaseKind {
 		if fe := r.repeatedHelmFailure(key, u); fe != nil {
-			return r.fail(p.now, fe)
+			return r.fail(p, fe)
 		}
 	}
 	p.pending++
@@ -363,7 +374,7 @@ func (r *run) judgeFlux(p *pass, kind string, u *unstructured.Unstructured) erro
 	} else {
 		r.clearFailing(key)
 	}
-	r.progress(p.now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
+	r.progress(p.now, key, "NotReady  "+v.Reason+": "+p.shown(key, v.Message))
 	return nil
 }
 
@@ -372,7 +383,7 @@ func (r *run) judgeFlux(p *pass, kind string, u *unstructured.Unstructured) erro
 func (r *run) checkGrace(p *pass, key string, u *unstructured.Unstructured, v fluxobj.Verdict) error {
 	since := r.failingSince(p.now, key, u, v)
 	if p.now.Sub(since) >= r.opts.SourceFailureGrace {
-		return r.fail(p.now, &FailureError{Object: key, Reason: v.Reason, Message: fmt.Sprintf("%s (failing for %s)", v.Message, p.now.Sub(since).Round(time.Second))})
+		return r.fail(p, &FailureError{Object: key, Reason: v.Reason, Message: fmt.Sprintf("%s (failing for %s)", v.Message, p.now.Sub(since).Round(time.Second))})
 	}
 	p.recheckBy(since.Add(r.opts.SourceFailureGrace))
 	return nil
@@ -439,10 +450,10 @@ func (r *run) judgeInventory(p *pass) error {
 		case fluxobj.Ready:
 			r.markReady(p.now, key, p.first, false)
 		case fluxobj.Failed:
-			return r.fail(p.now, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: true})
+			return r.fail(p, &FailureError{Object: key, Reason: v.Reason, Message: v.Message, Terminal: true})
 		default:
 			p.pending++
-			r.progress(p.now, key, "NotReady  "+v.Reason+": "+oneLine(v.Message, 200))
+			r.progress(p.now, key, "NotReady  "+v.Reason+": "+p.shown(key, v.Message))
 		}
 	}
 	return nil
@@ -472,7 +483,7 @@ func (r *run) judgePods(p *pass) error {
 					fe.Message += "; last probe failure: " + probe
 				}
 			}
-			return r.fail(p.now, fe)
+			return r.fail(p, fe)
 		}
 		p.recheckBy(at)
 	}
@@ -559,10 +570,34 @@ func (r *run) progress(at time.Time, key, text string) {
 	fmt.Fprintf(r.opts.Out, "%s %s  %s  %s\n", at.Format("15:04:05"), r.opts.Env, key, text)
 }
 
-func (r *run) fail(now time.Time, fe *FailureError) error {
+func (r *run) fail(p *pass, fe *FailureError) error {
 	fe.Env = r.opts.Env
-	r.progress(now, fe.Object, "Failed  "+fe.Reason+": "+oneLine(fe.Message, 200))
+	fe.Message = p.scrub.Object(fe.Object, fe.Message)
+	r.progress(p.now, fe.Object, "Failed  "+fe.Reason+": "+oneLine(fe.Message, 200))
 	return fe
+}
+
+// scrubbers are the Scrubbers of the HelmReleases and Kustomizations the
+// watches hold (nil with Options.RawValues), made again only when one of
+// them changed.
+func (r *run) scrubbers() *record.Scrubbers {
+	if r.opts.RawValues {
+		return nil
+	}
+	var objs []*unstructured.Unstructured
+	var versions strings.Builder
+	for _, kind := range []string{helmv2.HelmReleaseKind, kustomizev1.KustomizationKind} {
+		if s, ok := r.fluxStores[kind]; ok {
+			for _, u := range sortedObjects(s) {
+				objs = append(objs, u)
+				fmt.Fprintf(&versions, "%s/%s/%s@%s ", kind, u.GetNamespace(), u.GetName(), u.GetResourceVersion())
+			}
+		}
+	}
+	if r.scrub == nil || r.scrubOf != versions.String() {
+		r.scrub, r.scrubOf = record.NewScrubbers(objs), versions.String()
+	}
+	return r.scrub
 }
 
 func (r *run) report() *Report {
