@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -111,6 +112,13 @@ func TestExistingCluster(t *testing.T) {
 	if !strings.Contains(err.Error(), "it already holds Namespace/redis, which the fleet declares for staging") {
 		t.Errorf("a cluster holding the owner's Namespace redis: %v; want a refusal naming Namespace/redis", err)
 	}
+	// The same namespace as a Flux that is gone left it (flux uninstall
+	// keeps what it applied, labels and all): still not the harness's.
+	labelAsAppliedBy(t, foreign, "redis", "flux-system", "infrastructure")
+	err = refusedRun(t, opts, foreign, "a namespace a departed Flux applied")
+	if !strings.Contains(err.Error(), "it already holds Namespace/redis, which the fleet declares for staging") {
+		t.Errorf("a cluster holding Namespace redis applied by another Flux: %v; want a refusal naming Namespace/redis", err)
+	}
 
 	setOptIn(t, foreign, false)
 	err = refusedRun(t, opts, foreign, "an unmarked cluster")
@@ -184,6 +192,16 @@ func plantOwnersNamespace(t *testing.T, c *cluster.Cluster, name string) {
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owners-data", Namespace: name}, Data: map[string]string{"keep": "me"}}
 	if _, err := cs.CoreV1().ConfigMaps(name).Create(t.Context(), cm, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("planting ConfigMap %s/owners-data: %v", name, err)
+	}
+}
+
+// labelAsAppliedBy labels Namespace name as kustomize-controller labels
+// what the Kustomization ksNamespace/ksName applied.
+func labelAsAppliedBy(t *testing.T, c *cluster.Cluster, name, ksNamespace, ksName string) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"metadata":{"labels":{"kustomize.toolkit.fluxcd.io/name":%q,"kustomize.toolkit.fluxcd.io/namespace":%q}}}`, ksName, ksNamespace)
+	if _, err := kubeClient(t, c).CoreV1().Namespaces().Patch(t.Context(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("labelling Namespace %s as applied by %s/%s: %v", name, ksNamespace, ksName, err)
 	}
 }
 

@@ -47,9 +47,16 @@ var (
 // else removed first, as a kind cluster would be created anew.
 func connectClusters(ctx context.Context, r *Run) (err error) {
 	envs := make([]*Environment, len(r.opts.Envs))
+	// A recorded environment's Lease is the teardown's to release, after
+	// its uninstall; the others' are released here when the step fails.
+	recorded := make([]bool, len(envs))
 	defer func() {
 		if err != nil {
-			releaseLeases(envs)
+			for i, e := range envs {
+				if !recorded[i] {
+					releaseLease(e)
+				}
+			}
 		}
 	}()
 	found := make([]bool, len(r.opts.Envs))
@@ -64,7 +71,7 @@ func connectClusters(ctx context.Context, r *Run) (err error) {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := checkEveryFleetObjectFree(ctx, r, envs); err != nil {
+	if err := checkEveryFleetObjectFree(ctx, r, envs, found); err != nil {
 		return err
 	}
 	for i, e := range envs {
@@ -79,14 +86,16 @@ func connectClusters(ctx context.Context, r *Run) (err error) {
 		}
 		// No images are loaded: a cluster the harness did not create pulls them.
 		r.state.recordEnvironment(e, startClusterWork(ctx, e.Cluster, nil))
+		recorded[i] = true
 		r.log.printf("%-11s context %s (%s), opted in", e.Name, e.Cluster.Context, e.Cluster.RESTConfig.Host)
 	}
 	return nil
 }
 
 // checkEveryFleetObjectFree runs checkFleetObjectsFree on every
-// environment before any is changed.
-func checkEveryFleetObjectFree(ctx context.Context, r *Run, envs []*Environment) error {
+// environment before any is changed; harnessFlux[i] reports the harness's
+// own Flux on envs[i]'s cluster.
+func checkEveryFleetObjectFree(ctx context.Context, r *Run, envs []*Environment, harnessFlux []bool) error {
 	trees, err := r.work.treesToServe(ctx)
 	if err != nil {
 		return err
@@ -95,8 +104,8 @@ func checkEveryFleetObjectFree(ctx context.Context, r *Run, envs []*Environment)
 	if err != nil {
 		return err
 	}
-	for _, e := range envs {
-		if err := checkFleetObjectsFree(ctx, e, declared[e.Name]); err != nil {
+	for i, e := range envs {
+		if err := checkFleetObjectsFree(ctx, e, declared[e.Name], harnessFlux[i]); err != nil {
 			return err
 		}
 	}
@@ -125,13 +134,11 @@ func connectEnv(ctx context.Context, o Options, env string, r *Run) (e *Environm
 	return &Environment{Name: env, Cluster: c, Clients: clients}, earlier, nil
 }
 
-// releaseLeases gives back the run Leases of envs (nil entries skipped),
-// for a clusters step that failed: the next run need not wait them out.
-func releaseLeases(envs []*Environment) {
-	for _, e := range envs {
-		if e != nil && e.Cluster != nil {
-			_ = e.Cluster.ReleaseExisting(context.Background())
-		}
+// releaseLease gives back e's run Lease (nil skipped), for a clusters step
+// that failed: the next run need not wait it out.
+func releaseLease(e *Environment) {
+	if e != nil && e.Cluster != nil {
+		_ = e.Cluster.ReleaseExisting(context.Background())
 	}
 }
 

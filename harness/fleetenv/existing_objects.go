@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/flux-fleet/flux-fleet/harness/cluster"
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/validate"
 )
 
@@ -21,24 +22,33 @@ import (
 // cluster the harness did not create.
 const fleetObjectsCheckTimeout = time.Minute
 
-// appliedByLabel is the label kustomize-controller puts on every object it
-// applies (kustomize-controller v1.9.5 internal/controller: "%s/name" of
-// kustomizev1.GroupVersion.Group); only the harness's own Flux can have set
-// it on an opted-in cluster, which CheckOptIn made sure of.
-var appliedByLabel = kustomizev1.GroupVersion.Group + "/name"
+// appliedByLabel and appliedByNamespaceLabel are the labels
+// kustomize-controller puts on every object it applies, naming the
+// Kustomization (kustomize-controller v1.9.5 internal/controller: "%s/name"
+// and "%s/namespace" of kustomizev1.GroupVersion.Group). A Flux that is gone
+// (flux uninstall keeps what it applied) leaves them behind, so they prove
+// the harness applied an object only where the harness's own Flux is
+// installed and the label names a Kustomization of the fleet.
+var (
+	appliedByLabel          = kustomizev1.GroupVersion.Group + "/name"
+	appliedByNamespaceLabel = kustomizev1.GroupVersion.Group + "/namespace"
+)
 
 // checkFleetObjectsFree refuses a cluster the harness did not create when
 // it already holds an object the fleet declares for e (declared, from
 // declaredByEnv) that no Flux of the harness applied: the sync would take
 // it over (server-side apply adopts it) and the teardown, which deletes
-// what the fleet applied, would delete it. Nothing is changed.
-func checkFleetObjectsFree(ctx context.Context, e *Environment, declared []*validate.Object) error {
+// what the fleet applied, would delete it. harnessFlux reports a Flux an
+// earlier run of the harness installed (cluster.CheckOptIn); without one,
+// nothing there is the harness's. Nothing is changed.
+func checkFleetObjectsFree(ctx context.Context, e *Environment, declared []*validate.Object, harnessFlux bool) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, fleetObjectsCheckTimeout,
 		fmt.Errorf("%s: looking up the fleet's objects on context %s took longer than %s", e.Name, e.Cluster.Context, fleetObjectsCheckTimeout))
 	defer cancel()
+	ours := fleetKustomizations(declared, harnessFlux)
 	var taken []string
 	for _, o := range declared {
-		there, err := presentUnapplied(ctx, e, o)
+		there, err := presentUnapplied(ctx, e, o, ours)
 		if err != nil {
 			return fmt.Errorf("%s: looking up %s on context %s: %w", e.Name, o.Ref, e.Cluster.Context, err)
 		}
@@ -78,10 +88,27 @@ func declaredByEnv(ctx context.Context, trees []fleetTree) (map[string][]*valida
 	return out, nil
 }
 
-// presentUnapplied reports whether o exists on e's cluster without the
-// label kustomize-controller applies; a kind the cluster does not serve
-// holds nothing.
-func presentUnapplied(ctx context.Context, e *Environment, o *validate.Object) (bool, error) {
+// fleetKustomizations are the Kustomizations ("namespace/name") whose
+// applied-by labels mark an object as the harness's: the fleet's and the
+// sync's, and none when the harness's own Flux is not installed.
+func fleetKustomizations(declared []*validate.Object, harnessFlux bool) map[string]bool {
+	if !harnessFlux {
+		return nil
+	}
+	sync := fluxobj.SyncKustomization()
+	ours := map[string]bool{sync.Namespace + "/" + sync.Name: true}
+	for _, o := range declared {
+		if o.Ref.Kind == kustomizev1.KustomizationKind {
+			ours[o.Ref.Namespace+"/"+o.Ref.Name] = true
+		}
+	}
+	return ours
+}
+
+// presentUnapplied reports whether o exists on e's cluster without labels
+// naming one of the Kustomizations ours as what applied it; a kind the
+// cluster does not serve holds nothing.
+func presentUnapplied(ctx context.Context, e *Environment, o *validate.Object, ours map[string]bool) (bool, error) {
 	gv, err := schema.ParseGroupVersion(o.APIVersion)
 	if err != nil {
 		return false, err
@@ -109,6 +136,6 @@ func presentUnapplied(ctx context.Context, e *Environment, o *validate.Object) (
 	if err != nil {
 		return false, err
 	}
-	_, applied := got.GetLabels()[appliedByLabel]
-	return !applied, nil
+	labels := got.GetLabels()
+	return !ours[labels[appliedByNamespaceLabel]+"/"+labels[appliedByLabel]], nil
 }
