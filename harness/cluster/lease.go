@@ -27,6 +27,11 @@ const (
 	// holderAnnotation carries the holder's HolderInfo, for the refusal.
 	holderAnnotation = "flux-fleet.io/holder"
 	leaseRequestTime = 15 * time.Second
+	// leaseObserveWindow is how long a Lease that looks expired is watched
+	// before it is taken over: its holder, if it still runs, renews it
+	// within that whatever its clock says, so a clock that runs ahead of
+	// the holder's never takes a live run's cluster.
+	leaseObserveWindow = runLeaseRenew + 5*time.Second
 )
 
 // runLease is a Lease this process holds, renewed until release.
@@ -51,7 +56,10 @@ func (c *Cluster) HoldExisting(ctx context.Context, runID, workDir string) error
 		return fmt.Errorf("holding cluster %s: %w", c.Name, err)
 	}
 	info := holderInfo(Spec{Name: c.Name, WorkDir: workDir}, runID, time.Now())
-	l, err := acquireLease(ctx, cs, info)
+	lost := func(why string) {
+		c.log.printf("cluster %s (context %s): %s; this run no longer holds it, and another run may now change it", c.Name, c.Context, why)
+	}
+	l, err := acquireLease(ctx, cs, info, leaseObserveWindow, lost)
 	if err != nil {
 		var held *leaseHeldError
 		if errors.As(err, &held) {
@@ -119,10 +127,11 @@ func (e *leaseHeldError) describe() string {
 	return fmt.Sprintf("Lease %s/%s, %s: %s", RunLeaseNamespace, RunLeaseName, renewed, who)
 }
 
-// acquireLease creates the run Lease, or takes over one that expired; a
-// live one is a *leaseHeldError. Losing a race to another run is too.
-func acquireLease(ctx context.Context, cs kubernetes.Interface, info HolderInfo) (*runLease, error) {
-	ctx, cancel := context.WithTimeout(ctx, leaseRequestTime)
+// acquireLease creates the run Lease, or takes over one that expired and
+// stayed unrenewed for observe; a live one is a *leaseHeldError. Losing a
+// race to another run is too. lost is told if the Lease is later taken.
+func acquireLease(ctx context.Context, cs kubernetes.Interface, info HolderInfo, observe time.Duration, lost func(string)) (*runLease, error) {
+	ctx, cancel := context.WithTimeout(ctx, leaseRequestTime+observe)
 	defer cancel()
 	identity := fmt.Sprintf("%s/%d/%s", info.Host, info.PID, info.RunID)
 	record, err := json.Marshal(info)
@@ -140,7 +149,10 @@ func acquireLease(ctx context.Context, cs kubernetes.Interface, info HolderInfo)
 	case leaseLive(cur, now):
 		return nil, &leaseHeldError{lease: cur, now: now}
 	default:
-		next := newLease(identity, string(record), now)
+		if cur, err = unrenewedFor(ctx, cs, cur, observe); err != nil {
+			return nil, err
+		}
+		next := newLease(identity, string(record), time.Now())
 		next.ObjectMeta = cur.ObjectMeta
 		next.Annotations = map[string]string{holderAnnotation: string(record)}
 		_, err = leases.Update(ctx, next, metav1.UpdateOptions{})
@@ -154,7 +166,36 @@ func acquireLease(ctx context.Context, cs kubernetes.Interface, info HolderInfo)
 	if err != nil {
 		return nil, err
 	}
-	return startRenewing(cs, identity), nil
+	return startRenewing(cs, identity, string(record), lost), nil
+}
+
+// unrenewedFor re-reads the Lease cur after observe and returns it if its
+// holder did not renew it meanwhile; a renewal, or a new holder, is a
+// *leaseHeldError. A Lease nobody holds is returned at once.
+func unrenewedFor(ctx context.Context, cs kubernetes.Interface, cur *coordinationv1.Lease, observe time.Duration) (*coordinationv1.Lease, error) {
+	if holderOf(cur) == "" {
+		return cur, nil
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(observe):
+	}
+	again, err := cs.CoordinationV1().Leases(RunLeaseNamespace).Get(ctx, RunLeaseName, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if holderOf(again) != holderOf(cur) || !renewTime(again).Equal(renewTime(cur)) {
+		return nil, &leaseHeldError{lease: again, now: time.Now()}
+	}
+	return again, nil
+}
+
+func renewTime(l *coordinationv1.Lease) time.Time {
+	if l.Spec.RenewTime == nil {
+		return time.Time{}
+	}
+	return l.Spec.RenewTime.Time
 }
 
 func newLease(identity, record string, now time.Time) *coordinationv1.Lease {
@@ -169,8 +210,8 @@ func newLease(identity, record string, now time.Time) *coordinationv1.Lease {
 }
 
 // leaseLive reports whether l has a holder whose last renewal has not
-// expired (by this host's clock: skew shifts the expiry, never the hold of
-// a run that renews).
+// expired by this host's clock; a clock ahead of the holder's may call a
+// live Lease expired, which unrenewedFor then catches.
 func leaseLive(l *coordinationv1.Lease, now time.Time) bool {
 	if holderOf(l) == "" || l.Spec.RenewTime == nil {
 		return false
@@ -190,8 +231,10 @@ func holderOf(l *coordinationv1.Lease) string {
 }
 
 // startRenewing renews the Lease every runLeaseRenew while it is still
-// identity's, until stopped; a failed renewal is retried at the next tick.
-func startRenewing(cs kubernetes.Interface, identity string) *runLease {
+// identity's, until stopped; a failed renewal is retried at the next tick,
+// a deleted Lease is made again, and a Lease another run took is given up,
+// with lost told once.
+func startRenewing(cs kubernetes.Interface, identity, record string, lost func(string)) *runLease {
 	ctx, stop := context.WithCancel(context.Background())
 	l := &runLease{cs: cs, identity: identity, stop: stop, done: make(chan struct{})}
 	go func() {
@@ -203,22 +246,40 @@ func startRenewing(cs kubernetes.Interface, identity string) *runLease {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				renewLease(ctx, cs, identity)
+				if why := renewLease(ctx, cs, identity, record); why != "" {
+					lost(why)
+					return
+				}
 			}
 		}
 	}()
 	return l
 }
 
-func renewLease(ctx context.Context, cs kubernetes.Interface, identity string) {
+// renewLease renews the Lease identity holds (record: its holder
+// annotation); it returns why the Lease is lost, or "" (a failed request is
+// only retried).
+func renewLease(ctx context.Context, cs kubernetes.Interface, identity, record string) (lost string) {
 	ctx, cancel := context.WithTimeout(ctx, leaseRequestTime)
 	defer cancel()
 	leases := cs.CoordinationV1().Leases(RunLeaseNamespace)
 	cur, err := leases.Get(ctx, RunLeaseName, metav1.GetOptions{})
-	if err != nil || holderOf(cur) != identity {
-		return
+	if apierrors.IsNotFound(err) {
+		// Deleted by hand: made again for this run, unless another run was quicker.
+		_, err = leases.Create(ctx, newLease(identity, record, time.Now()), metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return fmt.Sprintf("Lease %s/%s was deleted and another run made it again", RunLeaseNamespace, RunLeaseName)
+		}
+		return ""
+	}
+	if err != nil {
+		return ""
+	}
+	if holder := holderOf(cur); holder != identity {
+		return fmt.Sprintf("Lease %s/%s was taken over by %q", RunLeaseNamespace, RunLeaseName, holder)
 	}
 	t := metav1.NewMicroTime(time.Now())
 	cur.Spec.RenewTime = &t
 	_, _ = leases.Update(ctx, cur, metav1.UpdateOptions{})
+	return ""
 }
