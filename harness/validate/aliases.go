@@ -3,10 +3,12 @@ package validate
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -20,33 +22,56 @@ const maxAliasNodes = 100_000
 // maxScannedFile: larger files are not scanned for aliases.
 const maxScannedFile = 8 << 20
 
-// aliasBomb is a file whose aliases expand past maxAliasNodes.
-type aliasBomb struct {
-	file     string // relative to the fleet directory, slash separated
-	expanded int64  // nodes once every alias is replaced by what it names
+// unbuildableFile is a fleet file no environment is built past: one whose
+// aliases expand past maxAliasNodes, or one that is not a regular file.
+type unbuildableFile struct {
+	file   string // relative to the fleet directory, slash separated
+	reason string
 }
 
-func (a aliasBomb) reason() string {
+func aliasBombReason(expanded int64) string {
 	return fmt.Sprintf("expands to %d nodes through YAML aliases (more than %d added by aliases): "+
-		"kustomize and Flux would expand it in full, so this environment was not built", a.expanded, maxAliasNodes)
+		"kustomize and Flux would expand it in full, so this environment was not built", expanded, maxAliasNodes)
 }
 
-// findAliasBombs scans every file under root that kustomize could read for
-// alias expansion, without expanding anything. Any extension counts (a
-// kustomization may list resources by any name); dot-directories (.git,
-// git-ignored work trees) are skipped, and symbolic links are not followed:
-// their targets inside the fleet are scanned where they are, and the
-// build's file system refuses those outside it. Files that are not YAML, or
-// that cannot be read, are left to kustomize, whose error says more.
-func findAliasBombs(root string) []aliasBomb {
-	var bombs []aliasBomb
+// specialFileReason: a named pipe, socket or device. Reading a pipe blocks
+// until someone writes, so the offline build would hang on one; and
+// source-controller leaves anything but files and directories out of the
+// artifact (fluxcd/pkg/artifact v0.18.0 storage/archive.go).
+func specialFileReason(mode fs.FileMode) string {
+	kind := "a special file"
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case mode&fs.ModeSocket != 0:
+		kind = "a socket"
+	case mode&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return "is " + kind + ", not a regular file: reading it could block the build, and source-controller " +
+		"leaves it out of the artifact it serves, so this environment was not built; remove it from the fleet"
+}
+
+// findUnbuildableFiles scans every file under root that kustomize could read,
+// without expanding or opening anything but regular files. Any extension
+// counts (a kustomization may list resources by any name); dot-directories
+// (.git, git-ignored work trees) are skipped, and symbolic links are not
+// followed: their targets inside the fleet are scanned where they are, and
+// the build's file system refuses those outside it. Files that are not YAML,
+// or that cannot be read, are left to kustomize, whose error says more.
+func findUnbuildableFiles(root string) []unbuildableFile {
+	var found []unbuildableFile
 	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(root, path)
 		switch {
 		case err != nil:
 			return nil // an unreadable directory: the build reports it if it matters
 		case d.IsDir() && path != root && strings.HasPrefix(d.Name(), "."):
 			return filepath.SkipDir
+		case d.IsDir() || d.Type()&fs.ModeSymlink != 0:
+			return nil
 		case !d.Type().IsRegular():
+			found = append(found, unbuildableFile{file: filepath.ToSlash(rel), reason: specialFileReason(d.Type())})
 			return nil
 		}
 		// A bomb is small by nature; a fleet checked out beside large files
@@ -54,17 +79,34 @@ func findAliasBombs(root string) []aliasBomb {
 		if fi, err := d.Info(); err != nil || fi.Size() > maxScannedFile {
 			return nil
 		}
-		data, err := os.ReadFile(path)
+		data, err := readRegular(path)
 		if err != nil {
 			return nil
 		}
 		if n := aliasExpansion(data); n.expanded-n.written > maxAliasNodes {
-			rel, _ := filepath.Rel(root, path)
-			bombs = append(bombs, aliasBomb{file: filepath.ToSlash(rel), expanded: n.expanded})
+			found = append(found, unbuildableFile{file: filepath.ToSlash(rel), reason: aliasBombReason(n.expanded)})
 		}
 		return nil
 	})
-	return bombs
+	return found
+}
+
+// readRegular reads path only if it is still a regular file once open: a
+// file swapped for a pipe between the walk and the read does not block.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxScannedFile {
+		return nil, fmt.Errorf("%s: not a regular file of at most %d bytes", path, maxScannedFile)
+	}
+	return io.ReadAll(f)
 }
 
 // nodeCount is a YAML stream's size as written and with its aliases expanded.

@@ -3,9 +3,12 @@ package validate
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,7 +73,49 @@ func TestAliasBombIsAFinding(t *testing.T) {
 
 	// The bound is far above the scan, which is milliseconds, and far
 	// below the build of the expansion; the time is logged, not asserted.
-	const bound = 30 * time.Second
+	res := validateWithin(t, dir, 30*time.Second)
+	for _, env := range []string{"production", "staging"} {
+		found := false
+		for _, f := range res.Findings {
+			found = found || f.Env == env && f.File == "infrastructure/redis/bomb.yaml" &&
+				strings.Contains(f.Reason, "expands to 6053462 nodes through YAML aliases")
+		}
+		if !found {
+			t.Errorf("no %s finding names infrastructure/redis/bomb.yaml; findings: %v", env, res.Findings)
+		}
+	}
+}
+
+// TestNamedPipeIsAFinding: a named pipe listed as a resource would block
+// the build until someone wrote to it; it is named instead, at once.
+func TestNamedPipeIsAFinding(t *testing.T) {
+	dir := copyFleet(t, "basic")
+	if err := syscall.Mkfifo(filepath.Join(dir, "infrastructure/redis/pipe.yaml"), 0o600); err != nil {
+		t.Fatalf("making a named pipe: %v", err)
+	}
+	testsupport.WriteFile(t, dir, "infrastructure/redis/kustomization.yaml",
+		"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: redis\n"+
+			"resources:\n  - namespace.yaml\n  - deployment.yaml\n  - service.yaml\n  - pipe.yaml\n")
+
+	res := validateWithin(t, dir, 30*time.Second)
+	for _, env := range []string{"production", "staging"} {
+		want := Finding{Env: env, File: "infrastructure/redis/pipe.yaml", Reason: specialFileReason(fs.ModeNamedPipe)}
+		if !slices.Contains(res.Findings, want) {
+			t.Errorf("no finding %v; findings: %v", want, res.Findings)
+		}
+		if res.Env(env) != nil {
+			t.Errorf("environment %s was built past a named pipe", env)
+		}
+	}
+	if !strings.Contains(specialFileReason(fs.ModeNamedPipe), "is a named pipe, not a regular file") {
+		t.Errorf("reason %q does not say what the file is", specialFileReason(fs.ModeNamedPipe))
+	}
+}
+
+// validateWithin runs Validate on dir and fails the test if it has not
+// returned within bound; how long it took is logged.
+func validateWithin(t *testing.T, dir string, bound time.Duration) *Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	type outcome struct {
@@ -93,16 +138,7 @@ func TestAliasBombIsAFinding(t *testing.T) {
 	if out.err != nil {
 		t.Fatalf("Validate: %v", out.err)
 	}
-	for _, env := range []string{"production", "staging"} {
-		found := false
-		for _, f := range out.res.Findings {
-			found = found || f.Env == env && f.File == "infrastructure/redis/bomb.yaml" &&
-				strings.Contains(f.Reason, "expands to 6053462 nodes through YAML aliases")
-		}
-		if !found {
-			t.Errorf("no %s finding names infrastructure/redis/bomb.yaml; findings: %v", env, out.res.Findings)
-		}
-	}
+	return out.res
 }
 
 // TestSymlinkedEnvironment: clusters/dev -> staging (or a link out of the

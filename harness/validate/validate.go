@@ -171,9 +171,10 @@ func LoadWith(ctx context.Context, fleetDir string, opts Options) (*Fleet, error
 		fleet.FluxVersions = append(fleet.FluxVersions, t.version)
 	}
 	// A file whose aliases expand to millions of nodes would hold the build
-	// for minutes and gigabytes. Which environments read it is only known by
-	// building them, so none is built while the fleet holds one.
-	bombs := findAliasBombs(abs)
+	// for minutes and gigabytes, a named pipe for ever. Which environments
+	// read it is only known by building them, so none is built while the
+	// fleet holds one.
+	unbuildable := findUnbuildableFiles(abs)
 	envCount := 0
 	for _, entry := range entries {
 		if !isEnvDir(abs, entry) {
@@ -187,9 +188,9 @@ func LoadWith(ctx context.Context, fleetDir string, opts Options) (*Fleet, error
 			fleet.Findings = append(fleet.Findings, Finding{Env: entry.Name(), File: "clusters/" + entry.Name(), Reason: linkedEnvReason})
 			continue
 		}
-		if len(bombs) > 0 {
-			for _, bomb := range bombs {
-				fleet.Findings = append(fleet.Findings, Finding{Env: entry.Name(), File: bomb.file, Reason: bomb.reason()})
+		if len(unbuildable) > 0 {
+			for _, u := range unbuildable {
+				fleet.Findings = append(fleet.Findings, Finding{Env: entry.Name(), File: u.file, Reason: u.reason})
 			}
 			continue
 		}
