@@ -48,6 +48,7 @@ const (
 var (
 	errSymlink    = errors.New("is a symbolic link: refusing to follow it")
 	errNotRegular = errors.New("is not a regular file")
+	errHardLinked = errors.New("has other hard links: refusing to write through one to another file")
 )
 
 // HolderInfo is the record a run writes into the hold file of each cluster
@@ -179,8 +180,9 @@ func checkHoldDir(d string) error {
 }
 
 // openRegular opens path with flag and holdOpenFlags and returns it and its
-// fstat only if it is a regular file. Refusals are *fs.PathError wrapping
-// errSymlink or errNotRegular; other errors are os.OpenFile's.
+// fstat only if it is a regular file with no other name. Refusals are
+// *fs.PathError wrapping errSymlink, errNotRegular or errHardLinked; other
+// errors are os.OpenFile's.
 func openRegular(path string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo, error) {
 	f, err := os.OpenFile(path, flag|holdOpenFlags, perm)
 	switch {
@@ -192,14 +194,26 @@ func openRegular(path string, flag int, perm fs.FileMode) (*os.File, fs.FileInfo
 		return nil, nil, err
 	}
 	fi, err := f.Stat()
-	if err == nil && !fi.Mode().IsRegular() {
+	switch {
+	case err != nil:
+	case !fi.Mode().IsRegular():
 		err = &fs.PathError{Op: "open", Path: path, Err: errNotRegular}
+	case hardLinked(fi):
+		// A link planted in the shared directory to someone's file: writing
+		// the holder would overwrite that file.
+		err = &fs.PathError{Op: "open", Path: path, Err: errHardLinked}
 	}
 	if err != nil {
 		_ = f.Close()
 		return nil, nil, err
 	}
 	return f, fi, nil
+}
+
+// hardLinked reports whether the file fi describes has more than one name.
+func hardLinked(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink > 1
 }
 
 // takeHold holds name in dir for info's run, or returns a *HeldError naming

@@ -97,6 +97,31 @@ func TestTakeHoldRefusesSymlinkedHoldFile(t *testing.T) {
 	}
 }
 
+// TestTakeHoldRefusesHardLinkedHoldFile: a hard link planted as the hold
+// file (where the kernel allows one to a file of someone else's) would have
+// the holder written over that file.
+func TestTakeHoldRefusesHardLinkedHoldFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "holds", "engine")
+	if err := ensureSharedDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(dir, "victim")
+	content := []byte("root:secret:0:0\n")
+	if err := os.WriteFile(victim, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "staging"+holdSuffix)
+	if err := os.Link(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	h, err := takeHold(dir, "staging", HolderInfo{PID: 1, RunID: "r"})
+	if err == nil {
+		h.release()
+	}
+	assertRefused(t, err, path, "has other hard links")
+	assertUntouched(t, victim, content)
+}
+
 // The side record is what a run writes when the hold file is another
 // user's; that case needs two users, so the writer is called directly.
 func TestWriteHolderRefusesSymlinkedSideRecord(t *testing.T) {

@@ -126,8 +126,20 @@ func moveDir(src, dst string) error {
 	if !errors.Is(err, syscall.EXDEV) {
 		return err
 	}
-	if err := copyTree(src, dst); err != nil {
+	// Copied beside dst first and renamed into place, so that a copy cut
+	// short (a full disk) leaves no half-filled dst; the partial copy is this
+	// call's own directory, removed on failure.
+	partial, err := os.MkdirTemp(filepath.Dir(dst), ".partial-"+filepath.Base(dst)+"-")
+	if err != nil {
 		return fmt.Errorf("copying %s across filesystems: %w", src, err)
+	}
+	if err := copyTree(src, partial); err != nil {
+		_ = os.RemoveAll(partial)
+		return fmt.Errorf("copying %s across filesystems: %w", src, err)
+	}
+	if err := os.Rename(partial, dst); err != nil {
+		_ = os.RemoveAll(partial)
+		return fmt.Errorf("moving the copy of %s into place: %w", src, err)
 	}
 	return os.RemoveAll(src)
 }

@@ -19,11 +19,17 @@ const (
 // Write replaces path with data, creating its directory (0700) when
 // missing. It writes a temporary file (created 0600) next to path and
 // renames it over path, so an older file's mode is replaced too and a
-// reader never sees half a file.
+// reader never sees half a file. A directory on the way that another user
+// controls (Trust.CheckTrusted) is refused.
 func Write(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, DirMode); err != nil {
 		return fmt.Errorf("writing %s: creating its directory: %w", path, err)
+	}
+	// Checked again now that it exists: a directory another user made
+	// first (below /tmp, say) after the run's options were checked.
+	if err := CurrentTrust().CheckTrusted(dir); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
 	if err != nil {

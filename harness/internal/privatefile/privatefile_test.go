@@ -1,6 +1,8 @@
 package privatefile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,4 +95,28 @@ func TestWriteReplacesALinkWithoutFollowingIt(t *testing.T) {
 		t.Errorf("%s is still a link", path)
 	}
 	assertMode(t, path, FileMode)
+}
+
+// TestWriteRefusesADirectoryAnotherUserMadeFirst: below a shared sticky
+// directory (as /tmp), another user can make the directory a run writes
+// to before the run does; its owner could then swap the files in it.
+func TestWriteRefusesADirectoryAnotherUserMadeFirst(t *testing.T) {
+	shared := filepath.Join(t.TempDir(), "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	theirs := filepath.Join(shared, "work")
+	if err := os.Mkdir(theirs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	chownForeign(t, theirs)
+	path := filepath.Join(theirs, "kubeconfig")
+	err := Write(path, []byte("secret"))
+	wantUntrusted(t, err, theirs, "owned by uid 54321")
+	if _, serr := os.Lstat(path); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("%s was written (%v); want nothing written", path, serr)
+	}
 }
