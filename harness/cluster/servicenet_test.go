@@ -255,8 +255,13 @@ func TestServiceLoop(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_ = os.Remove(tries)
-			// Long enough for several tries: each pauses serviceNetworkPoll.
-			const limit = "2"
+			// Long enough for several tries (each pauses serviceNetworkPoll);
+			// an answer ends the loop at once, so its bound only needs to
+			// outlast one curl on a loaded machine.
+			limit := "3"
+			if tt.wantAnswer {
+				limit = "60"
+			}
 			var stderr strings.Builder
 			cmd := exec.Command("timeout", limit, "sh", "-c", serviceLoop, tt.url)
 			cmd.Stderr = &stderr
