@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/gitserver"
-	"github.com/flux-fleet/flux-fleet/harness/readiness"
 	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
@@ -69,10 +68,11 @@ func (rc *recorder) collect(ctx context.Context, e *Environment, git *gitserver.
 	return rec, err
 }
 
-// collectScrubbed reads what e runs now, with the outcome of its last wait,
-// and the scrubbers of its values (nil with raw values): the outcome quotes
-// controllers' messages, and Helm's errors quote values. On an error the
-// record holds what could be read.
+// collectScrubbed reads what e runs now, with the outcome of its last wait
+// (its messages already scrubbed by the wait, readiness.Options.RawValues),
+// and the scrubbers of its values for the run report (nil with raw values):
+// Helm's errors quote values. On an error the record holds what could be
+// read.
 func (rc *recorder) collectScrubbed(ctx context.Context, e *Environment, git *gitserver.Server) (*record.Record, *record.Scrubbers, error) {
 	ctx, cancel := context.WithTimeout(ctx, recordTimeout)
 	defer cancel()
@@ -85,33 +85,7 @@ func (rc *recorder) collectScrubbed(ctx context.Context, e *Environment, git *gi
 	}
 	rec.Outcome = "Ready"
 	if ready := rc.state.outcome(e.Name).err; ready != nil {
-		rec.Outcome = scrubOutcome(ready, scrub)
+		rec.Outcome = ready.Error()
 	}
 	return rec, scrub, err
-}
-
-// scrubOutcome is a wait's error with the messages it quotes scrubbed, each
-// with its object's values, so that a value does not blank out the names
-// around it; an error of another type is scrubbed with every value.
-func scrubOutcome(err error, s *record.Scrubbers) string {
-	if s == nil {
-		return err.Error()
-	}
-	var fe *readiness.FailureError
-	if errors.As(err, &fe) {
-		c := *fe
-		c.Message = s.Object(c.Object, c.Message)
-		return c.Error()
-	}
-	var nr *readiness.NotReadyError
-	if errors.As(err, &nr) {
-		c := *nr
-		c.Pending = make([]readiness.Pending, len(nr.Pending))
-		for i, p := range nr.Pending {
-			p.Message = s.Object(p.Object, p.Message)
-			c.Pending[i] = p
-		}
-		return c.Error()
-	}
-	return s.All(err.Error())
 }
