@@ -96,9 +96,6 @@ func hasUserinfo(v string) bool {
 	return err == nil && u.Scheme != "" && u.User != nil
 }
 
-// Scrub is NewScrubber(trees...).Scrub(msg).
-func Scrub(msg string, trees ...any) string { return NewScrubber(trees...).Scrub(msg) }
-
 // Scrub returns msg with every value of s replaced by its digest.
 func (s *Scrubber) Scrub(msg string) string {
 	if s == nil || len(s.rules) == 0 || msg == "" {
