@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,8 +8,10 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // staleLease is a run Lease held by holder whose renewals, by this host's
@@ -35,25 +36,30 @@ func getLease(t *testing.T, cs kubernetes.Interface) *coordinationv1.Lease {
 
 // TestAcquireLeaseWatchesAnExpiredOne: a Lease that looks expired is taken
 // over only if its holder does not renew it while it is watched. A holder
-// whose clock is behind this host's still renews, and keeps it.
+// whose clock is behind this host's still renews, and keeps it. The renewal
+// lands between the first read and the re-read, whatever the machine's load.
 func TestAcquireLeaseWatchesAnExpiredOne(t *testing.T) {
-	const observe = 300 * time.Millisecond
 	info := HolderInfo{PID: 7, Host: "this-host", RunID: "run-1"}
 	for _, renewing := range []bool{true, false} {
 		cs := fake.NewClientset(staleLease("slow-clock-host/1/live-run"))
-		if renewing {
-			go func() {
-				time.Sleep(observe / 3)
-				l, _ := cs.CoordinationV1().Leases(RunLeaseNamespace).Get(context.Background(), RunLeaseName, metav1.GetOptions{})
+		reads := 0
+		cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if reads++; reads == 2 && renewing {
 				// The holder's clock runs 90 s behind: its renewal still looks old.
+				l := staleLease("slow-clock-host/1/live-run")
 				renewed := metav1.NewMicroTime(time.Now().Add(-90 * time.Second))
 				l.Spec.RenewTime = &renewed
-				_, _ = cs.CoordinationV1().Leases(RunLeaseNamespace).Update(context.Background(), l, metav1.UpdateOptions{})
-			}()
-		}
-		l, err := acquireLease(t.Context(), cs, info, observe, func(string) {})
+				if err := cs.Tracker().Update(coordinationv1.SchemeGroupVersion.WithResource("leases"), l, RunLeaseNamespace); err != nil {
+					t.Errorf("renewing the holder's Lease: %v", err)
+				}
+			}
+			return false, nil, nil
+		})
+		l, err := acquireLease(t.Context(), cs, info, time.Millisecond, func(string) {})
 		var held *leaseHeldError
 		switch {
+		case reads < 2:
+			t.Errorf("renewing %v: the Lease was read %d times, want it read again after the watch", renewing, reads)
 		case renewing && !errors.As(err, &held):
 			t.Errorf("a Lease renewed while watched: err = %v, want a *leaseHeldError", err)
 		case renewing && holderOf(getLease(t, cs)) != "slow-clock-host/1/live-run":
