@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 )
@@ -21,16 +20,17 @@ const plantedProxy = "PLANTED-proxy-pw-3c9a"
 // An export cut short by ctx leaves nothing in dir, then or after kind
 // finishes writing, and its temporary directory goes once kind returns.
 func TestExportLogsInterruptedWritesNothing(t *testing.T) {
-	tmpDir, done := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, 500*time.Millisecond)
+	kind := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, true)
 	dir := filepath.Join(t.TempDir(), "staging", "kind-logs")
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	kind.CancelOnceStarted(t, cancel, errors.New("out of time (test)"))
 	c := &Cluster{Name: "hx-fake", log: newLineWriter(io.Discard)}
 	if err := c.ExportLogs(ctx, dir); err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Fatalf("ExportLogs = %v, want an interruption", err)
 	}
-	waitFor(t, "kind's inspect", func() bool { _, err := os.Stat(done); return err == nil })
-	waitFor(t, "the temporary directory's removal", func() bool { entries, _ := os.ReadDir(tmpDir); return len(entries) == 0 })
+	testsupport.WaitFor(t, "kind's inspect", func() bool { _, err := os.Stat(kind.Done); return err == nil })
+	testsupport.WaitFor(t, "the temporary directory's removal", func() bool { entries, _ := os.ReadDir(kind.TmpDir); return len(entries) == 0 })
 	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s exists after an interrupted export (%v):\n%s", dir, err, strings.Join(treeFiles(t, dir), "\n"))
 	}
@@ -39,7 +39,7 @@ func TestExportLogsInterruptedWritesNothing(t *testing.T) {
 // redact sees kind's output before dir exists; dir gets it afterwards,
 // private, with the note of what kind could not gather.
 func TestExportRedactedLogsRedactsBeforeMoving(t *testing.T) {
-	tmpDir, _ := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, 0)
+	tmpDir := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, false).TmpDir
 	dir := filepath.Join(t.TempDir(), "staging", "kind-logs")
 	c := &Cluster{Name: "hx-fake", log: newLineWriter(io.Discard)}
 	redacted := ""
@@ -83,7 +83,7 @@ func TestExportRedactedLogsRedactsBeforeMoving(t *testing.T) {
 
 // When redaction fails, nothing is kept.
 func TestExportRedactedLogsKeepsNothingUnredacted(t *testing.T) {
-	tmpDir, _ := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, 0)
+	tmpDir := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, false).TmpDir
 	dir := filepath.Join(t.TempDir(), "kind-logs")
 	c := &Cluster{Name: "hx-fake", log: newLineWriter(io.Discard)}
 	err := c.ExportRedactedLogs(context.Background(), dir, func(string) error { return errors.New("cannot parse inspect.json") })
@@ -135,15 +135,6 @@ func assertMode(t *testing.T, path string, want fs.FileMode) {
 	}
 	if got := info.Mode(); got != want {
 		t.Errorf("%s has mode %v, want %v", path, got, want)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"k8s.io/client-go/rest"
 
@@ -25,7 +24,7 @@ const plantedProxy = "PLANTED-proxy-pw-51d7"
 // nothing of kind's in the artifacts, however late kind writes, and every
 // artifact is private.
 func TestSummarizeOutOfTimeLeavesNoKindLogsUnredacted(t *testing.T) {
-	tmpDir, done := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, time.Second)
+	kind := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, true)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 	}))
@@ -37,22 +36,14 @@ func TestSummarizeOutOfTimeLeavesNoKindLogsUnredacted(t *testing.T) {
 		Cluster: &cluster.Cluster{Name: "hx-fake"},
 		Clients: &fluxobj.Clients{Config: &rest.Config{Host: api.URL}},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	kind.CancelOnceStarted(t, cancel, context.DeadlineExceeded)
 	summary := d.summarize(ctx, e)
 	if !strings.Contains(summary, "kind node logs not exported") {
 		t.Errorf("the summary does not say the export was cut short:\n%s", summary)
 	}
-	waitUntil(t, "kind's inspect", func() bool { _, err := os.Stat(done); return err == nil })
-	waitUntil(t, "the temporary directory's removal", func() bool { entries, _ := os.ReadDir(tmpDir); return len(entries) == 0 })
+	testsupport.WaitFor(t, "kind's inspect", func() bool { _, err := os.Stat(kind.Done); return err == nil })
+	testsupport.WaitFor(t, "the temporary directory's removal", func() bool { entries, _ := os.ReadDir(kind.TmpDir); return len(entries) == 0 })
 	testsupport.AssertPrivateTree(t, artifacts, plantedProxy)
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
