@@ -42,7 +42,7 @@ func CollectArtifacts(ctx context.Context, env string, cfg *rest.Config, dir str
 // dir/<env>: flux/<kind>/<ns>_<name>.yaml (with status; values and post-build
 // substitutions as digests, see record.RedactValues), events.yaml,
 // controllers/<deployment>.log (flux-system), pods/<ns>_<pod>_<container>.log
-// (statuses, events and controller logs scrubbed of those values, which
+// (statuses, events, controller and pod logs scrubbed of those values, which
 // Helm's errors quote: see record.Scrubber)
 // for failing pods, workloads.yaml and secrets.txt (names only). Files are
 // 0600 and directories 0700. Every part is attempted; failures are joined
@@ -70,7 +70,7 @@ func (c *clients) collect(ctx context.Context, env, root string, opts Options) e
 	add(c.collectFlux(root, objs, opts))
 	add(c.collectEvents(ctx, root, scrub))
 	add(c.collectControllerLogs(ctx, root, scrub))
-	add(c.collectPodLogs(ctx, root))
+	add(c.collectPodLogs(ctx, root, scrub))
 	add(c.collectWorkloads(ctx, root))
 	add(c.collectSecretNames(ctx, root))
 	if len(errs) > 0 {
@@ -228,7 +228,7 @@ func (c *clients) collectControllerLogs(ctx context.Context, root string, scrub 
 	return errors.Join(errs...)
 }
 
-func (c *clients) collectPodLogs(ctx context.Context, root string) error {
+func (c *clients) collectPodLogs(ctx context.Context, root string, scrub *record.Scrubbers) error {
 	pods, err := c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return fmt.Errorf("listing pods: %w", err)
@@ -259,8 +259,9 @@ func (c *clients) collectPodLogs(ctx context.Context, root string) error {
 			} else {
 				b.WriteString("(container never started: no logs)\n")
 			}
+			// A workload may print what its chart rendered from the values.
 			path := filepath.Join(root, "pods", tp.Pod.Namespace+"_"+tp.Pod.Name+"_"+t.Container+".log")
-			if err := privatefile.Write(path, []byte(b.String())); err != nil {
+			if err := privatefile.Write(path, []byte(scrub.All(b.String()))); err != nil {
 				errs = append(errs, err)
 			}
 		}

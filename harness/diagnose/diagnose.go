@@ -4,7 +4,8 @@
 // deeper look (every Flux object with status, events, controller and pod
 // logs, workload summary, Secret names — never Secret data; HelmRelease
 // values and post-build substitutions by key and digest; kind's node logs
-// with the node environment redacted by RedactKindLogs; owner-only modes).
+// with the node environment redacted and the values scrubbed by
+// RedactKindLogs; owner-only modes).
 package diagnose
 
 import (

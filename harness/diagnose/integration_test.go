@@ -8,12 +8,15 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flux-fleet/flux-fleet/harness/fluxobj"
 	"github.com/flux-fleet/flux-fleet/harness/internal/kindtest"
+	"github.com/flux-fleet/flux-fleet/harness/record"
 	"github.com/flux-fleet/flux-fleet/harness/testsupport"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -168,11 +171,32 @@ func TestIntegrationSummarizeAndCollect(t *testing.T) {
 	}
 
 	// kind's own export, redacted before it reaches the artifacts, as the
-	// harness does it.
+	// harness does it. The node's /var/log, which kind copies, holds the Flux
+	// controllers' logs: one that quotes the HelmRelease's value is planted
+	// there, as helm-controller writes Helm's schema errors.
+	node := c.Name + "-control-plane"
+	plantedLog := "/var/log/pods/flux-system_helm-controller-planted_0000/manager/0.log"
+	line := `2026-12-07T00:00:00Z stderr F {"level":"error","msg":"Reconciler error","error":"- at '/auth/password': '` + secretValue + `' does not match pattern '^x'"}`
+	if out, err := exec.CommandContext(ctx, "docker", "exec", node, "sh", "-c",
+		`mkdir -p "$(dirname "$1")" && printf '%s\n' "$2" > "$1"`, "sh", plantedLog, line).CombinedOutput(); err != nil {
+		t.Fatalf("planting a controller log in node %s: %v: %s", node, err, out)
+	}
+	fc, err := fluxobj.NewClients(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, err := record.ReadScrubbers(ctx, fc)
+	if err != nil {
+		t.Fatalf("reading the values to scrub: %v", err)
+	}
 	kindLogs := filepath.Join(root, "kind-logs")
 	start = time.Now()
-	if err := c.ExportRedactedLogs(ctx, kindLogs, RedactKindLogs); err != nil {
+	if err := c.ExportRedactedLogs(ctx, kindLogs, func(dir string) error { return RedactKindLogs(dir, values) }); err != nil {
 		t.Fatalf("ExportRedactedLogs: %v", err)
+	}
+	exported, err := os.ReadFile(filepath.Join(kindLogs, node, "pods", "flux-system_helm-controller-planted_0000", "manager", "0.log"))
+	if want := "'<" + digest + ">' does not match"; err != nil || !strings.Contains(string(exported), want) {
+		t.Errorf("the planted controller log as exported (%v): %q, want it with %q", err, exported, want)
 	}
 	t.Logf("ExportRedactedLogs took %s", time.Since(start).Round(time.Millisecond))
 	assertNodeEnvRedacted(t, filepath.Join(kindLogs, c.Name+"-control-plane", "inspect.json"))

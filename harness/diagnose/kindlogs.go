@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/flux-fleet/flux-fleet/harness/internal/redact"
+	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
 // Redacted replaces a value the artifacts must not carry.
@@ -27,13 +28,16 @@ const inspectFile = "inspect.json"
 // (cluster.ExportRedactedLogs runs it before the logs move into the
 // artifacts) fit to upload: in every inspect.json each Config.Env
 // entry keeps its name and its value becomes "<redacted>"; in every file,
-// the credentials of a URL (http://user:pass@proxy) become "<redacted>";
-// files are made 0600 and directories 0700, dir included. Symbolic links
+// the credentials of a URL (http://user:pass@proxy) become "<redacted>",
+// and each value of values (the environment's, see record.Scrubbers; nil
+// for raw values) its digest: kind copies the nodes' /var/log, the Flux
+// controllers' logs among them, and helm-controller logs Helm's errors,
+// which quote values. Files are made 0600 and directories 0700, dir included. Symbolic links
 // are left alone, never followed. A file that cannot be made safe is
 // removed and named in the returned error. It is local file work and runs
 // to its end whatever became of the run: stopping halfway would leave the
 // rest unredacted.
-func RedactKindLogs(dir string) error {
+func RedactKindLogs(dir string, values *record.Scrubbers) error {
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil // the export wrote nothing
 	}
@@ -51,7 +55,7 @@ func RedactKindLogs(dir string) error {
 				errs = append(errs, fmt.Errorf("making directory %s private: %w", path, err))
 			}
 		case d.Type().IsRegular():
-			if err := redactLogFile(path, d.Name() == inspectFile); err != nil {
+			if err := redactLogFile(path, d.Name() == inspectFile, values); err != nil {
 				errs = append(errs, withhold(path, err))
 			}
 		}
@@ -72,7 +76,7 @@ func withhold(path string, cause error) error {
 // redactLogFile rewrites path without its secrets (inspect says it is a
 // docker inspect document) and makes it 0600. A file with nothing to redact
 // is left as it is.
-func redactLogFile(path string, inspect bool) error {
+func redactLogFile(path string, inspect bool, values *record.Scrubbers) error {
 	if err := os.Chmod(path, fileMode); err != nil {
 		return fmt.Errorf("making it private: %w", err)
 	}
@@ -90,11 +94,11 @@ func redactLogFile(path string, inspect bool) error {
 			return true, err
 		})
 	}
-	found, err := scrubURLCredentials(path, io.Discard)
+	found, err := scrubLines(path, io.Discard, values)
 	if err != nil || !found {
 		return err
 	}
-	return replaceFile(path, func(w io.Writer) (bool, error) { return scrubURLCredentials(path, w) })
+	return replaceFile(path, func(w io.Writer) (bool, error) { return scrubLines(path, w, values) })
 }
 
 // redactInspect rewrites `docker inspect` output (a JSON list of containers)
@@ -156,11 +160,11 @@ func redactEnv(raw json.RawMessage) (json.RawMessage, error) {
 	return json.Marshal(env)
 }
 
-// scrubURLCredentials copies path to w with URL credentials redacted, line by
-// line (journals run to many megabytes); it reports whether anything changed.
-// With io.Discard it only looks, so that files without credentials are not
-// rewritten.
-func scrubURLCredentials(path string, w io.Writer) (bool, error) {
+// scrubLines copies path to w with URL credentials redacted and every value
+// of values replaced, line by line (journals run to many megabytes); it
+// reports whether anything changed. With io.Discard it only looks, so that
+// files with nothing to hide are not rewritten.
+func scrubLines(path string, w io.Writer, values *record.Scrubbers) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, err
@@ -177,6 +181,9 @@ func scrubURLCredentials(path string, w io.Writer) (bool, error) {
 				if out := redact.URLCredentials(line); !bytes.Equal(out, line) {
 					line, changed = out, true
 				}
+			}
+			if out := values.All(string(line)); out != string(line) {
+				line, changed = []byte(out), true
 			}
 			if _, werr := w.Write(line); werr != nil {
 				return false, werr

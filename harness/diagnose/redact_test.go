@@ -77,6 +77,13 @@ func recordClients() *fluxobj.Clients {
 	return &fluxobj.Clients{Dynamic: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, objs...), Kube: kubefake.NewClientset()}
 }
 
+// controllerLogLine is helm-controller's log line for the rejected values,
+// as the container runtime writes it: JSON, the message's line breaks escaped.
+var controllerLogLine = func() string {
+	msg, _ := json.Marshal(map[string]string{"level": "error", "msg": "Reconciler error", "error": rejected})
+	return "2026-11-26T06:00:00.000000000Z stderr F " + string(msg) + "\n"
+}()
+
 // node is a node container as `docker inspect` shows it, its environment
 // carrying proxy credentials.
 func node() map[string]any {
@@ -113,8 +120,14 @@ func writeKindLogs(t *testing.T, root string) string {
 		filepath.Join(nodeDir, "journal.log"): "kubelet started\nfetching https://registry.example/v2/ as https://user@registry.example/v2/\n" +
 			"Environment: HTTPS_PROXY=fleet:" + planted + "@proxy.example:3128\n",
 		filepath.Join(nodeDir, "pods", "kubelet.log"): "no credentials here: https://registry.example/v2/\n",
+		// helm-controller's own log, as the node's /var/log/pods holds it:
+		// it logs the error it puts in the Ready condition.
+		filepath.Join(nodeDir, "pods", "flux-system_helm-controller-5b8f_0a1b", "manager", "0.log"): controllerLogLine,
 	}
 	for path, content := range files {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +174,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(kindLogs, "staging-control-plane", "pods", "link.log")); err != nil {
 		t.Fatal(err)
 	}
-	if err := RedactKindLogs(kindLogs); err != nil {
+	if err := RedactKindLogs(kindLogs, record.NewScrubbers(plantedObjects())); err != nil {
 		t.Fatalf("RedactKindLogs: %v", err)
 	}
 
@@ -193,6 +206,7 @@ func TestArtifactsHoldNoSecrets(t *testing.T) {
 		{filepath.Join(kindLogs, "docker-info.txt"), "HTTP Proxy: http://<redacted>@proxy.example:3128\n"},
 		{filepath.Join(kindLogs, "staging-control-plane", "journal.log"), "as https://<redacted>@registry.example/v2/\n"},
 		{filepath.Join(kindLogs, "staging-control-plane", "journal.log"), "HTTPS_PROXY=<redacted>@proxy.example:3128\n"},
+		{filepath.Join(kindLogs, "staging-control-plane", "pods", "flux-system_helm-controller-5b8f_0a1b", "manager", "0.log"), quoted},
 	} {
 		if !strings.Contains(all[want.file], want.text) {
 			t.Errorf("%s lacks %q:\n%s", want.file, want.text, all[want.file])
@@ -282,7 +296,7 @@ func TestRedactKindLogsWithholdsUnreadableInspect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	err := RedactKindLogs(dir)
+	err := RedactKindLogs(dir, nil)
 	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "not a docker inspect document") || !strings.Contains(err.Error(), "file removed") {
 		t.Fatalf("RedactKindLogs = %v, want an error naming %s, why, and that it was removed", err, bad)
 	}
@@ -290,13 +304,13 @@ func TestRedactKindLogsWithholdsUnreadableInspect(t *testing.T) {
 		t.Errorf("%s was kept: %v", bad, statErr)
 	}
 	// docker's own error message holds no environment: kept as written.
-	if err := RedactKindLogs(filepath.Dir(gone)); err != nil {
+	if err := RedactKindLogs(filepath.Dir(gone), nil); err != nil {
 		t.Fatalf("RedactKindLogs of an error message: %v", err)
 	}
 	if data, _ := os.ReadFile(gone); string(data) != errText {
 		t.Errorf("docker's error message became %q", data)
 	}
-	if err := RedactKindLogs(filepath.Join(t.TempDir(), "never-exported")); err != nil {
+	if err := RedactKindLogs(filepath.Join(t.TempDir(), "never-exported"), nil); err != nil {
 		t.Errorf("RedactKindLogs of a directory the export never wrote: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flux-fleet/flux-fleet/harness/diagnose"
 	"github.com/flux-fleet/flux-fleet/harness/internal/privatefile"
+	"github.com/flux-fleet/flux-fleet/harness/record"
 )
 
 // diagnoseTimeout bounds the diagnostics of one environment.
@@ -67,13 +68,27 @@ func (d *diagnostics) summarize(ctx context.Context, e *Environment) string {
 	if err := diagnose.CollectArtifactsWith(ctx, e.Name, e.Config(), dir, diagnose.Options{RawValues: d.opts.RawValues}); err != nil {
 		summary += fmt.Sprintf("\n(artifacts incomplete: %v)", err)
 	}
-	// The nodes' environment (proxy credentials) is redacted before the
-	// logs reach the artifacts; logs that cannot be redacted are not kept.
+	// The nodes' environment (proxy credentials) and the fleet's values
+	// (the controllers' logs in the nodes' /var/log quote them) are redacted
+	// before the logs reach the artifacts; logs that cannot be redacted are
+	// not kept.
 	kindLogs := filepath.Join(dir, e.Name, "kind-logs")
-	if err := e.Cluster.ExportRedactedLogs(ctx, kindLogs, diagnose.RedactKindLogs); err != nil {
+	if values, err := d.valuesToScrub(ctx, e); err != nil {
+		summary += fmt.Sprintf("\n(kind node logs not exported: %v; E2E_ARTIFACTS_RAW_VALUES=true keeps them unscrubbed)", err)
+	} else if err := e.Cluster.ExportRedactedLogs(ctx, kindLogs, func(dir string) error { return diagnose.RedactKindLogs(dir, values) }); err != nil {
 		summary += fmt.Sprintf("\n(kind node logs not exported, or withheld: %v)", err)
 	}
 	return summary + fmt.Sprintf("\nartifacts: %s\nkubeconfig: %s", filepath.Join(dir, e.Name), e.Cluster.KubeconfigPath)
+}
+
+// valuesToScrub are the Scrubbers of e's Flux objects, nil with raw values;
+// values that cannot be read are an error, since the logs would then keep
+// them.
+func (d *diagnostics) valuesToScrub(ctx context.Context, e *Environment) (*record.Scrubbers, error) {
+	if d.opts.RawValues {
+		return nil, nil
+	}
+	return record.ReadScrubbers(ctx, e.Clients)
 }
 
 // makePrivateDirs creates each of dirs (and their parents) 0700, and makes

@@ -25,16 +25,27 @@ const plantedProxy = "PLANTED-proxy-pw-51d7"
 // artifact is private.
 func TestSummarizeOutOfTimeLeavesNoKindLogsUnredacted(t *testing.T) {
 	kind := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, true)
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	// An API server that lets the run read the fleet's values (none) and
+	// nothing else.
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/helmreleases") || strings.HasSuffix(r.URL.Path, "/kustomizations") {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"apiVersion":"v1","kind":"List","metadata":{},"items":[]}`))
+			return
+		}
 		http.Error(w, "forbidden", http.StatusForbidden)
 	}))
 	defer api.Close()
+	clients, err := fluxobj.NewClients(&rest.Config{Host: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
 	artifacts := filepath.Join(t.TempDir(), "artifacts")
 	d := &diagnostics{opts: Options{ArtifactsDir: artifacts}}
 	e := &Environment{
 		Name:    "staging",
 		Cluster: &cluster.Cluster{Name: "hx-fake"},
-		Clients: &fluxobj.Clients{Config: &rest.Config{Host: api.URL}},
+		Clients: clients,
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
@@ -45,5 +56,31 @@ func TestSummarizeOutOfTimeLeavesNoKindLogsUnredacted(t *testing.T) {
 	}
 	testsupport.WaitFor(t, "kind's inspect", func() bool { _, err := os.Stat(kind.Done); return err == nil })
 	testsupport.WaitFor(t, "the temporary directory's removal", func() bool { entries, _ := os.ReadDir(kind.TmpDir); return len(entries) == 0 })
+	testsupport.AssertPrivateTree(t, artifacts, plantedProxy)
+}
+
+// Diagnostics that cannot read the fleet's values export no kind logs: the
+// controllers' logs in them could quote those values unscrubbed.
+func TestSummarizeWithoutValuesExportsNoKindLogs(t *testing.T) {
+	kind := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, false)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "forbidden", http.StatusForbidden)
+	}))
+	defer api.Close()
+	clients, err := fluxobj.NewClients(&rest.Config{Host: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	artifacts := filepath.Join(t.TempDir(), "artifacts")
+	d := &diagnostics{opts: Options{ArtifactsDir: artifacts}}
+	e := &Environment{Name: "staging", Cluster: &cluster.Cluster{Name: "hx-fake"}, Clients: clients}
+	summary := d.summarize(t.Context(), e)
+	if !strings.Contains(summary, "(kind node logs not exported: reading the values to scrub: listing HelmReleases: ") ||
+		!strings.Contains(summary, "E2E_ARTIFACTS_RAW_VALUES=true keeps them unscrubbed)") {
+		t.Errorf("the summary does not say why kind's logs were not exported:\n%s", summary)
+	}
+	if _, err := os.Stat(kind.Done); err == nil {
+		t.Error("kind's export ran although the values to scrub its logs of could not be read")
+	}
 	testsupport.AssertPrivateTree(t, artifacts, plantedProxy)
 }
