@@ -9,6 +9,7 @@ package scenarios
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,10 +102,10 @@ func bringUp(t *testing.T, opts fleetenv.Options) (*fleetenv.Run, *fleetenv.Envi
 	return run, e, took
 }
 
-// newRun prepares a run whose progress goes to owner's log and whose
-// clusters are deleted when owner ends.
-func newRun(owner *testing.T, opts fleetenv.Options) *fleetenv.Run {
-	run := fleetenv.New(opts, testWriter{owner})
+// newRun prepares a run whose progress goes to owner's log (and also) and
+// whose clusters are deleted when owner ends.
+func newRun(owner *testing.T, opts fleetenv.Options, also ...io.Writer) *fleetenv.Run {
+	run := fleetenv.New(opts, io.MultiWriter(append([]io.Writer{testWriter{owner}}, also...)...))
 	owner.Cleanup(func() {
 		run.MarkFailed() // every scenario fails on purpose: keep only if E2E_KEEP=always
 		if err := run.Down(context.Background()); err != nil {
@@ -176,6 +177,9 @@ func TestBrokenFleetsFailFast(t *testing.T) {
 			assertFailedFast(t, e, took, tt.want)
 			dir, rep := fleetReport(t, shared.run, tt.fleet)
 			assertFailureReported(t, dir, rep, tt.want)
+			if tt.fleet == "helm-bad-value" {
+				assertPlantedValueHidden(t, e, shared)
+			}
 			if slices.Contains(inBrowser, tt.fleet) {
 				t.Run("report-in-a-browser", func(t *testing.T) { lookAtFailedReport(t, dir, stagingOf(t, rep).Failure) })
 			}
@@ -195,6 +199,7 @@ type sharedCluster struct {
 	configure func(*fleetenv.Options)
 	served    string
 	run       *fleetenv.Run
+	log       testsupport.SyncBuffer // what run wrote
 	last      string
 	// dirty: a fleet could not be cleared or published; those after it
 	// would be judged on a cluster in an unknown state.
@@ -223,7 +228,7 @@ func (s *sharedCluster) bringUp(t *testing.T, name string) (*fleetenv.Environmen
 		}
 		opts.ArtifactsDir = sharedArtifactsDir(s.owner, opts.ArtifactsDir)
 		requireKit(t, opts)
-		s.run = newRun(s.owner, opts)
+		s.run = newRun(s.owner, opts, &s.log)
 		s.dirty = true // until the bring-up returned
 		e, took := up(t, s.run)
 		s.dirty = false
@@ -340,7 +345,8 @@ func TestPreflightStopsBrokenFleets(t *testing.T) {
 		{"helm-no-version", preflight.Finding{File: "infrastructure/redis/release.yaml", Object: helmRelease("redis", "redis"),
 			Reason: `spec.chart.spec.version ">=9.0.0": no tag matches at oci://` + chartserver.InClusterHost + `/charts/redis (newest: 0.1.0)`}},
 		{"helm-bad-value", preflight.Finding{File: "infrastructure/nginx/release.yaml", Object: helmRelease("nginx", "nginx"),
-			Reason: "values rejected by values.schema.json of chart nginx 0.1.0: nginx: at '/replicaCount': got string, want integer"}},
+			Reason: "values rejected by values.schema.json of chart nginx 0.1.0: nginx: at '/clusterDomain': '<" + testsupport.PlantedValueDigest +
+				">' does not match pattern " + testsupport.PlantedValuePattern + "; nginx: at '/replicaCount': got string, want integer"}},
 		// Offline the clusters can pull nothing: an image the kit did not
 		// build is a finding without asking a registry.
 		{"helm-missing-image", preflight.Finding{File: "apps/base/podinfo/release.yaml", Object: helmRelease("podinfo", "podinfo"),

@@ -518,6 +518,8 @@ func (r *runner) checkSchemas(env string, hrObj *validate.Object, chrt *chart.Ch
 	if len(problems) == 0 {
 		return nil
 	}
+	// The schema library reports a value's problems in no fixed order.
+	slices.Sort(problems)
 	f := finding(env, hrObj, false, "values rejected by values.schema.json of %s: %s", label, strings.Join(problems, "; "))
 	return &f
 }
