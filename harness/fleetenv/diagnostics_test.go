@@ -25,21 +25,7 @@ const plantedProxy = "PLANTED-proxy-pw-51d7"
 // artifact is private.
 func TestSummarizeOutOfTimeLeavesNoKindLogsUnredacted(t *testing.T) {
 	kind := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, true)
-	// An API server that lets the run read the fleet's values (none) and
-	// nothing else.
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, "/helmreleases") || strings.HasSuffix(r.URL.Path, "/kustomizations") {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write([]byte(`{"apiVersion":"v1","kind":"List","metadata":{},"items":[]}`))
-			return
-		}
-		http.Error(w, "forbidden", http.StatusForbidden)
-	}))
-	defer api.Close()
-	clients, err := fluxobj.NewClients(&rest.Config{Host: api.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clients := forbiddingAPI(t, true)
 	artifacts := filepath.Join(t.TempDir(), "artifacts")
 	d := &diagnostics{opts: Options{ArtifactsDir: artifacts}}
 	e := &Environment{
@@ -63,14 +49,7 @@ func TestSummarizeOutOfTimeLeavesNoKindLogsUnredacted(t *testing.T) {
 // controllers' logs in them could quote those values unscrubbed.
 func TestSummarizeWithoutValuesExportsNoKindLogs(t *testing.T) {
 	kind := testsupport.FakeKindLogExport(t, "hx-fake", plantedProxy, false)
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "forbidden", http.StatusForbidden)
-	}))
-	defer api.Close()
-	clients, err := fluxobj.NewClients(&rest.Config{Host: api.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	clients := forbiddingAPI(t, false)
 	artifacts := filepath.Join(t.TempDir(), "artifacts")
 	d := &diagnostics{opts: Options{ArtifactsDir: artifacts}}
 	e := &Environment{Name: "staging", Cluster: &cluster.Cluster{Name: "hx-fake"}, Clients: clients}
@@ -83,4 +62,24 @@ func TestSummarizeWithoutValuesExportsNoKindLogs(t *testing.T) {
 		t.Error("kind's export ran although the values to scrub its logs of could not be read")
 	}
 	testsupport.AssertPrivateTree(t, artifacts, plantedProxy)
+}
+
+// forbiddingAPI is the clients of an API server that forbids every request
+// but, with values, the lists of HelmReleases and Kustomizations (none).
+func forbiddingAPI(t *testing.T, values bool) *fluxobj.Clients {
+	t.Helper()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if values && (strings.HasSuffix(r.URL.Path, "/helmreleases") || strings.HasSuffix(r.URL.Path, "/kustomizations")) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"apiVersion":"v1","kind":"List","metadata":{},"items":[]}`))
+			return
+		}
+		http.Error(w, "forbidden", http.StatusForbidden)
+	}))
+	t.Cleanup(api.Close)
+	clients, err := fluxobj.NewClients(&rest.Config{Host: api.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return clients
 }

@@ -149,26 +149,15 @@ func runChild(t *testing.T, bound time.Duration, interrupt bool, args ...string)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), mainChildVar+"=1")
 	var errBuf bytes.Buffer
-	cmd.Stderr = &errBuf
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", os.Args[0], err)
-	}
-	line := make([]byte, 256)
-	n, _ := pipe.Read(line) // the child's first line: Main has set up the signal context
+	cmd, pipe, first := startChild(t, exec.CommandContext(ctx, os.Args[0], args...), &errBuf)
 	if interrupt {
 		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 			t.Fatalf("interrupting the child: %v", err)
 		}
 	}
 	rest, _ := io.ReadAll(pipe)
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("the child did not exit within %s; stderr:\n%s", bound, errBuf.String())
 	}
@@ -176,15 +165,16 @@ func runChild(t *testing.T, bound time.Duration, interrupt bool, args ...string)
 	if err != nil && !errors.As(err, &exit) {
 		t.Fatalf("running the child: %v", err)
 	}
-	return string(line[:n]) + string(rest), cmd.ProcessState.ExitCode()
+	return first + string(rest), cmd.ProcessState.ExitCode()
 }
 
-// TestSecondInterruptKills: a run busy in code that ignores its context
-// (kustomize builds) must still die on the second Ctrl-C.
-func TestSecondInterruptKills(t *testing.T) {
-	const bound = 20 * time.Second // far above a process start, below a test timeout
-	cmd := exec.Command(os.Args[0], "busy")
+// startChild starts cmd, this test binary as Main's child, and returns it
+// with its stdout once the child printed its first line, which says Main
+// has set up the signal context.
+func startChild(t *testing.T, cmd *exec.Cmd, stderr io.Writer) (*exec.Cmd, io.Reader, string) {
+	t.Helper()
 	cmd.Env = append(os.Environ(), mainChildVar+"=1")
+	cmd.Stderr = stderr
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +183,15 @@ func TestSecondInterruptKills(t *testing.T) {
 		t.Fatalf("starting %s: %v", os.Args[0], err)
 	}
 	line := make([]byte, 256)
-	_, _ = pipe.Read(line) // the child's first line: Main has set up the signal context
+	n, _ := pipe.Read(line)
+	return cmd, pipe, string(line[:n])
+}
+
+// TestSecondInterruptKills: a run busy in code that ignores its context
+// (kustomize builds) must still die on the second Ctrl-C.
+func TestSecondInterruptKills(t *testing.T) {
+	const bound = 20 * time.Second // far above a process start, below a test timeout
+	cmd, pipe, _ := startChild(t, exec.Command(os.Args[0], "busy"), io.Discard)
 	exited := make(chan error, 1)
 	go func() {
 		_, _ = io.Copy(io.Discard, pipe)
