@@ -164,8 +164,8 @@ func checkOptions() []option {
 }
 
 // trustedDirNote says why a directory on the way may be refused.
-const trustedDirNote = "Refused when a directory on the way to it is another user's, or writable by every user without the sticky bit: " +
-	"that user could swap what the run writes (kubeconfigs with admin credentials) for links elsewhere. " +
+const trustedDirNote = "Refused when a directory on the way to it is another user's, or writable by every user without the sticky bit, " +
+	"or by a group other than root's and your own (named after you): that user could swap what the run writes (kubeconfigs with admin credentials) for links elsewhere. " +
 	"Running as root through sudo, the user who ran sudo counts as yours (so `sudo make test` works in your own checkout)."
 
 func fileOptions() []option {

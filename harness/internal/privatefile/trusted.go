@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,26 +19,55 @@ const maxLinks = 40
 
 // Trust names the users whose directories a run may write below: the
 // effective user, root, and, when root runs through sudo, the user who
-// invoked it (they could become root anyway).
+// invoked it (they could become root anyway); and the groups whose members
+// may write there: root's and those users' own.
 type Trust struct {
 	UIDs []uint32
 	GIDs []uint32
 }
 
-// CurrentTrust is the Trust of this process: its effective user and group,
-// root, and SUDO_UID/SUDO_GID when the process runs as root.
+// CurrentTrust is the Trust of this process: its effective user, root, and
+// SUDO_UID when the process runs as root; root's group, and the effective
+// group (SUDO_GID) when it is that user's own.
 func CurrentTrust() Trust {
-	t := Trust{UIDs: []uint32{0, uint32(os.Geteuid())}, GIDs: []uint32{0, uint32(os.Getegid())}}
-	if os.Geteuid() != 0 {
+	uid, gid := os.Geteuid(), os.Getegid()
+	t := Trust{UIDs: []uint32{0, uint32(uid)}, GIDs: []uint32{0}}
+	if ownGroup(uid, gid) {
+		t.GIDs = append(t.GIDs, uint32(gid))
+	}
+	if uid != 0 {
 		return t
 	}
-	if id, err := strconv.ParseUint(os.Getenv("SUDO_UID"), 10, 32); err == nil {
-		t.UIDs = append(t.UIDs, uint32(id))
+	sudoUID, err := strconv.ParseUint(os.Getenv("SUDO_UID"), 10, 32)
+	if err != nil {
+		return t
 	}
-	if id, err := strconv.ParseUint(os.Getenv("SUDO_GID"), 10, 32); err == nil {
-		t.GIDs = append(t.GIDs, uint32(id))
+	t.UIDs = append(t.UIDs, uint32(sudoUID))
+	if sudoGID, err := strconv.ParseUint(os.Getenv("SUDO_GID"), 10, 32); err == nil && ownGroup(int(sudoUID), int(sudoGID)) {
+		t.GIDs = append(t.GIDs, uint32(sudoGID))
 	}
 	return t
+}
+
+// ownGroup reports whether group gid is user uid's own: named after the
+// user, as Debian and Fedora give each user a group of its own. Members of
+// a shared group (users, staff) could swap what a run writes in a
+// directory their group may write.
+func ownGroup(uid, gid int) bool {
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return false
+	}
+	g, err := user.LookupGroupId(strconv.Itoa(gid))
+	return err == nil && g.Name == u.Username
+}
+
+// groupName is "name (gid)", or the gid alone when it has no name.
+func groupName(gid uint32) string {
+	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10)); err == nil {
+		return fmt.Sprintf("%s (%d)", g.Name, gid)
+	}
+	return strconv.FormatUint(uint64(gid), 10)
 }
 
 // UntrustedError says which directory on the way to Path another user
@@ -123,7 +153,7 @@ func (t Trust) checkDir(orig, dir string) error {
 	case perm&0o002 != 0 && !sticky:
 		return &UntrustedError{Path: orig, Dir: dir, Reason: "is writable by every user (mode " + perm.String() + ", no sticky bit)"}
 	case perm&0o020 != 0 && !sticky && !slices.Contains(t.GIDs, st.Gid):
-		return &UntrustedError{Path: orig, Dir: dir, Reason: fmt.Sprintf("is writable by group %d", st.Gid)}
+		return &UntrustedError{Path: orig, Dir: dir, Reason: "is writable by group " + groupName(st.Gid)}
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package privatefile
 import (
 	"errors"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -103,4 +105,46 @@ func TestCheckTrustedFollowsLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantUntrusted(t, selfTrust().CheckTrusted(filepath.Join(own, ".work", "artifacts")), elsewhere, "owned by uid 54321")
+}
+
+// TestSharedGroupIsNotTrusted: a directory its group may write is trusted
+// only when that group is root's or the user's own; a shared group's other
+// members could swap what the run writes there.
+func TestSharedGroupIsNotTrusted(t *testing.T) {
+	root, err := user.LookupId("0")
+	if err != nil {
+		t.Skipf("no user 0 to look up: %v", err)
+	}
+	rootGroup, err := user.LookupGroupId("0")
+	if err != nil || rootGroup.Name != root.Username {
+		t.Skipf("root's group is not named after root here: %v", err)
+	}
+	if !ownGroup(0, 0) {
+		t.Error("root's own group is not root's")
+	}
+	if ownGroup(0, foreignUID) {
+		t.Errorf("group %d (no such group) counts as root's own", foreignUID)
+	}
+	shared, err := user.LookupGroup("users")
+	if err != nil {
+		t.Skipf("no shared group users here: %v", err)
+	}
+	gid, _ := strconv.Atoi(shared.Gid)
+	if ownGroup(os.Geteuid(), gid) {
+		t.Errorf("the shared group users counts as uid %d's own", os.Geteuid())
+	}
+	if os.Geteuid() != 0 {
+		return // only root can give a directory to group users
+	}
+	dir := filepath.Join(t.TempDir(), "team")
+	if err := os.Mkdir(dir, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, -1, gid); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o770); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	wantUntrusted(t, CurrentTrust().CheckTrusted(filepath.Join(dir, "work")), dir, "is writable by group users ("+shared.Gid+")")
 }
