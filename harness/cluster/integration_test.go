@@ -120,8 +120,15 @@ func reportDelete(t *testing.T, what string, err error) {
 	}
 }
 
+// requireNodesReady waits up to timeout for every node to be Ready. With
+// timeout 0 the first answer must show them Ready; failed requests are
+// still retried for a while, an API server on a loaded machine being slow.
 func requireNodesReady(t *testing.T, kubeconfig string, timeout time.Duration) {
 	t.Helper()
+	atOnce := timeout == 0
+	if atOnce {
+		timeout = 30 * time.Second
+	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatalf("loading %s: %v", kubeconfig, err)
@@ -134,15 +141,20 @@ func requireNodesReady(t *testing.T, kubeconfig string, timeout time.Duration) {
 	for {
 		list, err := cs.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
 		ready := err == nil && len(list.Items) > 0
+		var notReady []string
 		if err == nil {
 			for _, n := range list.Items {
 				if !nodeReady(n) {
 					ready = false
+					notReady = append(notReady, n.Name)
 				}
 			}
 		}
 		if ready {
 			return
+		}
+		if err == nil && atOnce {
+			t.Fatalf("nodes of %s not Ready at once: %d node(s), not Ready: %v", kubeconfig, len(list.Items), notReady)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("nodes of %s not Ready after %s (last error %v)", kubeconfig, timeout, err)
@@ -245,7 +257,7 @@ func TestIntegrationCreateLoadReuseDelete(t *testing.T) {
 		t.Fatalf("%s: no RESTConfig", c.Name)
 	}
 	// Create waited for Ready itself: no wait here.
-	requireNodesReady(t, c.KubeconfigPath, time.Second)
+	requireNodesReady(t, c.KubeconfigPath, 0)
 	// And for the Service network: the API server answers on the
 	// kubernetes Service from the node now.
 	if c.ServiceNetworkTook <= 0 {
