@@ -32,8 +32,8 @@ const inspectFile = "inspect.json"
 // and each value of values (the environment's, see record.Scrubbers; nil
 // for raw values) its digest: kind copies the nodes' /var/log, the Flux
 // controllers' logs among them, and helm-controller logs Helm's errors,
-// which quote values. Files are made 0600 and directories 0700, dir included. Symbolic links
-// are left alone, never followed. A file that cannot be made safe is
+// which quote values. Files are made 0600 and directories 0700, dir
+// included. Symbolic links are left alone, never followed. A file that cannot be made safe is
 // removed and named in the returned error. It is local file work and runs
 // to its end whatever became of the run: stopping halfway would leave the
 // rest unredacted.
